@@ -1,0 +1,51 @@
+#include "common/admin_token.h"
+
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "common/file_util.h"
+
+namespace plyr {
+
+boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
+                                                    const std::filesystem::path& data_dir, std::string* error) {
+  if (!configured.empty()) return AdminToken{std::string(configured), {}};
+  if (sodium_init() < 0) return boost::system::errc::make_error_code(boost::system::errc::not_supported);
+
+  const auto path = data_dir / "admin-token";
+  struct stat st{};
+  if (::stat(path.c_str(), &st) == 0) {
+    if ((st.st_mode & 077) != 0) {
+      *error = path.string() + " is readable by group or others; chmod 600 it (or replace the token)";
+      return boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+    }
+    auto text = ReadSmallFile(path, 4096);
+    if (!text) {
+      *error = "cannot read " + path.string() + ": " + text.error().message();
+      return text.error();
+    }
+    std::string token = *text;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    if (token.size() < 16) {
+      *error = path.string() + " holds no usable token (fewer than 16 characters)";
+      return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    }
+    return AdminToken{token, path};
+  }
+
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  char encoded[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(encoded, sizeof encoded, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  std::string token(encoded);
+  std::error_code fec;
+  std::filesystem::create_directories(data_dir, fec);
+  if (auto ec = WriteFileAtomically(path, token + "\n", 0600)) {
+    *error = "cannot write " + path.string() + ": " + ec.message();
+    return ec;
+  }
+  return AdminToken{token, path};
+}
+
+}  // namespace plyr

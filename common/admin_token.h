@@ -1,0 +1,27 @@
+// The admin bearer token that guards admin and job APIs in every service.
+//
+// Resolution: a configured token (PLYR_ADMIN_TOKEN, --admin-token or the config file) wins;
+// otherwise the token stored in <data>/admin-token is used, created on first start with 32
+// random bytes (base64url) and owner-only permissions. The token itself is never logged; only
+// the path of the file that holds it.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <boost/system/result.hpp>
+
+namespace plyr {
+
+struct AdminToken {
+  std::string value;
+  std::filesystem::path generated_at;  // set when the token came from (or was written to) the data folder
+};
+
+// Returns the token to enforce. Fails if the stored file cannot be read or created, or if it is
+// readable by group or others (a token that leaked is not silently used).
+boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
+                                                    const std::filesystem::path& data_dir, std::string* error);
+
+}  // namespace plyr

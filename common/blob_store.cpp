@@ -1,0 +1,142 @@
+#include "common/blob_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <random>
+
+#include <boost/asio/stream_file.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/write.hpp>
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+namespace plyr {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct EvpDeleter {
+  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+};
+
+std::string TempName() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("upload-{:016x}-{}", rng(), counter.fetch_add(1));
+}
+
+}  // namespace
+
+struct BlobStore::Writer::State {
+  fs::path root;
+  fs::path temp_path;
+  asio::stream_file file;
+  std::unique_ptr<EVP_MD_CTX, EvpDeleter> sha{EVP_MD_CTX_new()};
+  bool committed = false;
+
+  State(const asio::any_io_executor& ex, fs::path r, fs::path t)
+      : root(std::move(r)), temp_path(std::move(t)), file(ex) {}
+};
+
+bool BlobStore::IsValidId(std::string_view id) {
+  if (id.size() != 16) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+boost::system::result<std::unique_ptr<BlobStore>> BlobStore::Open(const fs::path& root) {
+  std::error_code ec;
+  fs::create_directories(root / ".tmp", ec);
+  if (ec) return boost::system::error_code(ec.value(), boost::system::system_category());
+  // Anything in .tmp is an upload that never committed (a crash or kill): it has no id yet.
+  for (const auto& entry : fs::directory_iterator(root / ".tmp", ec)) fs::remove(entry.path(), ec);
+  return std::unique_ptr<BlobStore>(new BlobStore(root));
+}
+
+fs::path BlobStore::PathFor(std::string_view id) const {
+  return root_ / std::string(id.substr(0, 2)) / std::string(id);
+}
+
+bool BlobStore::Contains(std::string_view id) const {
+  struct stat st{};
+  return IsValidId(id) && ::stat(PathFor(id).c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+boost::system::result<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_view id) const {
+  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  auto fd = OpenFile(PathFor(id), O_RDONLY);
+  if (!fd) return fd.error();
+  struct stat st{};
+  if (::fstat(fd->get(), &st) != 0) return LastError();
+  OpenBlob blob;
+  blob.fd = std::move(*fd);
+  blob.size = static_cast<std::uint64_t>(st.st_size);
+  blob.mtime_seconds = st.st_mtim.tv_sec;
+  return blob;
+}
+
+boost::system::result<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
+  auto state = std::make_unique<Writer::State>(executor, root_, root_ / ".tmp" / TempName());
+  boost::system::error_code ec;
+  state->file.open(state->temp_path.string(),
+                   asio::file_base::write_only | asio::file_base::create | asio::file_base::exclusive, ec);
+  if (ec) return ec;
+  if (!state->sha || EVP_DigestInit_ex(state->sha.get(), EVP_sha256(), nullptr) != 1) {
+    return boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+  }
+  return std::unique_ptr<Writer>(new Writer(std::move(state)));
+}
+
+BlobStore::Writer::Writer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+BlobStore::Writer::~Writer() {
+  if (state_ && !state_->committed) {
+    boost::system::error_code ignored;
+    state_->file.close(ignored);
+    ::unlink(state_->temp_path.c_str());
+  }
+}
+
+asio::awaitable<boost::system::error_code> BlobStore::Writer::Write(std::span<const char> bytes) {
+  if (state_->committed) co_return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
+  EVP_DigestUpdate(state_->sha.get(), bytes.data(), bytes.size());
+  auto [ec, n] = co_await asio::async_write(state_->file, asio::buffer(bytes.data(), bytes.size()),
+                                            asio::as_tuple(asio::use_awaitable));
+  size_ += n;
+  co_return ec;
+}
+
+boost::system::result<BlobInfo> BlobStore::Writer::Commit() {
+  if (state_->committed) return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
+  boost::system::error_code ec;
+  state_->file.sync_all(ec);
+  if (ec) return ec;
+  state_->file.close(ec);
+  if (ec) return ec;
+
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int digest_len = 0;
+  EVP_DigestFinal_ex(state_->sha.get(), digest, &digest_len);
+  std::string id;
+  for (int i = 0; i < 8; ++i) id += fmt::format("{:02x}", digest[i]);
+
+  fs::path dir = state_->root / id.substr(0, 2);
+  std::error_code fec;
+  fs::create_directories(dir, fec);
+  if (fec) return boost::system::error_code(fec.value(), boost::system::system_category());
+  fs::path final_path = dir / id;
+  // Same bytes, same name: renaming over an existing blob replaces it with identical content.
+  if (::rename(state_->temp_path.c_str(), final_path.c_str()) != 0) return LastError();
+  state_->committed = true;
+  if (auto sec = SyncDirectory(dir)) return sec;
+  return BlobInfo{id, size_};
+}
+
+}  // namespace plyr

@@ -1,0 +1,81 @@
+// BlobStore: content-addressed files on local disk.
+//
+// A blob's id is the first 16 hex characters of the SHA-256 of its bytes (plyr.fm's file_id
+// scheme). Bytes are streamed into a temporary file, hashed on the way, fsynced, then renamed
+// into place and the directory fsynced: a crash at any point leaves either no file under the id
+// or the complete one, never a partial file. Leftover temporaries are removed by Open().
+//
+// Layout: <root>/<id[0..2]>/<id>, temporaries in <root>/.tmp/.
+// Thread-safe: writers are independent; committing the same bytes twice is idempotent.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/result.hpp>
+
+#include "common/file_util.h"
+#include "common/net.h"
+
+namespace plyr {
+
+struct BlobInfo {
+  std::string file_id;
+  std::uint64_t size = 0;
+};
+
+class BlobStore {
+ public:
+  // Opens (creating) the store at `root` and clears leftover temporaries.
+  static boost::system::result<std::unique_ptr<BlobStore>> Open(const std::filesystem::path& root);
+
+  // True for exactly 16 lowercase hex characters. Anything else never reaches the filesystem.
+  static bool IsValidId(std::string_view id);
+
+  // A blob being written. Destroying an uncommitted writer deletes its temporary file.
+  class Writer {
+   public:
+    ~Writer();
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
+    // Appends bytes (io_uring write on the caller's executor) and feeds the hash.
+    asio::awaitable<boost::system::error_code> Write(std::span<const char> bytes);
+    std::uint64_t size() const { return size_; }
+    // fsyncs, names the blob by its hash and moves it into place. Calling it twice is an error.
+    boost::system::result<BlobInfo> Commit();
+
+   private:
+    friend class BlobStore;
+    struct State;
+    explicit Writer(std::unique_ptr<State> state);
+    std::unique_ptr<State> state_;
+    std::uint64_t size_ = 0;
+  };
+
+  // Starts a new blob whose writes run on `executor`.
+  boost::system::result<std::unique_ptr<Writer>> Begin(const asio::any_io_executor& executor);
+
+  // Opens a blob for reading. `id` must be valid; a missing blob is errc::no_such_file_or_directory.
+  struct OpenBlob {
+    UniqueFd fd;
+    std::uint64_t size = 0;
+    std::int64_t mtime_seconds = 0;
+  };
+  boost::system::result<OpenBlob> OpenForRead(std::string_view id) const;
+  bool Contains(std::string_view id) const;
+  std::filesystem::path PathFor(std::string_view id) const;
+  const std::filesystem::path& root() const { return root_; }
+
+ private:
+  explicit BlobStore(std::filesystem::path root) : root_(std::move(root)) {}
+  std::filesystem::path root_;
+};
+
+}  // namespace plyr

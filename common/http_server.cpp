@@ -1,0 +1,575 @@
+#include "common/http_server.h"
+
+#include <fcntl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <ctime>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/random_access_file.hpp>
+#include <boost/asio/read_at.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
+#include <boost/url/parse.hpp>
+
+#include "common/log.h"
+
+namespace plyr {
+
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+
+// One accepted connection. Owned by its session coroutine (and borrowed by the watchdog); all
+// members are touched only from the connection's executor.
+struct HttpServer::Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+
+  tcp::socket socket;
+  asio::steady_timer timer;
+  Clock::time_point deadline = Clock::time_point::max();
+  bool timed_out = false;
+  bool idle = true;
+  std::string peer;
+};
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+std::string PeerAddress(const tcp::socket& socket) {
+  sys::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string("-") : ep.address().to_string();
+}
+
+// Request ids: the client's X-Request-Id when it is short and plain, otherwise our own.
+std::string MakeRequestId(std::string_view from_client) {
+  if (!from_client.empty() && from_client.size() <= 64) {
+    bool plain = true;
+    for (char c : from_client) {
+      plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.');
+    }
+    if (plain) return std::string(from_client);
+  }
+  thread_local std::uint64_t prefix = std::random_device{}() | (std::uint64_t{std::random_device{}()} << 32);
+  thread_local std::uint64_t counter = 0;
+  return fmt::format("{:08x}{:08x}", static_cast<std::uint32_t>(prefix ^ (prefix >> 32)),
+                     static_cast<std::uint32_t>(++counter));
+}
+
+// The HTTP Date header, formatted once per second per thread.
+const std::string& HttpDate() {
+  thread_local std::time_t cached_second = 0;
+  thread_local std::string cached;
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    cached = buf;
+  }
+  return cached;
+}
+
+// The target as it may appear in a log: values of credential-bearing query parameters redacted.
+std::string RedactedTarget(std::string_view target) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return std::string(target);
+  std::string out(target.substr(0, q + 1));
+  std::string_view query = target.substr(q + 1);
+  bool first = true;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    auto eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    if (!first) out += '&';
+    first = false;
+    if (eq != std::string_view::npos && (key == "ticket" || key == "token" || key == "access_token")) {
+      out += key;
+      out += "=REDACTED";
+    } else {
+      out += pair;
+    }
+  }
+  return out;
+}
+
+// Serialises a response header (status line and fields) into `out`, using Beast's serializer.
+void SerializeHeader(ResponseHeader&& header, std::string& out) {
+  http::response<http::empty_body> message(std::move(header));
+  http::response_serializer<http::empty_body> serializer(message);
+  serializer.split(true);
+  sys::error_code ec;
+  out.clear();
+  while (!serializer.is_header_done()) {
+    serializer.next(ec, [&](sys::error_code&, const auto& buffers) {
+      for (auto b : beast::buffers_range_ref(buffers)) out.append(static_cast<const char*>(b.data()), b.size());
+      serializer.consume(beast::buffer_bytes(buffers));
+    });
+    if (ec) break;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The body of the current request, pulled on demand by the handler.
+
+class ParserBodySource final : public BodySource {
+ public:
+  ParserBodySource(HttpServer::Connection& c, beast::flat_buffer& buffer,
+                   http::request_parser<http::buffer_body>& parser, std::chrono::milliseconds io_timeout)
+      : connection_(c), buffer_(buffer), parser_(parser), io_timeout_(io_timeout) {}
+
+  asio::awaitable<std::variant<std::size_t, BodyError>> ReadSome(std::span<char> out) override;
+  bool done() const { return parser_.is_done(); }
+
+ private:
+  HttpServer::Connection& connection_;
+  beast::flat_buffer& buffer_;
+  http::request_parser<http::buffer_body>& parser_;
+  std::chrono::milliseconds io_timeout_;
+  bool continue_sent_ = false;
+};
+
+asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome(std::span<char> out) {
+  if (out.empty()) co_return std::size_t{0};
+  // A client that sent "Expect: 100-continue" waits for our go-ahead before sending the body.
+  if (!continue_sent_) {
+    continue_sent_ = true;
+    auto expect = parser_.get().find(http::field::expect);
+    if (expect != parser_.get().end() && beast::iequals(expect->value(), "100-continue") && !parser_.is_done()) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      connection_.deadline = Clock::now() + io_timeout_;
+      auto [ec, n] = co_await asio::async_write(connection_.socket, asio::buffer(kContinue), kUseTuple);
+      if (ec) co_return connection_.timed_out ? BodyError::kTimeout : BodyError::kConnection;
+    }
+  }
+  while (!parser_.is_done()) {
+    auto& body = parser_.get().body();
+    body.data = out.data();
+    body.size = out.size();
+    connection_.deadline = Clock::now() + io_timeout_;
+    auto [ec, n] = co_await http::async_read_some(connection_.socket, buffer_, parser_, kUseTuple);
+    std::size_t got = out.size() - body.size;
+    if (ec && ec != http::error::need_buffer) {
+      if (connection_.timed_out) co_return BodyError::kTimeout;
+      if (ec.category() == http::make_error_code(http::error::body_limit).category()) co_return BodyError::kBadFraming;
+      co_return BodyError::kConnection;
+    }
+    if (got > 0) co_return got;
+  }
+  co_return std::size_t{0};
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+// Listener
+
+HttpServer::HttpServer(Runtime& runtime, Router router, HttpServerOptions options, MetricsRegistry& metrics)
+    : runtime_(runtime),
+      router_(std::move(router)),
+      options_(std::move(options)),
+      metrics_(metrics),
+      http_metrics_(metrics, options_.service) {}
+
+HttpServer::~HttpServer() = default;
+
+boost::system::result<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& runtime, const tcp::endpoint& endpoint,
+                                                                      Router router, HttpServerOptions options,
+                                                                      MetricsRegistry& metrics) {
+  const std::string service = options.service;
+  router.Add(http::verb::get, "/health", [service](Request&) -> asio::awaitable<Response> {
+    co_return JsonResponse(http::status::ok, json::object{{"status", "ok"}, {"service", service}});
+  });
+  router.Add(http::verb::get, "/metrics", [&metrics](Request&) -> asio::awaitable<Response> {
+    Response r;
+    r.header.result(http::status::ok);
+    r.header.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    r.body = metrics.Render();
+    co_return r;
+  });
+
+  std::unique_ptr<HttpServer> server(new HttpServer(runtime, std::move(router), std::move(options), metrics));
+  tcp::endpoint bind_to = endpoint;
+  for (const auto& ctx : runtime.contexts()) {
+    auto acceptor = std::make_unique<tcp::acceptor>(*ctx);
+    sys::error_code ec;
+    acceptor->open(bind_to.protocol(), ec);
+    if (!ec) acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && runtime.contexts().size() > 1) {
+      int one = 1;
+      if (::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+        ec = LastError();
+      }
+    }
+    if (!ec) acceptor->bind(bind_to, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return ec;
+    // Every further acceptor joins the port the first one got (port 0 resolves once).
+    bind_to.port(acceptor->local_endpoint().port());
+    server->acceptors_.push_back(std::move(acceptor));
+  }
+  server->port_ = bind_to.port();
+  return server;
+}
+
+void HttpServer::Start() {
+  for (auto& acceptor : acceptors_) {
+    asio::co_spawn(acceptor->get_executor(), AcceptLoop(*acceptor), asio::detached);
+  }
+}
+
+void HttpServer::BeginShutdown() {
+  if (draining_.exchange(true)) return;
+  for (auto& acceptor : acceptors_) {
+    asio::post(acceptor->get_executor(), [a = acceptor.get()] {
+      sys::error_code ignored;
+      a->close(ignored);
+    });
+  }
+  std::lock_guard lock(connections_mutex_);
+  for (Connection* c : connections_) {
+    // The connection may be gone by the time this runs on its executor; the session keeps it
+    // registered until it ends, and ends only on that same executor, so the check is safe.
+    asio::post(c->socket.get_executor(), [this, c] {
+      std::lock_guard inner(connections_mutex_);
+      if (connections_.contains(c) && c->idle) {
+        sys::error_code ignored;
+        c->socket.cancel(ignored);
+      }
+    });
+  }
+}
+
+void HttpServer::Register(Connection* c) {
+  std::lock_guard lock(connections_mutex_);
+  connections_.insert(c);
+}
+
+void HttpServer::Unregister(Connection* c) {
+  std::lock_guard lock(connections_mutex_);
+  connections_.erase(c);
+}
+
+asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
+  auto& ctx = static_cast<asio::io_context&>(acceptor.get_executor().context());
+  const bool shared = runtime_.model() == ThreadModel::kShared;
+  asio::steady_timer backoff(acceptor.get_executor());
+  while (!draining_) {
+    tcp::socket socket(shared ? asio::any_io_executor(asio::make_strand(ctx)) : asio::any_io_executor(ctx.get_executor()));
+    auto [ec] = co_await acceptor.async_accept(socket, kUseTuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || draining_) break;
+      // EMFILE and friends: back off instead of spinning on a full descriptor table.
+      spdlog::warn("accept failed service={} error=\"{}\"", options_.service, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));
+      co_await backoff.async_wait(kUseTuple);
+      continue;
+    }
+    if (open_connections_.load() >= options_.max_connections) {
+      // Over the cap: a short best-effort answer, without spending a coroutine on it.
+      static constexpr std::string_view kBusy =
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+          "Retry-After: 1\r\nContent-Length: 75\r\n\r\n"
+          "{\"error\":\"Overloaded\",\"message\":\"too many open connections, retry later\"}\n";
+      [[maybe_unused]] auto n = ::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      http_metrics_.rejected_connections().Increment();
+      sys::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto connection = std::make_shared<Connection>(std::move(socket));
+    asio::co_spawn(connection->socket.get_executor(), RunSession(std::move(connection)), asio::detached);
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Session
+
+namespace {
+
+// Closes the connection when its deadline passes. The deadline moves with each I/O step; the
+// timer only re-arms when it fires early, so a busy connection costs one pending timer.
+asio::awaitable<void> Watchdog(std::shared_ptr<HttpServer::Connection> c) {
+  while (c->socket.is_open()) {
+    c->timer.expires_at(c->deadline);
+    auto [ec] = co_await c->timer.async_wait(kUseTuple);
+    if (!c->socket.is_open()) break;
+    if (Clock::now() >= c->deadline) {
+      c->timed_out = true;
+      sys::error_code ignored;
+      c->socket.shutdown(tcp::socket::shutdown_both, ignored);
+      c->socket.cancel(ignored);
+      break;
+    }
+  }
+}
+
+// Sends `head` and then `segments` to the socket. Returns the body bytes written and whether
+// every byte went out.
+struct SendResult {
+  std::uint64_t body_bytes = 0;
+  bool complete = false;
+};
+
+class ResponseWriter {
+ public:
+  ResponseWriter(HttpServer::Connection& c, const HttpServerOptions& options, std::vector<char>& chunk)
+      : c_(c), options_(options), chunk_(chunk) {}
+
+  asio::awaitable<SendResult> Send(std::string head, std::vector<BodySegment>& segments) {
+    SendResult result;
+    pending_ = std::move(head);
+    for (auto& segment : segments) {
+      if (auto* text = std::get_if<std::string>(&segment)) {
+        if (pending_.size() + text->size() <= 64 * 1024) {
+          pending_ += *text;  // small parts (multipart boundaries) ride with the next write
+          result.body_bytes += text->size();
+          continue;
+        }
+        if (!co_await WriteWithPending(asio::buffer(*text))) co_return result;
+        result.body_bytes += text->size();
+        continue;
+      }
+      auto& slice = std::get<FileSlice>(segment);
+      bool ok = options_.file_send_mode == FileSendMode::kSendfile ? co_await SendFileSlice(slice, result)
+                                                                   : co_await ReadFileSlice(slice, result);
+      if (!ok) co_return result;
+    }
+    if (!pending_.empty() && !co_await WriteWithPending(asio::const_buffer())) co_return result;
+    result.complete = true;
+    co_return result;
+  }
+
+ private:
+  // Writes pending bytes (header, small parts) together with `data` in one gathered send.
+  asio::awaitable<bool> WriteWithPending(asio::const_buffer data) {
+    std::array<asio::const_buffer, 2> buffers{asio::buffer(pending_), data};
+    c_.deadline = Clock::now() + options_.io_timeout;
+    auto [ec, n] = co_await asio::async_write(c_.socket, buffers, kUseTuple);
+    pending_.clear();
+    co_return !ec;
+  }
+
+  // io_uring path: read a chunk of the file, send it, repeat.
+  asio::awaitable<bool> ReadFileSlice(FileSlice& slice, SendResult& result) {
+    asio::random_access_file file(c_.socket.get_executor());
+    sys::error_code ec;
+    // The file keeps its own descriptor: the slice's may be shared with other segments.
+    file.assign(::dup(slice.file->get()), ec);
+    if (ec) co_return false;
+    std::uint64_t offset = slice.offset;
+    std::uint64_t left = slice.length;
+    while (left > 0) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk_.size()));
+      auto [rec, got] = co_await asio::async_read_at(file, offset, asio::buffer(chunk_.data(), want), kUseTuple);
+      if (got == 0) co_return false;  // the file shrank under us: never send short bodies as complete
+      if (!co_await WriteWithPending(asio::buffer(chunk_.data(), got))) co_return false;
+      offset += got;
+      left -= got;
+      result.body_bytes += got;
+      if (rec && got < want) co_return false;
+    }
+    co_return true;
+  }
+
+  // sendfile path: the kernel copies from the page cache; we wait for writability via io_uring.
+  asio::awaitable<bool> SendFileSlice(FileSlice& slice, SendResult& result) {
+    if (!pending_.empty() && !co_await WriteWithPending(asio::const_buffer())) co_return false;
+    const int fd = c_.socket.native_handle();
+    // sendfile(2) has no per-call non-blocking flag: switch the socket for the duration only, so
+    // Asio's own socket operations keep their usual blocking-mode fast path.
+    const int flags = ::fcntl(fd, F_GETFL);
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    off_t offset = static_cast<off_t>(slice.offset);
+    std::uint64_t left = slice.length;
+    bool ok = true;
+    while (left > 0) {
+      std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, options_.file_chunk_bytes * 4));
+      ssize_t n = ::sendfile(fd, slice.file->get(), &offset, want);
+      if (n > 0) {
+        left -= static_cast<std::uint64_t>(n);
+        result.body_bytes += static_cast<std::uint64_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        c_.deadline = Clock::now() + options_.io_timeout;
+        auto [ec] = co_await c_.socket.async_wait(tcp::socket::wait_write, kUseTuple);
+        if (!ec) continue;
+      }
+      ok = false;  // error, client gone, or the file shrank (n == 0)
+      break;
+    }
+    if (c_.socket.is_open()) ::fcntl(fd, F_SETFL, flags);
+    co_return ok;
+  }
+
+  HttpServer::Connection& c_;
+  const HttpServerOptions& options_;
+  std::vector<char>& chunk_;
+  std::string pending_;
+};
+
+}  // namespace
+
+asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
+  open_connections_.fetch_add(1);
+  http_metrics_.open_connections().Increment();
+  Register(c.get());
+  c->peer = PeerAddress(c->socket);
+  c->deadline = Clock::now() + options_.header_timeout;
+  asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
+
+  beast::flat_buffer buffer;
+  std::vector<char> chunk(options_.file_chunk_bytes);
+  std::string head;
+  bool first_request = true;
+
+  for (;;) {
+    // Wait for the first byte of the next request under the idle deadline, then give the rest
+    // of the header `header_timeout`. The first request gets only the header deadline.
+    c->idle = true;
+    if (draining_) break;
+    if (!first_request && buffer.size() == 0) {
+      c->deadline = Clock::now() + options_.idle_timeout;
+      auto [ec, n] = co_await c->socket.async_read_some(buffer.prepare(4096), kUseTuple);
+      if (ec) break;
+      buffer.commit(n);
+    }
+    first_request = false;
+    c->idle = false;
+    c->deadline = Clock::now() + options_.header_timeout;
+
+    http::request_parser<http::buffer_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(options_.header_limit, UINT32_MAX)));
+    parser.body_limit(boost::none);  // handlers enforce their own limits as they read
+    auto [ec, n] = co_await http::async_read_header(c->socket, buffer, parser, kUseTuple);
+    const auto started = Clock::now();
+
+    Response response;
+    bool keep_alive = true;
+    std::string request_id;
+    if (ec) {
+      if (ec == http::error::end_of_stream || c->timed_out || ec == asio::error::operation_aborted ||
+          ec == asio::error::eof || ec == asio::error::connection_reset) {
+        if (c->timed_out) http_metrics_.timed_out_connections().Increment();
+        break;
+      }
+      keep_alive = false;
+      response = ec == http::error::header_limit
+                     ? ErrorResponse(http::status::request_header_fields_too_large, "HeaderTooLarge",
+                                     "request header exceeds " + std::to_string(options_.header_limit) + " bytes")
+                     : ErrorResponse(http::status::bad_request, "BadRequest", "malformed HTTP request");
+      request_id = MakeRequestId({});
+    }
+
+    http::verb method = http::verb::unknown;
+    std::string target_for_log = "-";
+    ParserBodySource body(*c, buffer, parser, options_.io_timeout);
+    if (!ec) {
+      auto& header = parser.get();
+      method = header.method();
+      target_for_log = RedactedTarget(header.target());
+      request_id = MakeRequestId(header["X-Request-Id"]);
+      keep_alive = header.keep_alive();
+      auto url = boost::urls::parse_origin_form(header.target());
+      if (!url) {
+        response = ErrorResponse(http::status::bad_request, "BadRequest", "request target is not a valid path");
+      } else {
+        Request request(header, *url, request_id, &body);
+        auto match = router_.Find(method, *url, request.params());
+        if (match.kind == Router::MatchKind::kNotFound) {
+          response = ErrorResponse(http::status::not_found, "NotFound", "no such resource");
+        } else if (match.kind == Router::MatchKind::kMethodNotAllowed) {
+          response = ErrorResponse(http::status::method_not_allowed, "MethodNotAllowed",
+                                   "method not allowed on this resource");
+          response.header.set(http::field::allow, match.allow);
+        } else {
+          try {
+            response = co_await (*match.handler)(request);
+          } catch (const std::exception& e) {
+            spdlog::error("handler failed service={} id={} error=\"{}\"", options_.service, request_id, e.what());
+            response = ErrorResponse(http::status::internal_server_error, "InternalError", "internal error");
+          }
+        }
+      }
+      if (method == http::verb::head) response.omit_body = true;
+      // An unread body would be parsed as the next request: close instead of draining it.
+      if (!body.done()) keep_alive = false;
+    }
+    if (draining_) keep_alive = false;
+    if (c->timed_out || !c->socket.is_open()) break;
+
+    // Header fields every answer carries.
+    const auto status = response.header.result_int();
+    const std::uint64_t length = response.omit_body && response.omitted_length
+                                     ? *response.omitted_length
+                                     : response.BodyLength();
+    response.header.version(11);
+    response.header.set(http::field::server, "plyr-core");
+    response.header.set(http::field::date, HttpDate());
+    response.header.set("X-Request-Id", request_id);
+    if (status != 304 && status != 204 && !(status >= 100 && status < 200)) {
+      response.header.set(http::field::content_length, std::to_string(length));
+    }
+    response.header.set(http::field::connection, keep_alive ? "keep-alive" : "close");
+    SerializeHeader(std::move(response.header), head);
+
+    std::vector<BodySegment> segments;
+    if (!response.omit_body && status != 304) {
+      if (response.segments.empty()) {
+        if (!response.body.empty()) segments.emplace_back(std::move(response.body));
+      } else {
+        segments = std::move(response.segments);
+      }
+    }
+    ResponseWriter writer(*c, options_, chunk);
+    SendResult sent = co_await writer.Send(std::move(head), segments);
+    head.clear();
+
+    const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    http_metrics_.RecordRequest(status, sent.body_bytes, seconds);
+    if (options_.access_log) {
+      spdlog::info("access service={} id={} peer={} method={} target=\"{}\" status={} bytes={} ms={:.3f}{}",
+                   options_.service, request_id, c->peer, http::to_string(method), target_for_log, status,
+                   sent.body_bytes, seconds * 1000, sent.complete ? "" : " aborted=true");
+    }
+    if (!sent.complete || !keep_alive) break;
+  }
+
+  sys::error_code ignored;
+  if (c->timed_out) http_metrics_.timed_out_connections().Increment();
+  c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+  c->socket.close(ignored);
+  c->timer.cancel();
+  Unregister(c.get());
+  http_metrics_.open_connections().Decrement();
+  open_connections_.fetch_sub(1);
+}
+
+}  // namespace plyr

@@ -1,0 +1,101 @@
+// HttpServer: an HTTP/1.1 listener on Beast, running on the Runtime's contexts.
+//
+// What it guarantees, whatever the client does:
+//   - limits: request headers over `header_limit` get 431; bodies are read only when a handler
+//     asks, with the handler's own limit; at most `max_connections` are open (the next one is
+//     answered 503 and closed);
+//   - deadlines: a request header must arrive within `header_timeout` of its first byte (a
+//     client dribbling one byte a second is cut off), a keep-alive connection may sit idle for
+//     `idle_timeout`, and a body read or a response write that makes no progress for
+//     `io_timeout` closes the connection;
+//   - every answer is JSON `{"error","message"}` on failure, carries `X-Request-Id`, and is
+//     logged as one access line (with ticket and token query values redacted);
+//   - GET /health and GET /metrics exist on every listener.
+// Shutdown: BeginShutdown() stops accepting and closes idle connections at once; a request in
+// flight finishes, then its connection closes. The owner stops the Runtime when
+// open_connections() reaches zero or its drain deadline passes.
+//
+// Thread rule: Create() and Start() on the main thread before Runtime::Run(); BeginShutdown()
+// and open_connections() from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/system/result.hpp>
+
+#include "common/metrics.h"
+#include "common/router.h"
+#include "common/runtime.h"
+
+namespace plyr {
+
+// How file slices in a response reach the socket.
+enum class FileSendMode {
+  kRead,      // io_uring read into a per-connection buffer, then an io_uring send
+  kSendfile,  // sendfile(2) from the page cache, waiting for writability through io_uring poll
+};
+
+struct HttpServerOptions {
+  std::string service = "http";  // names the listener in logs and metrics
+  std::size_t header_limit = 16 * 1024;
+  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds io_timeout{30'000};
+  std::size_t max_connections = 10'000;
+  bool access_log = true;
+  FileSendMode file_send_mode = FileSendMode::kRead;
+  std::size_t file_chunk_bytes = 256 * 1024;
+};
+
+class HttpServer {
+ public:
+  // Binds `endpoint` (port 0: the OS picks one) on every context of `runtime`: one SO_REUSEPORT
+  // acceptor per context in the per-core model, one acceptor otherwise. Adds /health and
+  // /metrics to `router`. `runtime` and `metrics` must outlive the server.
+  static boost::system::result<std::unique_ptr<HttpServer>> Create(Runtime& runtime,
+                                                                   const asio::ip::tcp::endpoint& endpoint,
+                                                                   Router router, HttpServerOptions options,
+                                                                   MetricsRegistry& metrics);
+  ~HttpServer();
+
+  // The bound port (useful after binding port 0).
+  std::uint16_t port() const { return port_; }
+  const HttpServerOptions& options() const { return options_; }
+  // Starts the accept loops.
+  void Start();
+  // Stops accepting and closes idle connections; requests in flight complete.
+  void BeginShutdown();
+  std::size_t open_connections() const { return open_connections_.load(); }
+
+  // Implementation detail shared with the session code in http_server.cpp.
+  struct Connection;
+
+ private:
+  HttpServer(Runtime& runtime, Router router, HttpServerOptions options, MetricsRegistry& metrics);
+  asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor& acceptor);
+  asio::awaitable<void> RunSession(std::shared_ptr<Connection> connection);
+  void Register(Connection* c);
+  void Unregister(Connection* c);
+
+  Runtime& runtime_;
+  Router router_;
+  HttpServerOptions options_;
+  MetricsRegistry& metrics_;
+  HttpMetrics http_metrics_;
+  std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> acceptors_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> draining_{false};
+  std::atomic<std::size_t> open_connections_{0};
+  std::mutex connections_mutex_;
+  std::unordered_set<Connection*> connections_;  // guarded by connections_mutex_
+};
+
+}  // namespace plyr

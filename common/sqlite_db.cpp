@@ -1,0 +1,106 @@
+#include "common/sqlite_db.h"
+
+#include <sqlite3.h>
+
+#include <boost/system/errc.hpp>
+
+namespace plyr {
+
+std::int64_t SqlRow::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+std::string SqlRow::Text(int column) const {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+  return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
+}
+
+bool SqlRow::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+boost::system::result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::filesystem::path& path, std::string* error) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    if (error) *error = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    sqlite3_close(raw);
+    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+  }
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
+  sqlite3_busy_timeout(raw, 5000);
+  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+    if (!db->Run(pragma)) {
+      if (error) *error = db->last_error();
+      return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    }
+  }
+  return db;
+}
+
+SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+
+std::string SqliteDb::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
+bool SqliteDb::Run(std::string_view sql, const std::vector<SqlValue>& params,
+                   const std::function<void(const SqlRow&)>& on_row) {
+  std::lock_guard lock(mutex_);
+  return RunLocked(sql, params, on_row);
+}
+
+bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& params,
+                         const std::function<void(const SqlRow&)>& on_row) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK) {
+    last_error_ = sqlite3_errmsg(db_);
+    return false;
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, &sqlite3_finalize);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const int index = static_cast<int>(i + 1);
+    int rc = std::visit(
+        [&](const auto& v) -> int {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::nullptr_t>) {
+            return sqlite3_bind_null(stmt, index);
+          } else if constexpr (std::is_same_v<T, std::int64_t>) {
+            return sqlite3_bind_int64(stmt, index, v);
+          } else {
+            return sqlite3_bind_text(stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+          }
+        },
+        params[i]);
+    if (rc != SQLITE_OK) {
+      last_error_ = sqlite3_errmsg(db_);
+      return false;
+    }
+  }
+  for (;;) {
+    int rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+      if (on_row) on_row(SqlRow(stmt));
+      continue;
+    }
+    if (rc == SQLITE_DONE) return true;
+    last_error_ = sqlite3_errmsg(db_);
+    return false;
+  }
+}
+
+bool SqliteDb::Transaction(const std::function<bool()>& body) {
+  std::lock_guard lock(mutex_);
+  if (!RunLocked("BEGIN IMMEDIATE", {}, {})) return false;
+  if (!body()) {
+    std::string saved = last_error_;
+    RunLocked("ROLLBACK", {}, {});
+    last_error_ = saved;
+    return false;
+  }
+  if (!RunLocked("COMMIT", {}, {})) {
+    RunLocked("ROLLBACK", {}, {});
+    return false;
+  }
+  return true;
+}
+
+}  // namespace plyr

@@ -1,0 +1,86 @@
+// Stream tickets: short-lived, Ed25519-signed grants that let a viewer stream gated audio.
+//
+// The API layer (which knows who the viewer is) mints a ticket and hands it to the browser;
+// the streamer holds only the public key and verifies tickets locally, with no database round
+// trip. The wire format is documented in docs/stream-tickets.md and is easy to mint from
+// Python with PyNaCl:
+//
+//   ticket  = "v1." + base64url(payload) + "." + base64url(signature)   (no padding)
+//   payload = compact JSON: {"sub": "<viewer DID>", "file": "<file_id or *>", "exp": <unix seconds>}
+//   signature = Ed25519 over the ASCII bytes of "v1." + base64url(payload)
+//
+// Keys are 32-byte Ed25519 seeds (secret) and 32-byte public keys, both written as lowercase hex.
+// All functions are thread-safe; TicketVerifier is immutable after construction.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include <boost/system/result.hpp>
+
+namespace plyr::streamer {
+
+using Ed25519PublicKey = std::array<unsigned char, 32>;
+using Ed25519Seed = std::array<unsigned char, 32>;
+
+struct TicketKeyPair {
+  Ed25519Seed seed{};
+  Ed25519PublicKey public_key{};
+};
+
+// Why a ticket was refused. Every failure maps to 401 at the HTTP layer; the kind goes to logs.
+enum class TicketError {
+  kMalformed = 1,   // not three parts, bad base64url, bad JSON, missing or mistyped fields, too long
+  kBadSignature,    // signature does not verify under the configured public key
+  kExpired,         // exp <= now
+  kTooLongLived,    // exp further in the future than the verifier's max_ttl allows
+  kWrongFile,       // valid ticket, but for another file
+};
+std::string_view TicketErrorName(TicketError e);  // "malformed", "bad_signature", ...
+
+struct TicketClaims {
+  std::string viewer_did;  // "sub"
+  std::string file_id;     // "file": a file id, or "*" for any file
+  std::int64_t expires_at = 0;  // "exp", unix seconds
+};
+
+// Generates a fresh key pair (libsodium randombytes).
+TicketKeyPair GenerateTicketKeyPair();
+
+// Loads the key pair stored in `data_dir` ("ticket-signing.key" seed hex, 0600, and
+// "ticket-signing.pub"), creating both on first use. Fails (never overwrites) when a file exists
+// but is unreadable, corrupt, or the key file is readable by group or others.
+boost::system::result<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesystem::path& data_dir);
+
+// Parses 64 hex characters into a public key.
+boost::system::result<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex);
+std::string ToHex(const Ed25519PublicKey& key);
+
+// Mints a ticket. `claims.expires_at` is used as given.
+std::string MintTicket(const TicketKeyPair& keys, const TicketClaims& claims);
+
+class TicketVerifier {
+ public:
+  // `max_ttl_seconds`: tickets whose exp lies further than this beyond `now` are refused, so a
+  // leaked long-lived ticket cannot be minted by mistake and kept forever.
+  TicketVerifier(const Ed25519PublicKey& public_key, std::int64_t max_ttl_seconds);
+
+  // Verifies `ticket` at time `now` (unix seconds) for access to `file_id`.
+  // Returns the claims on success; the failure reason otherwise. Never throws; any input
+  // (empty, huge, binary) is handled. Tickets longer than 2048 bytes are kMalformed.
+  struct Outcome {
+    bool ok = false;
+    TicketError error = TicketError::kMalformed;
+    TicketClaims claims;
+  };
+  Outcome Verify(std::string_view ticket, std::string_view file_id, std::int64_t now) const;
+
+ private:
+  Ed25519PublicKey public_key_;
+  std::int64_t max_ttl_seconds_;
+};
+
+}  // namespace plyr::streamer
