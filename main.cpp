@@ -1,1 +1,201 @@
-int main(){}
+// plyr-core: one binary, one subcommand per job.
+//
+//   plyr-core serve [SERVICE...]   run services (all built ones by default), each on its listener
+//   plyr-core ticket keygen|mint   stream tickets for gated audio
+//
+// Settings come from flags, PLYR_* variables and an optional TOML file (see common/settings.h and
+// docs/configuration.md).
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "common/admin_token.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/service_env.h"
+#include "common/settings.h"
+#include "streamer/streamer_command.h"
+#include "streamer/streamer_service.h"
+
+namespace {
+
+using namespace plyr;
+
+struct ServeSettings {
+  std::string data_dir = "./data";
+  std::string admin_token;
+  std::string log_level = "info";
+  unsigned threads = 0;
+  std::string thread_model = "per-core";
+  bool access_log = true;
+  std::string ready_file;
+  std::size_t header_limit = 16 * 1024;
+  std::int64_t header_timeout_ms = 10'000;
+  std::int64_t idle_timeout_ms = 60'000;
+  std::int64_t io_timeout_ms = 30'000;
+  std::size_t max_connections = 10'000;
+  std::int64_t drain_timeout_ms = 10'000;
+  std::vector<std::string> services;
+};
+
+const std::vector<std::string> kAllServices = {"streamer"};
+
+void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& s) {
+  file.Bind(serve, "data", s.data_dir, "Folder holding everything the process persists");
+  file.Bind(serve, "admin_token", s.admin_token,
+            "Bearer token for admin and job APIs (default: generated into <data>/admin-token)");
+  file.Bind(serve, "log_level", s.log_level, "trace, debug, info, warn or error");
+  file.Bind(serve, "threads", s.threads, "I/O threads (0: one per CPU core)");
+  file.Bind(serve, "thread_model", s.thread_model,
+            "per-core (one io_context per thread, SO_REUSEPORT) or shared (one io_context, all threads)")
+      ->check(CLI::IsMember({"per-core", "shared"}));
+  file.Bind(serve, "access_log", s.access_log, "One log line per request");
+  file.Bind(serve, "ready_file", s.ready_file,
+            "Write {\"service\": port, ...} here once every listener accepts (for scripts and tests)");
+  file.Bind(serve, "http.header_limit", s.header_limit, "Largest request header in bytes (431 beyond)");
+  file.Bind(serve, "http.header_timeout_ms", s.header_timeout_ms, "A request header must arrive within this");
+  file.Bind(serve, "http.idle_timeout_ms", s.idle_timeout_ms, "Keep-alive connections idle longer are closed");
+  file.Bind(serve, "http.io_timeout_ms", s.io_timeout_ms, "A body read or write with no progress this long fails");
+  file.Bind(serve, "http.max_connections", s.max_connections, "Open connections per listener (503 beyond)");
+  file.Bind(serve, "http.drain_timeout_ms", s.drain_timeout_ms,
+            "On SIGTERM/SIGINT, how long in-flight requests may finish");
+  serve.add_option("services", s.services, "Services to run (default: all)")->check(CLI::IsMember(kAllServices));
+}
+
+int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings) {
+  InitLogging(s.log_level);
+  std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
+
+  if (auto probe = ProbeIoUring(); !probe) {
+    spdlog::critical(
+        "io_uring is not available: {}. This build runs all I/O on Asio's io_uring backend; allow io_uring "
+        "(kernel.io_uring_disabled=0, a seccomp profile that permits io_uring_setup) or build with "
+        "-DPLYR_IO_URING=OFF",
+        probe.error().message());
+    return 1;
+  }
+
+  std::error_code fec;
+  std::filesystem::create_directories(s.data_dir, fec);
+  if (fec) {
+    spdlog::critical("cannot create data folder {}: {}", s.data_dir, fec.message());
+    return 1;
+  }
+  std::string error;
+  auto token = ResolveAdminToken(s.admin_token, s.data_dir, &error);
+  if (!token) {
+    spdlog::critical("admin token: {}", error);
+    return 1;
+  }
+  if (!token->generated_at.empty()) spdlog::info("admin token file={}", token->generated_at.string());
+
+  RuntimeOptions runtime_options;
+  runtime_options.threads = s.threads;
+  runtime_options.model = s.thread_model == "shared" ? ThreadModel::kShared : ThreadModel::kPerCore;
+  Runtime runtime(runtime_options);
+  MetricsRegistry metrics;
+  metrics.SetRuntimeInfo(IoBackendName(), s.thread_model, runtime.thread_count());
+  HttpClient http_client;
+  spdlog::info("runtime backend={} threads={} thread_model={}", IoBackendName(), runtime.thread_count(),
+               s.thread_model);
+
+  HttpServerOptions defaults;
+  defaults.header_limit = s.header_limit;
+  defaults.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
+  defaults.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms);
+  defaults.io_timeout = std::chrono::milliseconds(s.io_timeout_ms);
+  defaults.max_connections = s.max_connections;
+  defaults.access_log = s.access_log;
+  ServiceEnv env{runtime, metrics, http_client, s.data_dir, token->value, defaults};
+
+  const auto& wanted = s.services.empty() ? kAllServices : s.services;
+  std::vector<std::unique_ptr<Service>> services;
+  for (const auto& name : wanted) {
+    if (name == "streamer") {
+      auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
+      if (!service) {
+        spdlog::critical("streamer: {}", error.empty() ? service.error().message() : error);
+        return 1;
+      }
+      services.push_back(std::move(*service));
+    }
+  }
+
+  json::object ports;
+  for (auto& service : services) {
+    service->server().Start();
+    ports[service->name()] = service->server().port();
+    spdlog::info("listening service={} port={}", service->name(), service->server().port());
+  }
+  if (!s.ready_file.empty()) {
+    if (auto ec = WriteFileAtomically(s.ready_file, json::serialize(ports) + "\n", 0644)) {
+      spdlog::critical("cannot write ready file {}: {}", s.ready_file, ec.message());
+      return 1;
+    }
+  }
+
+  // Graceful shutdown: stop accepting, let requests in flight finish, stop after the deadline.
+  asio::signal_set signals(runtime.main_context(), SIGINT, SIGTERM);
+  asio::steady_timer drain_timer(runtime.main_context());
+  std::chrono::steady_clock::time_point drain_deadline;
+  std::function<void()> poll_drain = [&] {
+    std::size_t open = 0;
+    for (auto& service : services) open += service->server().open_connections();
+    if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
+      if (open) spdlog::warn("drain deadline passed with {} connections open", open);
+      runtime.Stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(20));
+    drain_timer.async_wait([&](sys::error_code) { poll_drain(); });
+  };
+  signals.async_wait([&](sys::error_code ec, int signal) {
+    if (ec) return;
+    spdlog::info("shutting down signal={}", signal);
+    for (auto& service : services) service->server().BeginShutdown();
+    drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(s.drain_timeout_ms);
+    poll_drain();
+  });
+
+  runtime.Run();
+  services.clear();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_error;
+  auto file = plyr::SettingsFile::Load(argc, argv, &config_error);
+  if (!file) {
+    std::cerr << "plyr-core: " << config_error << "\n";
+    return 2;
+  }
+
+  CLI::App app{"plyr-core: media and labeler services for plyr.fm on the AT Protocol"};
+  app.require_subcommand(1);
+  std::string config_path;
+  app.add_option("--config", config_path, "TOML config file (also PLYR_CONFIG)");
+  std::function<int()> action;
+
+  ServeSettings serve_settings;
+  plyr::streamer::StreamerSettings streamer_settings;
+  CLI::App* serve = app.add_subcommand("serve", "Run services (all by default), each on its own listener");
+  AddServeSettings(*serve, *file, serve_settings);
+  plyr::streamer::AddStreamerSettings(*serve, *file, streamer_settings);
+  serve->callback([&] { action = [&] { return RunServe(serve_settings, streamer_settings); }; });
+
+  plyr::streamer::AddTicketCommand(app, *file, action);
+
+  CLI11_PARSE(app, argc, argv);
+  return action ? action() : 0;
+}

@@ -1,5 +1,7 @@
 #include "common/http_message.h"
 
+#include <charconv>
+
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <sodium.h>
@@ -37,6 +39,14 @@ std::optional<std::string_view> Request::Cookie(std::string_view name) const {
     }
   }
   return std::nullopt;
+}
+
+std::optional<std::uint64_t> Request::ContentLength() const {
+  std::string_view text = Field(http::field::content_length);
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 std::optional<std::string_view> Request::BearerToken() const {

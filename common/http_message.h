@@ -68,6 +68,8 @@ class Request {
   std::optional<std::string> Query(std::string_view name) const;
   // A cookie value from the Cookie header, if present.
   std::optional<std::string_view> Cookie(std::string_view name) const;
+  // The declared Content-Length, if present and a valid number.
+  std::optional<std::uint64_t> ContentLength() const;
   // The bearer credential of `Authorization: Bearer <x>`, if present.
   std::optional<std::string_view> BearerToken() const;
 

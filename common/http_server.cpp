@@ -303,7 +303,8 @@ asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
     }
     socket.set_option(tcp::no_delay(true), ec);
     auto connection = std::make_shared<Connection>(std::move(socket));
-    asio::co_spawn(connection->socket.get_executor(), RunSession(std::move(connection)), asio::detached);
+    auto executor = connection->socket.get_executor();
+    asio::co_spawn(executor, RunSession(std::move(connection)), asio::detached);
   }
 }
 

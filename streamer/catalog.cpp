@@ -1,0 +1,164 @@
+#include "streamer/catalog.h"
+
+#include <mutex>
+
+namespace plyr::streamer {
+
+std::string_view GateName(Gate gate) {
+  switch (gate) {
+    case Gate::kNone: return "none";
+    case Gate::kSupporters: return "any";
+    case Gate::kCopyright: return "copyright";
+  }
+  return "none";
+}
+
+std::optional<Gate> ParseGate(std::string_view name) {
+  if (name == "none") return Gate::kNone;
+  if (name == "any") return Gate::kSupporters;
+  if (name == "copyright") return Gate::kCopyright;
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr const char* kSchema[] = {
+    "CREATE TABLE IF NOT EXISTS files ("
+    "  file_id TEXT PRIMARY KEY, size INTEGER NOT NULL, content_type TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL DEFAULT (unixepoch()))",
+    "CREATE TABLE IF NOT EXISTS tracks ("
+    "  file_id TEXT PRIMARY KEY, owner_did TEXT NOT NULL, gate TEXT NOT NULL, content_type TEXT NOT NULL,"
+    "  updated_at INTEGER NOT NULL DEFAULT (unixepoch()))",
+    "CREATE TABLE IF NOT EXISTS renditions ("
+    "  track_file_id TEXT NOT NULL REFERENCES tracks(file_id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, file_id TEXT NOT NULL, content_type TEXT NOT NULL,"
+    "  PRIMARY KEY (track_file_id, name))",
+};
+
+}  // namespace
+
+boost::system::result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<SqliteDb> db, std::string* error) {
+  std::unique_ptr<Catalog> catalog(new Catalog(std::move(db)));
+  for (const char* sql : kSchema) {
+    if (!catalog->db_->Run(sql)) {
+      *error = "catalog schema: " + catalog->db_->last_error();
+      return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    }
+  }
+  if (!catalog->Load()) {
+    *error = "catalog load: " + catalog->db_->last_error();
+    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+  }
+  return catalog;
+}
+
+bool Catalog::Load() {
+  std::unique_lock lock(mutex_);
+  bool ok = db_->Run("SELECT file_id, size, content_type FROM files", {}, [&](const SqlRow& row) {
+    files_[row.Text(0)] = FileRecord{row.Text(0), static_cast<std::uint64_t>(row.Int(1)), row.Text(2)};
+  });
+  ok = ok && db_->Run("SELECT file_id, owner_did, gate, content_type FROM tracks", {}, [&](const SqlRow& row) {
+    Track t;
+    t.file_id = row.Text(0);
+    t.owner_did = row.Text(1);
+    t.gate = ParseGate(row.Text(2)).value_or(Gate::kSupporters);  // unknown gate: fail closed
+    t.content_type = row.Text(3);
+    tracks_[t.file_id] = std::move(t);
+  });
+  ok = ok && db_->Run("SELECT track_file_id, name, file_id, content_type FROM renditions", {},
+                      [&](const SqlRow& row) {
+                        auto it = tracks_.find(row.Text(0));
+                        if (it != tracks_.end()) it->second.renditions[row.Text(1)] = Rendition{row.Text(2), row.Text(3)};
+                      });
+  for (const auto& [id, track] : tracks_) IndexLocked(track);
+  return ok;
+}
+
+void Catalog::IndexLocked(const Track& track) {
+  for (const auto& [name, r] : track.renditions) rendition_owner_[r.file_id] = track.file_id;
+}
+
+void Catalog::UnindexLocked(const std::string& file_id) {
+  auto it = tracks_.find(file_id);
+  if (it == tracks_.end()) return;
+  for (const auto& [name, r] : it->second.renditions) {
+    auto owner = rendition_owner_.find(r.file_id);
+    if (owner != rendition_owner_.end() && owner->second == file_id) rendition_owner_.erase(owner);
+  }
+}
+
+std::optional<Track> Catalog::FindTrack(std::string_view file_id) const {
+  std::shared_lock lock(mutex_);
+  auto it = tracks_.find(std::string(file_id));
+  if (it == tracks_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<Track> Catalog::FindByAnyFileId(std::string_view file_id) const {
+  std::shared_lock lock(mutex_);
+  const std::string key(file_id);
+  if (auto it = tracks_.find(key); it != tracks_.end()) return it->second;
+  if (auto owner = rendition_owner_.find(key); owner != rendition_owner_.end()) {
+    if (auto it = tracks_.find(owner->second); it != tracks_.end()) return it->second;
+  }
+  return std::nullopt;
+}
+
+std::optional<FileRecord> Catalog::FindFile(std::string_view file_id) const {
+  std::shared_lock lock(mutex_);
+  auto it = files_.find(std::string(file_id));
+  if (it == files_.end()) return std::nullopt;
+  return it->second;
+}
+
+bool Catalog::PutFile(const FileRecord& file) {
+  if (!db_->Run("INSERT INTO files (file_id, size, content_type) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT(file_id) DO NOTHING",
+                {file.file_id, static_cast<std::int64_t>(file.size), file.content_type})) {
+    return false;
+  }
+  std::unique_lock lock(mutex_);
+  files_.try_emplace(file.file_id, file);
+  return true;
+}
+
+bool Catalog::PutTrack(const Track& track) {
+  bool ok = db_->Transaction([&] {
+    if (!db_->Run("INSERT INTO tracks (file_id, owner_did, gate, content_type) VALUES (?1, ?2, ?3, ?4) "
+                  "ON CONFLICT(file_id) DO UPDATE SET owner_did = excluded.owner_did, gate = excluded.gate, "
+                  "content_type = excluded.content_type, updated_at = unixepoch()",
+                  {track.file_id, track.owner_did, std::string(GateName(track.gate)), track.content_type})) {
+      return false;
+    }
+    if (!db_->Run("DELETE FROM renditions WHERE track_file_id = ?1", {track.file_id})) return false;
+    for (const auto& [name, r] : track.renditions) {
+      if (!db_->Run("INSERT INTO renditions (track_file_id, name, file_id, content_type) VALUES (?1, ?2, ?3, ?4)",
+                    {track.file_id, name, r.file_id, r.content_type})) {
+        return false;
+      }
+    }
+    return true;
+  });
+  if (!ok) return false;
+  std::unique_lock lock(mutex_);
+  UnindexLocked(track.file_id);
+  tracks_[track.file_id] = track;
+  IndexLocked(track);
+  return true;
+}
+
+bool Catalog::RemoveTrack(std::string_view file_id, bool* existed) {
+  const std::string key(file_id);
+  {
+    std::shared_lock lock(mutex_);
+    *existed = tracks_.contains(key);
+  }
+  if (!*existed) return true;
+  if (!db_->Run("DELETE FROM tracks WHERE file_id = ?1", {key})) return false;
+  std::unique_lock lock(mutex_);
+  UnindexLocked(key);
+  tracks_.erase(key);
+  return true;
+}
+
+}  // namespace plyr::streamer

@@ -54,9 +54,18 @@ std::string Base64UrlEncode(const unsigned char* data, std::size_t size) {
   return out;
 }
 
-// Strict decoding: libsodium rejects characters outside the URL-safe alphabet, padding, and
-// non-zero leftover bits, so every byte string has exactly one accepted encoding.
-bool Base64UrlDecode(std::string_view text, unsigned char* out, std::size_t out_capacity, std::size_t* out_size) {
+bool IsBase64UrlChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
+// Strict decoding, so every byte string has exactly one accepted encoding. libsodium rejects
+// padding and non-zero leftover bits, but 1.0.18 reads input bytes as plain (signed) char, so a
+// byte >= 0x80 aliases an alphabet character (0xFF decodes as '_'): the alphabet is checked here.
+bool Base64UrlDecode(std::string_view text, unsigned char* out, std::size_t out_capacity,
+                     std::size_t* out_size) {
+  for (char c : text) {
+    if (!IsBase64UrlChar(c)) return false;
+  }
   return sodium_base642bin(out, out_capacity, text.data(), text.size(), nullptr, out_size, nullptr,
                            kBase64Variant) == 0;
 }
@@ -145,6 +154,8 @@ boost::system::result<std::optional<std::string>> ReadSmallFile(const fs::path& 
 
   std::string content;
   char buffer[512];
+  // Reserved up front so no reallocation leaves an unwiped copy of the seed on the heap.
+  content.reserve(kMaxKeyFileBytes + sizeof buffer);
   for (;;) {
     ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
     if (n < 0) {
@@ -435,9 +446,9 @@ TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::str
   // The signature covers the ticket text up to the second dot ("v1." + payload_b64), so nothing
   // derived from the payload is trusted, or even parsed, before this succeeds.
   const std::string_view signed_part = ticket.substr(0, second_dot);
-  if (crypto_sign_verify_detached(signature, Bytes(signed_part), signed_part.size(), public_key_.data()) != 0) {
-    return Refuse(TicketError::kBadSignature);
-  }
+  const int verified =
+      crypto_sign_verify_detached(signature, Bytes(signed_part), signed_part.size(), public_key_.data());
+  if (verified != 0) return Refuse(TicketError::kBadSignature);
 
   std::string payload(payload_b64.size() * 3 / 4 + 1, '\0');
   std::size_t payload_size = 0;
@@ -453,7 +464,8 @@ TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::str
   if (claims->expires_at <= now) return Refuse(TicketError::kExpired);
   // exp > now here, so the difference is positive and below 2^64: computing it unsigned is exact
   // and cannot overflow the way `now + max_ttl` could for hostile or extreme values.
-  const std::uint64_t lifetime = static_cast<std::uint64_t>(claims->expires_at) - static_cast<std::uint64_t>(now);
+  const std::uint64_t lifetime =
+      static_cast<std::uint64_t>(claims->expires_at) - static_cast<std::uint64_t>(now);
   if (max_ttl_seconds_ < 0 || lifetime > static_cast<std::uint64_t>(max_ttl_seconds_)) {
     return Refuse(TicketError::kTooLongLived);
   }

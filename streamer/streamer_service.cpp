@@ -1,0 +1,511 @@
+#include "streamer/streamer_service.h"
+
+#include <ctime>
+#include <random>
+
+#include <boost/asio/this_coro.hpp>
+#include <boost/json/parse.hpp>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace plyr::streamer {
+
+namespace {
+
+constexpr std::string_view kTicketCookie = "plyr_ticket";
+constexpr std::size_t kJsonBodyLimit = 64 * 1024;
+constexpr std::size_t kUploadChunk = 256 * 1024;
+
+std::string HttpDateOf(std::int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
+}
+
+// True if an If-None-Match list names `etag` (weak comparison, RFC 9110 section 13.1.2).
+bool IfNoneMatchHits(std::string_view header, std::string_view etag) {
+  if (header.find('*') != std::string_view::npos) return true;
+  while (!header.empty()) {
+    auto comma = header.find(',');
+    std::string_view item = header.substr(0, comma);
+    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.starts_with("W/")) item.remove_prefix(2);
+    if (item == etag) return true;
+  }
+  return false;
+}
+
+// If-Range (RFC 9110 section 13.1.5): a strong ETag match, or an exact Last-Modified date.
+bool IfRangeHolds(std::string_view header, std::string_view etag, std::string_view last_modified) {
+  if (header.empty()) return true;
+  if (header.starts_with("W/")) return false;
+  if (header.starts_with("\"")) return header == etag;
+  return header == last_modified;
+}
+
+bool IsPlausibleDid(std::string_view did) {
+  if (did.size() < 8 || did.size() > 2048 || !did.starts_with("did:")) return false;
+  auto method_end = did.find(':', 4);
+  if (method_end == std::string_view::npos || method_end == 4 || method_end + 1 == did.size()) return false;
+  for (std::size_t i = 4; i < method_end; ++i) {
+    if (did[i] < 'a' || did[i] > 'z') return false;
+  }
+  for (char c : did.substr(method_end + 1)) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '%' || c == '-';
+    if (!ok) return false;
+  }
+  return did.back() != ':';
+}
+
+bool IsPlausibleContentType(std::string_view type) {
+  if (type.empty() || type.size() > 127) return false;
+  auto slash = type.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == type.size()) return false;
+  for (char c : type) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) return false;
+  }
+  return true;
+}
+
+bool IsValidRenditionName(std::string_view name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_')) return false;
+  }
+  return true;
+}
+
+json::object TrackJson(const Track& track, std::uint64_t size) {
+  json::object renditions;
+  for (const auto& [name, r] : track.renditions) {
+    renditions[name] = json::object{{"file_id", r.file_id}, {"content_type", r.content_type}};
+  }
+  return json::object{{"file_id", track.file_id},
+                      {"owner_did", track.owner_did},
+                      {"gate", GateName(track.gate)},
+                      {"content_type", track.content_type},
+                      {"size", size},
+                      {"renditions", std::move(renditions)}};
+}
+
+std::string MultipartBoundary() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("plyr{:016x}", rng());
+}
+
+}  // namespace
+
+void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& s) {
+  file.Bind(command, "streamer.listen", s.listen, "Streamer listen address (host:port)");
+  file.Bind(command, "streamer.supporter_url", s.supporter_url,
+            "atprotofans base URL for validateSupporter (https; http only on loopback)");
+  file.Bind(command, "streamer.supporter_timeout_ms", s.supporter_timeout_ms, "validateSupporter timeout");
+  file.Bind(command, "streamer.supporter_cache_seconds", s.supporter_cache_seconds,
+            "How long a supporter answer is cached");
+  file.Bind(command, "streamer.ticket_public_key", s.ticket_public_key,
+            "Ed25519 public key (hex) that signs stream tickets; default: the key pair in the data folder");
+  file.Bind(command, "streamer.ticket_max_ttl_seconds", s.ticket_max_ttl_seconds,
+            "Refuse tickets that expire further in the future than this");
+  file.Bind(command, "streamer.upload_max_bytes", s.upload_max_bytes, "Largest file PUT /v1/files accepts");
+  file.Bind(command, "streamer.file_send_mode", s.file_send_mode,
+            "How file bytes reach the socket: read (io_uring read + send) or sendfile")
+      ->check(CLI::IsMember({"read", "sendfile"}));
+  file.Bind(command, "streamer.max_ranges", s.max_ranges, "Most ranges one request may ask for");
+}
+
+StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settings)
+    : env_(env), settings_(settings) {
+  range_limits_.max_ranges = static_cast<std::size_t>(settings.max_ranges);
+}
+
+StreamerService::~StreamerService() = default;
+
+boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& env,
+                                                                               const StreamerSettings& settings,
+                                                                               std::string* error) {
+  std::unique_ptr<StreamerService> service(new StreamerService(env, settings));
+  const auto dir = env.data_dir / "streamer";
+
+  auto blobs = BlobStore::Open(dir / "blobs");
+  if (!blobs) {
+    *error = "cannot open blob store in " + (dir / "blobs").string() + ": " + blobs.error().message();
+    return blobs.error();
+  }
+  service->blobs_ = std::move(*blobs);
+
+  auto db = SqliteDb::Open(dir / "catalog.db", error);
+  if (!db) return db.error();
+  auto catalog = Catalog::Open(std::move(*db), error);
+  if (!catalog) return catalog.error();
+  service->catalog_ = std::move(*catalog);
+
+  Ed25519PublicKey public_key{};
+  if (!settings.ticket_public_key.empty()) {
+    auto parsed = ParsePublicKeyHex(settings.ticket_public_key);
+    if (!parsed) {
+      *error = "streamer.ticket_public_key is not 64 hex characters";
+      return parsed.error();
+    }
+    public_key = *parsed;
+  } else {
+    auto keys = LoadOrCreateTicketKeys(env.data_dir);
+    if (!keys) {
+      *error = "cannot load the ticket key pair in " + env.data_dir.string() + ": " + keys.error().message();
+      return keys.error();
+    }
+    public_key = keys->public_key;
+  }
+  service->tickets_ = std::make_unique<TicketVerifier>(public_key, settings.ticket_max_ttl_seconds);
+
+  SupporterClientOptions supporter_options;
+  supporter_options.base_url = settings.supporter_url;
+  supporter_options.timeout = std::chrono::milliseconds(settings.supporter_timeout_ms);
+  supporter_options.cache_ttl = std::chrono::seconds(settings.supporter_cache_seconds);
+  auto supporters = SupporterClient::Create(env.http_client, supporter_options, error);
+  if (!supporters) return supporters.error();
+  service->supporters_ = std::move(*supporters);
+
+  auto endpoint = ParseListenAddress(settings.listen);
+  if (!endpoint) {
+    *error = "streamer.listen is not host:port with an IP address: " + settings.listen;
+    return endpoint.error();
+  }
+  HttpServerOptions options = env.server_defaults;
+  options.service = "streamer";
+  options.file_send_mode = settings.file_send_mode == "sendfile" ? FileSendMode::kSendfile : FileSendMode::kRead;
+  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
+  if (!server) {
+    *error = "cannot listen on " + settings.listen + ": " + server.error().message();
+    return server.error();
+  }
+  service->server_ = std::move(*server);
+  return service;
+}
+
+Router StreamerService::BuildRouter() {
+  Router router;
+  auto bind = [this](asio::awaitable<Response> (StreamerService::*method)(Request&)) {
+    return [this, method](Request& request) { return (this->*method)(request); };
+  };
+  router.Add(http::verb::get, "/audio/{file_id}", bind(&StreamerService::ServeAudio));
+  router.Add(http::verb::put, "/v1/files", bind(&StreamerService::UploadFile));
+  router.Add(http::verb::put, "/v1/tracks/{file_id}", bind(&StreamerService::PutTrack));
+  router.Add(http::verb::get, "/v1/tracks/{file_id}", bind(&StreamerService::GetTrack));
+  router.Add(http::verb::delete_, "/v1/tracks/{file_id}", bind(&StreamerService::DeleteTrack));
+  return router;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming
+
+asio::awaitable<std::optional<Response>> StreamerService::CheckGate(Request& request, const Track& track) {
+  std::optional<std::string> ticket;
+  if (auto bearer = request.BearerToken()) {
+    ticket = std::string(*bearer);
+  } else if (auto cookie = request.Cookie(kTicketCookie)) {
+    ticket = std::string(*cookie);
+  } else {
+    ticket = request.Query("ticket");
+  }
+  auto unauthorized = [](std::string_view error, std::string message) {
+    Response r = ErrorResponse(http::status::unauthorized, error, message);
+    r.header.set(http::field::www_authenticate, "Bearer");
+    r.header.set(http::field::cache_control, "no-store");
+    return r;
+  };
+  if (!ticket || ticket->empty()) {
+    co_return unauthorized("AuthenticationRequired", "a stream ticket is required to play this track");
+  }
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  auto outcome = tickets_->Verify(*ticket, track.file_id, now);
+  if (!outcome.ok) {
+    co_return unauthorized("InvalidTicket", fmt::format("stream ticket refused: {}", TicketErrorName(outcome.error)));
+  }
+  if (track.gate == Gate::kCopyright || outcome.claims.viewer_did == track.owner_did) co_return std::nullopt;
+
+  switch (co_await supporters_->Check(outcome.claims.viewer_did, track.owner_did)) {
+    case SupportStatus::kSupporter:
+      co_return std::nullopt;
+    case SupportStatus::kNotSupporter: {
+      Response r = ErrorResponse(http::status::payment_required, "SupportRequired",
+                                 "this track requires supporter access");
+      r.header.set("X-Support-Required", "true");
+      r.header.set(http::field::cache_control, "no-store");
+      co_return r;
+    }
+    case SupportStatus::kUnavailable:
+      break;
+  }
+  Response r = ErrorResponse(http::status::service_unavailable, "SupporterCheckUnavailable",
+                             "the supporter check could not be made; try again shortly");
+  r.header.set(http::field::retry_after, "5");
+  r.header.set(http::field::cache_control, "no-store");
+  co_return r;
+}
+
+asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
+  const std::string& requested = *request.Param("file_id");
+  if (!BlobStore::IsValidId(requested)) {
+    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+  }
+  auto track = catalog_->FindByAnyFileId(requested);
+  if (!track) co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
+
+  std::string serve_id = requested;
+  std::string content_type = track->content_type;
+  for (const auto& [name, r] : track->renditions) {
+    if (r.file_id == requested) content_type = r.content_type;
+  }
+  if (auto rendition = request.Query("rendition")) {
+    auto it = track->renditions.find(*rendition);
+    if (it == track->renditions.end()) {
+      co_return ErrorResponse(http::status::not_found, "UnknownRendition",
+                              "this track has no rendition named '" + std::string(rendition->substr(0, 32)) + "'");
+    }
+    serve_id = it->second.file_id;
+    content_type = it->second.content_type;
+  }
+
+  if (track->gate != Gate::kNone) {
+    if (auto denied = co_await CheckGate(request, *track)) co_return std::move(*denied);
+  }
+
+  auto blob = blobs_->OpenForRead(serve_id);
+  if (!blob) {
+    spdlog::warn("catalog names a file the store does not hold file_id={} error=\"{}\"", serve_id,
+                 blob.error().message());
+    co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
+  }
+  const std::uint64_t size = blob->size;
+  const std::string etag = "\"" + serve_id + "\"";
+  const std::string last_modified = HttpDateOf(blob->mtime_seconds);
+
+  Response response;
+  auto& h = response.header;
+  h.set(http::field::accept_ranges, "bytes");
+  h.set(http::field::etag, etag);
+  h.set(http::field::last_modified, last_modified);
+  // Content-addressed bytes never change: public ones may be cached forever; gated ones only
+  // by the viewer's own browser.
+  h.set(http::field::cache_control,
+        track->gate == Gate::kNone ? "public, max-age=31536000, immutable" : "private, max-age=3600");
+
+  if (IfNoneMatchHits(request.Field(http::field::if_none_match), etag)) {
+    h.result(http::status::not_modified);
+    co_return response;
+  }
+  h.set(http::field::content_type, content_type);
+  auto file = std::make_shared<UniqueFd>(std::move(blob->fd));
+
+  if (request.method() == http::verb::head) {
+    // Range is defined for GET only (RFC 9110 section 14.2): HEAD answers as a full GET would.
+    h.result(http::status::ok);
+    response.omit_body = true;
+    response.omitted_length = size;
+    co_return response;
+  }
+
+  const std::string_view range_header = request.Field(http::field::range);
+  RangeDecision decision;
+  if (!range_header.empty() && IfRangeHolds(request.Field(http::field::if_range), etag, last_modified)) {
+    decision = ResolveRange(range_header, size, range_limits_);
+  }
+  switch (decision.outcome) {
+    case RangeOutcome::kIgnore:
+      h.result(http::status::ok);
+      response.segments.emplace_back(FileSlice{file, 0, size});
+      break;
+    case RangeOutcome::kUnsatisfiable: {
+      Response r = ErrorResponse(http::status::range_not_satisfiable, "RangeNotSatisfiable",
+                                 fmt::format("the requested range lies outside the {} bytes of this file", size));
+      r.header.set(http::field::content_range, fmt::format("bytes */{}", size));
+      r.header.set(http::field::accept_ranges, "bytes");
+      co_return r;
+    }
+    case RangeOutcome::kPartial:
+      h.result(http::status::partial_content);
+      if (decision.ranges.size() == 1) {
+        const auto& r = decision.ranges.front();
+        h.set(http::field::content_range, fmt::format("bytes {}-{}/{}", r.first, r.last(), size));
+        response.segments.emplace_back(FileSlice{file, r.first, r.length});
+      } else {
+        // Several ranges: multipart/byteranges (RFC 9110 section 14.6), parts in ascending order.
+        const std::string boundary = MultipartBoundary();
+        h.set(http::field::content_type, "multipart/byteranges; boundary=" + boundary);
+        for (const auto& r : decision.ranges) {
+          response.segments.emplace_back(fmt::format("\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
+                                                     boundary, content_type, r.first, r.last(), size));
+          response.segments.emplace_back(FileSlice{file, r.first, r.length});
+        }
+        response.segments.emplace_back(fmt::format("\r\n--{}--\r\n", boundary));
+      }
+      break;
+  }
+  co_return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin API
+
+asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::uint64_t limit = settings_.upload_max_bytes;
+  auto too_large = [&] {
+    return ErrorResponse(http::status::payload_too_large, "PayloadTooLarge",
+                         fmt::format("uploads are limited to {} bytes", limit));
+  };
+  if (auto length = request.ContentLength(); length && *length > limit) co_return too_large();
+
+  std::string content_type(request.Field(http::field::content_type));
+  if (!IsPlausibleContentType(content_type)) content_type = "application/octet-stream";
+
+  auto writer = blobs_->Begin(co_await asio::this_coro::executor);
+  if (!writer) {
+    spdlog::error("upload: cannot create a temporary file error=\"{}\"", writer.error().message());
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
+  }
+  std::vector<char> buffer(kUploadChunk);
+  for (;;) {
+    auto got = co_await request.ReadSome(buffer);
+    if (auto* e = std::get_if<BodyError>(&got)) co_return ErrorResponseFor(*e, limit);
+    const std::size_t n = std::get<std::size_t>(got);
+    if (n == 0) break;
+    if ((*writer)->size() + n > limit) co_return too_large();
+    if (auto ec = co_await (*writer)->Write(std::span<const char>(buffer.data(), n))) {
+      spdlog::error("upload: write failed error=\"{}\"", ec.message());
+      co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
+    }
+  }
+  auto info = (*writer)->Commit();
+  if (!info) {
+    spdlog::error("upload: commit failed error=\"{}\"", info.error().message());
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
+  }
+  const bool existed = catalog_->FindFile(info->file_id).has_value();
+  if (!existed && !catalog_->PutFile(FileRecord{info->file_id, info->size, content_type})) {
+    spdlog::error("upload: catalog write failed error=\"{}\"", catalog_->last_error());
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the upload");
+  }
+  auto record = catalog_->FindFile(info->file_id);
+  co_return JsonResponse(existed ? http::status::ok : http::status::created,
+                         json::object{{"file_id", info->file_id},
+                                      {"size", info->size},
+                                      {"content_type", record ? record->content_type : content_type}});
+}
+
+asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& file_id = *request.Param("file_id");
+  if (!BlobStore::IsValidId(file_id)) {
+    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+  }
+  auto body = co_await request.ReadAll(kJsonBodyLimit);
+  if (auto* e = std::get_if<BodyError>(&body)) co_return ErrorResponseFor(*e, kJsonBodyLimit);
+  boost::system::error_code ec;
+  json::value doc = json::parse(std::get<std::string>(body), ec);
+  auto invalid = [](std::string message) {
+    return ErrorResponse(http::status::bad_request, "InvalidRequest", message);
+  };
+  if (ec || !doc.is_object()) co_return invalid("the body must be a JSON object");
+  const json::object& obj = doc.as_object();
+
+  Track track;
+  track.file_id = file_id;
+  const json::value* owner = obj.if_contains("owner_did");
+  if (!owner || !owner->is_string() || !IsPlausibleDid(owner->as_string())) {
+    co_return invalid("owner_did must be a DID such as did:plc:abc123");
+  }
+  track.owner_did = std::string(owner->as_string());
+  track.gate = Gate::kNone;
+  if (const json::value* gate = obj.if_contains("gate")) {
+    auto parsed = gate->is_string() ? ParseGate(gate->as_string()) : std::nullopt;
+    if (!parsed) co_return invalid("gate must be one of \"none\", \"any\", \"copyright\"");
+    track.gate = *parsed;
+  }
+  auto stored = [&](const std::string& id) -> std::optional<std::string> {
+    if (!blobs_->Contains(id)) return std::nullopt;
+    auto record = catalog_->FindFile(id);
+    return record ? record->content_type : std::string("application/octet-stream");
+  };
+  auto stored_type = stored(file_id);
+  if (!stored_type) {
+    co_return ErrorResponse(http::status::conflict, "FileNotStored",
+                            "no file with this id is stored; upload it with PUT /v1/files first");
+  }
+  track.content_type = *stored_type;
+  if (const json::value* type = obj.if_contains("content_type")) {
+    if (!type->is_string() || !IsPlausibleContentType(type->as_string())) {
+      co_return invalid("content_type must be a media type such as audio/mpeg");
+    }
+    track.content_type = std::string(type->as_string());
+  }
+  if (const json::value* renditions = obj.if_contains("renditions")) {
+    if (!renditions->is_object()) co_return invalid("renditions must be an object of name -> {file_id, content_type}");
+    for (const auto& [key, value] : renditions->as_object()) {
+      std::string name(key);
+      if (!IsValidRenditionName(name)) co_return invalid("rendition names are 1-32 of [a-z0-9_-]");
+      const json::value* rid = value.is_object() ? value.as_object().if_contains("file_id") : &value;
+      if (!rid || !rid->is_string() || !BlobStore::IsValidId(rid->as_string())) {
+        co_return invalid("rendition '" + name + "' needs a file_id of 16 lowercase hex characters");
+      }
+      Rendition r;
+      r.file_id = std::string(rid->as_string());
+      auto rtype = stored(r.file_id);
+      if (!rtype) {
+        co_return ErrorResponse(http::status::conflict, "FileNotStored",
+                                "rendition '" + name + "' names a file that is not stored");
+      }
+      r.content_type = *rtype;
+      if (value.is_object()) {
+        if (const json::value* type = value.as_object().if_contains("content_type")) {
+          if (!type->is_string() || !IsPlausibleContentType(type->as_string())) {
+            co_return invalid("rendition '" + name + "' has an invalid content_type");
+          }
+          r.content_type = std::string(type->as_string());
+        }
+      }
+      track.renditions.emplace(std::move(name), std::move(r));
+    }
+  }
+  if (!catalog_->PutTrack(track)) {
+    spdlog::error("catalog write failed error=\"{}\"", catalog_->last_error());
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the track");
+  }
+  auto record = catalog_->FindFile(file_id);
+  co_return JsonResponse(http::status::ok, TrackJson(track, record ? record->size : 0));
+}
+
+asio::awaitable<Response> StreamerService::GetTrack(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& file_id = *request.Param("file_id");
+  if (!BlobStore::IsValidId(file_id)) {
+    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+  }
+  auto track = catalog_->FindTrack(file_id);
+  if (!track) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
+  auto record = catalog_->FindFile(file_id);
+  co_return JsonResponse(http::status::ok, TrackJson(*track, record ? record->size : 0));
+}
+
+asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& file_id = *request.Param("file_id");
+  if (!BlobStore::IsValidId(file_id)) {
+    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+  }
+  bool existed = false;
+  if (!catalog_->RemoveTrack(file_id, &existed)) {
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the track");
+  }
+  if (!existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
+  Response r;
+  r.header.result(http::status::no_content);
+  co_return r;
+}
+
+}  // namespace plyr::streamer

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -45,8 +46,8 @@ TicketClaims Claims(std::string file_id, std::int64_t exp, std::string sub = "di
 std::string Base64Url(std::string_view bytes) {
   constexpr int kVariant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
   std::string out(sodium_base64_ENCODED_LEN(bytes.size(), kVariant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-                    kVariant);
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), kVariant);
   out.resize(std::strlen(out.c_str()));
   return out;
 }
@@ -54,8 +55,8 @@ std::string Base64Url(std::string_view bytes) {
 std::string FromBase64Url(std::string_view text) {
   std::string out(text.size(), '\0');
   std::size_t size = 0;
-  EXPECT_EQ(sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(),
-                              nullptr, &size, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
+  EXPECT_EQ(sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(),
+                              text.size(), nullptr, &size, nullptr, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
             0);
   out.resize(size);
   return out;
@@ -63,15 +64,17 @@ std::string FromBase64Url(std::string_view text) {
 
 // Builds a correctly signed ticket around arbitrary payload bytes, bypassing MintTicket, so the
 // verifier's payload checks can be reached past the signature check.
-std::string SignRawPayload(const TicketKeyPair& keys, std::string_view payload, std::string_view version = "v1") {
+std::string SignRawPayload(const TicketKeyPair& keys, std::string_view payload,
+                           std::string_view version = "v1") {
   std::string ticket = std::string(version) + "." + Base64Url(payload);
   unsigned char public_key[crypto_sign_PUBLICKEYBYTES];
   unsigned char secret_key[crypto_sign_SECRETKEYBYTES];
   crypto_sign_seed_keypair(public_key, secret_key, keys.seed.data());
   unsigned char signature[crypto_sign_BYTES];
-  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(ticket.data()), ticket.size(),
-                       secret_key);
-  return ticket + "." + Base64Url(std::string_view(reinterpret_cast<const char*>(signature), sizeof signature));
+  crypto_sign_detached(signature, nullptr, reinterpret_cast<const unsigned char*>(ticket.data()),
+                       ticket.size(), secret_key);
+  return ticket + "." +
+         Base64Url(std::string_view(reinterpret_cast<const char*>(signature), sizeof signature));
 }
 
 // A different character from the base64url alphabet, so the mutation stays decodable.
@@ -127,14 +130,21 @@ TEST_F(StreamTicketTest, PayloadIsCompactJsonWithKeysInDocumentedOrder) {
 }
 
 // Ed25519 is deterministic, so this pins the whole wire format (JSON layout, base64url variant,
-// signed bytes). Docs can reuse it:
-//   seed (hex)  = 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20
-//   claims      = {"sub":"did:plc:viewer","file":"0123456789abcdef","exp":2000000000}
-//   ticket      = KNOWN_ANSWER_TICKET
+// signed bytes). Cross-checked against Python (cryptography's Ed25519 and
+// json.dumps(claims, separators=(",", ":"))). Docs can reuse it:
+//   seed (hex)       = 0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20
+//   public key (hex) = 79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664
+//   payload          = {"sub":"did:plc:viewer","file":"0123456789abcdef","exp":2000000000}
+//   ticket           =
+//     v1.eyJzdWIiOiJkaWQ6cGxjOnZpZXdlciIsImZpbGUiOiIwMTIzNDU2Nzg5YWJjZGVmIiwiZXhwIjoyMDAwMDAwMDAwfQ.ZOrZ
+//     BH0Ynv-9s20OWy5UvRX9znu9DBaMbkcK2y9Vd5Xpx4A9v2kGl8LxTQ2agnuLxZqH70wzaftisP-qFMO_BQ
 TEST_F(StreamTicketTest, KnownAnswerVector) {
   const std::string ticket = MintTicket(keys_, Claims("0123456789abcdef", 2000000000));
-  std::printf("known-answer ticket: %s\n", ticket.c_str());
-  EXPECT_EQ(ticket, "KNOWN_ANSWER_TICKET");
+  EXPECT_EQ(
+      ticket,
+      "v1.eyJzdWIiOiJkaWQ6cGxjOnZpZXdlciIsImZpbGUiOiIwMTIzNDU2Nzg5YWJjZGVmIiwiZXhwIjoyMDAwMDAwMDAwfQ.ZOrZ"
+      "BH0Ynv-9s20OWy5UvRX9znu9DBaMbkcK2y9Vd5Xpx4A9v2kGl8LxTQ2agnuLxZqH70wzaftisP-qFMO_BQ");
+  EXPECT_EQ(ToHex(keys_.public_key), "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664");
   const TicketVerifier verifier(keys_.public_key, std::numeric_limits<std::int64_t>::max());
   EXPECT_TRUE(verifier.Verify(ticket, "0123456789abcdef", 1'999'999'999).ok);
 }
@@ -158,7 +168,8 @@ TEST_F(StreamTicketTest, WrongFile) {
 }
 
 TEST_F(StreamTicketTest, ExpiredAtAndBeforeNow) {
-  for (std::int64_t exp : {kNow, kNow - 1, std::int64_t{0}, std::int64_t{-1}, std::numeric_limits<std::int64_t>::min()}) {
+  for (std::int64_t exp :
+       {kNow, kNow - 1, std::int64_t{0}, std::int64_t{-1}, std::numeric_limits<std::int64_t>::min()}) {
     const auto outcome = verifier_.Verify(MintTicket(keys_, Claims("f1", exp)), "f1", kNow);
     EXPECT_FALSE(outcome.ok) << exp;
     EXPECT_EQ(outcome.error, TicketError::kExpired) << exp;
@@ -184,12 +195,16 @@ TEST_F(StreamTicketTest, ExpiryChecksComeBeforeFileCheck) {
 TEST_F(StreamTicketTest, ExtremeTimesDoNotOverflow) {
   constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
   constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
-  EXPECT_EQ(verifier_.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", kMin).error, TicketError::kTooLongLived);
+  EXPECT_EQ(verifier_.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", kMin).error,
+            TicketError::kTooLongLived);
   EXPECT_EQ(verifier_.Verify(MintTicket(keys_, Claims("f1", kMin)), "f1", kMax).error, TicketError::kExpired);
   EXPECT_EQ(verifier_.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", kMax).error, TicketError::kExpired);
 
   const TicketVerifier unlimited(keys_.public_key, kMax);
-  EXPECT_TRUE(unlimited.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", kMin + 1).ok);
+  EXPECT_TRUE(unlimited.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", 0).ok);
+  // The lifetime from kMin + 1 to kMax is 2^64 - 2 seconds: beyond any int64 max_ttl.
+  EXPECT_EQ(unlimited.Verify(MintTicket(keys_, Claims("f1", kMax)), "f1", kMin + 1).error,
+            TicketError::kTooLongLived);
   const TicketVerifier negative_ttl(keys_.public_key, -5);
   EXPECT_EQ(negative_ttl.Verify(MintTicket(keys_, Claims("f1", kNow + 1)), "f1", kNow).error,
             TicketError::kTooLongLived);
@@ -235,6 +250,25 @@ TEST_F(StreamTicketTest, EverySingleCharacterChangeIsRefused) {
   }
 }
 
+TEST_F(StreamTicketTest, NonAsciiBytesNeverStandForBase64Characters) {
+  // libsodium 1.0.18 decodes some bytes >= 0x80 as alphabet characters ('\xff' as '_'), which
+  // would let anyone re-encode a valid ticket's signature into a different accepted string.
+  const std::string ticket = MintTicket(keys_, Claims("f1", kNow + 60));
+  for (std::size_t i = 0; i < ticket.size(); ++i) {
+    if (ticket[i] == '.') continue;
+    for (int byte = 0x80; byte <= 0xff; ++byte) {
+      std::string mutated = ticket;
+      mutated[i] = static_cast<char>(byte);
+      EXPECT_FALSE(verifier_.Verify(mutated, "f1", kNow).ok) << "position " << i << " byte " << byte;
+    }
+  }
+  const std::string zero_signature = "v1.eyJ9." + std::string(86, 'A');  // 64 zero bytes: decodes fine
+  EXPECT_EQ(verifier_.Verify(zero_signature, "f1", kNow).error, TicketError::kBadSignature);
+  std::string aliased = zero_signature;
+  aliased[20] = '\xff';
+  EXPECT_EQ(verifier_.Verify(aliased, "f1", kNow).error, TicketError::kMalformed);
+}
+
 TEST_F(StreamTicketTest, TicketFromAnotherKeyIsBadSignature) {
   const TicketKeyPair other = GenerateTicketKeyPair();
   const auto outcome = verifier_.Verify(MintTicket(other, Claims("f1", kNow + 60)), "f1", kNow);
@@ -269,7 +303,8 @@ TEST_F(StreamTicketTest, ExtraPartsOrSuffixAreRefused) {
 
 TEST_F(StreamTicketTest, WrongVersionIsMalformed) {
   for (std::string_view version : {"v2", "V1", "v10", "", "v1 "}) {
-    const auto outcome = verifier_.Verify(SignRawPayload(keys_, R"({"sub":"did:x:y","file":"f1","exp":1700000060})", version), "f1", kNow);
+    const auto outcome = verifier_.Verify(
+        SignRawPayload(keys_, R"({"sub":"did:x:y","file":"f1","exp":1700000060})", version), "f1", kNow);
     EXPECT_FALSE(outcome.ok) << version;
     EXPECT_EQ(outcome.error, TicketError::kMalformed) << version;
   }
@@ -277,9 +312,24 @@ TEST_F(StreamTicketTest, WrongVersionIsMalformed) {
 
 TEST_F(StreamTicketTest, EmptyAndGarbageAreMalformed) {
   const std::vector<std::string> inputs = {
-      "", ".", "..", "...", "v1", "v1.", "v1..", "v1.a.", "v1..a", "v1.a.b", "v1.a.b.c", "not a ticket",
-      std::string("v1.\0\0.\0\0", 9), "v1.eyJ9.!!!!", "v1.eyJ9." + std::string(86, '='),
-      "v1.eyJ9." + std::string(86, 'A'),  // decodable but non-canonical trailing bits
+      "",
+      ".",
+      "..",
+      "...",
+      "v1",
+      "v1.",
+      "v1..",
+      "v1.a.",
+      "v1..a",
+      "v1.a.b",
+      "v1.a.b.c",
+      "not a ticket",
+      std::string("v1.\0\0.\0\0", 9),
+      "v1.eyJ9.!!!!",
+      "v1.eyJ9." + std::string(86, '='),
+      "v1.eyJ9." + std::string(85, 'A') + "B",  // non-zero leftover bits: a non-canonical encoding
+      "v1.eyJ9." + std::string(85, 'A'),        // 63 bytes
+      "v1.eyJ9." + std::string(88, 'A'),        // 66 bytes
   };
   for (const std::string& input : inputs) {
     const auto outcome = verifier_.Verify(input, "f1", kNow);
@@ -402,9 +452,10 @@ TEST(ParsePublicKeyHexTest, RoundTripsWithToHex) {
 
 TEST(ParsePublicKeyHexTest, RefusesBadInput) {
   const std::string hex = ToHex(FixedKeys().public_key);
-  for (const std::string& bad : {std::string(), hex.substr(1), hex + "0", hex + "\n", " " + hex, "0x" + hex.substr(2),
-                                 "g" + hex.substr(1), hex.substr(0, 63) + "\0", std::string(64, ' '),
-                                 std::string(64, '0')}) {  // all zeros: a small-order point, no real key
+  for (const std::string& bad :
+       {std::string(), hex.substr(1), hex + "0", hex + "\n", " " + hex, "0x" + hex.substr(2),
+        "g" + hex.substr(1), hex.substr(0, 63) + "\0", std::string(64, ' '),
+        std::string(64, '0')}) {  // all zeros: a small-order point, no real key
     EXPECT_FALSE(ParsePublicKeyHex(bad)) << bad;
   }
 }
@@ -563,11 +614,11 @@ TEST_F(TicketKeyFileTest, CorruptKeyFileIsRefusedAndUntouched) {
   const std::string good = SeedHex(FixedKeys().seed);
   ExpectRefusedAndUntouched("", 0600);
   ExpectRefusedAndUntouched("\n", 0600);
-  ExpectRefusedAndUntouched(good.substr(1) + "\n", 0600);                // 63 hex
-  ExpectRefusedAndUntouched(good + "0\n", 0600);                         // 65 hex
-  ExpectRefusedAndUntouched(" " + good + "\n", 0600);                    // leading whitespace
+  ExpectRefusedAndUntouched(good.substr(1) + "\n", 0600);  // 63 hex
+  ExpectRefusedAndUntouched(good + "0\n", 0600);           // 65 hex
+  ExpectRefusedAndUntouched(" " + good + "\n", 0600);      // leading whitespace
   ExpectRefusedAndUntouched(good + "\nsecond line\n", 0600);
-  ExpectRefusedAndUntouched(std::string(64, 'z') + "\n", 0600);          // not hex
+  ExpectRefusedAndUntouched(std::string(64, 'z') + "\n", 0600);  // not hex
   ExpectRefusedAndUntouched(good.substr(0, 32) + "\n" + good.substr(32), 0600);
   ExpectRefusedAndUntouched(std::string(10000, '0'), 0600);
 
@@ -598,8 +649,15 @@ TEST_F(TicketKeyFileTest, KeyFileReadableByOthersIsRefused) {
 
 TEST_F(TicketKeyFileTest, UnreadableKeyFileIsRefused) {
   if (::geteuid() == 0) GTEST_SKIP() << "root reads mode 0000 files";
-  ExpectRefusedAndUntouched(SeedHex(FixedKeys().seed) + "\n", 0000);
-  ::chmod(key_path_.c_str(), 0600);
+  const std::string content = SeedHex(FixedKeys().seed) + "\n";
+  WriteFile(key_path_, content, 0000);
+  auto keys = LoadOrCreateTicketKeys(dir_);
+  ASSERT_FALSE(keys);
+  EXPECT_EQ(keys.error(), boost::system::errc::permission_denied);  // EACCES from open()
+  EXPECT_EQ(ModeOf(key_path_), 0000u);
+  EXPECT_FALSE(fs::exists(pub_path_));
+  ASSERT_EQ(::chmod(key_path_.c_str(), 0600), 0);  // only now can the test read it back
+  EXPECT_EQ(ReadFile(key_path_), content);
 }
 
 TEST_F(TicketKeyFileTest, KeyPathThatIsNotARegularFileIsRefused) {
@@ -620,8 +678,8 @@ TEST_F(TicketKeyFileTest, ConcurrentFirstUseAgreesOnOneKey) {
   for (int round = 0; round < 10; ++round) {
     const fs::path round_dir = dir_ / std::to_string(round);
     constexpr int kThreads = 8;
-    std::vector<boost::system::result<TicketKeyPair>> results(kThreads, boost::system::errc::make_error_code(
-                                                                            boost::system::errc::interrupted));
+    std::vector<boost::system::result<TicketKeyPair>> results(
+        kThreads, boost::system::errc::make_error_code(boost::system::errc::interrupted));
     std::vector<std::thread> threads;
     for (int i = 0; i < kThreads; ++i) {
       threads.emplace_back([&, i] { results[i] = LoadOrCreateTicketKeys(round_dir); });

@@ -1,0 +1,38 @@
+#include "common/service_env.h"
+
+#include <charconv>
+
+namespace plyr {
+
+boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == text.size()) {
+    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  }
+  std::string_view host = text.substr(0, colon);
+  std::string_view port_text = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  unsigned port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
+    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  }
+  boost::system::error_code aec;
+  auto address = asio::ip::make_address(std::string(host), aec);
+  if (aec) return aec;
+  return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(port));
+}
+
+bool HasAdminToken(const Request& request, std::string_view token) {
+  auto presented = request.BearerToken();
+  return presented && !token.empty() && ConstantTimeEquals(*presented, token);
+}
+
+Response AdminTokenRequired() {
+  Response r = ErrorResponse(http::status::unauthorized, "AuthenticationRequired",
+                             "this endpoint needs the admin token as 'Authorization: Bearer <token>'");
+  r.header.set(http::field::www_authenticate, "Bearer");
+  return r;
+}
+
+}  // namespace plyr

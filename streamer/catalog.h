@@ -1,0 +1,86 @@
+// Catalog: which stored files are playable tracks, who owns them, how they are gated, and which
+// renditions (other encodings of the same track) exist.
+//
+// Persisted in SQLite (WAL, synchronous=FULL) and mirrored in memory, so the streaming path never
+// touches the database: lookups take a shared lock on the mirror; writes go to SQLite first and
+// update the mirror only once committed. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include <boost/system/result.hpp>
+
+#include "common/sqlite_db.h"
+
+namespace plyr::streamer {
+
+// Who may play a track (plyr.fm's support_gate).
+enum class Gate {
+  kNone,       // anyone
+  kSupporters, // "any": the owner, or a supporter of the owner per atprotofans
+  kCopyright,  // "copyright": any viewer holding a valid ticket
+};
+std::string_view GateName(Gate gate);                    // "none", "any", "copyright"
+std::optional<Gate> ParseGate(std::string_view name);
+
+struct Rendition {
+  std::string file_id;
+  std::string content_type;
+};
+
+struct Track {
+  std::string file_id;
+  std::string owner_did;
+  Gate gate = Gate::kNone;
+  std::string content_type;
+  std::map<std::string, Rendition> renditions;  // by name, e.g. "mp3-128"
+};
+
+// An uploaded file's record (the bytes live in the BlobStore).
+struct FileRecord {
+  std::string file_id;
+  std::uint64_t size = 0;
+  std::string content_type;
+};
+
+class Catalog {
+ public:
+  // Opens the catalog in `db`, creating its tables, and loads the mirror.
+  static boost::system::result<std::unique_ptr<Catalog>> Open(std::unique_ptr<SqliteDb> db, std::string* error);
+
+  // The track whose own file id, or one of whose renditions' file ids, is `file_id`.
+  // Renditions inherit their track's gate: a gated track cannot be fetched ungated by asking
+  // for a rendition's id.
+  std::optional<Track> FindByAnyFileId(std::string_view file_id) const;
+  std::optional<Track> FindTrack(std::string_view file_id) const;
+  std::optional<FileRecord> FindFile(std::string_view file_id) const;
+
+  // Records an uploaded file (idempotent). False on a database error (see last_error()).
+  bool PutFile(const FileRecord& file);
+  // Creates or replaces a track with its renditions.
+  bool PutTrack(const Track& track);
+  // Removes a track and its renditions; false if it did not exist or on error.
+  bool RemoveTrack(std::string_view file_id, bool* existed);
+  std::string last_error() const { return db_->last_error(); }
+
+ private:
+  explicit Catalog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  bool Load();
+  void IndexLocked(const Track& track);
+  void UnindexLocked(const std::string& file_id);
+
+  std::unique_ptr<SqliteDb> db_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, Track> tracks_;                 // guarded by mutex_
+  std::unordered_map<std::string, std::string> rendition_owner_;  // rendition id -> track id; mutex_
+  std::unordered_map<std::string, FileRecord> files_;             // guarded by mutex_
+};
+
+}  // namespace plyr::streamer

@@ -1,0 +1,78 @@
+// StreamerService: serves stored audio with HTTP byte ranges and enforces supporter gates
+// before a byte leaves.
+//
+// Routes (docs/streamer.md has the full contract):
+//   GET|HEAD /audio/{file_id}[?rendition=NAME]   public, or gated by a stream ticket
+//   PUT      /v1/files                           admin: upload raw bytes -> {file_id,size,content_type}
+//   PUT|GET|DELETE /v1/tracks/{file_id}          admin: catalog entries (owner, gate, renditions)
+//
+// Owns the blob store, the catalog, the ticket verifier and the supporter client; borrows the
+// ServiceEnv. Handlers run concurrently on every I/O thread; all shared state is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/blob_store.h"
+#include "common/service_env.h"
+#include "common/settings.h"
+#include "streamer/byte_range.h"
+#include "streamer/catalog.h"
+#include "streamer/stream_ticket.h"
+#include "streamer/supporter_client.h"
+
+namespace plyr::streamer {
+
+struct StreamerSettings {
+  std::string listen = "127.0.0.1:8410";
+  std::string supporter_url = "https://atprotofans.com";
+  std::int64_t supporter_timeout_ms = 5000;
+  std::int64_t supporter_cache_seconds = 300;
+  std::string ticket_public_key;           // hex; empty: the key pair in the data folder
+  std::int64_t ticket_max_ttl_seconds = 86400;
+  std::uint64_t upload_max_bytes = 1536ull << 20;
+  std::string file_send_mode = "read";     // "read" (io_uring read + send) or "sendfile"
+  std::uint64_t max_ranges = 8;
+};
+
+// Registers the streamer's settings (streamer.*) on `command`.
+void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& settings);
+
+class StreamerService final : public Service {
+ public:
+  // Opens the store and catalog under <data>/streamer and binds the listener (not yet accepting).
+  static boost::system::result<std::unique_ptr<StreamerService>> Create(ServiceEnv& env,
+                                                                        const StreamerSettings& settings,
+                                                                        std::string* error);
+  ~StreamerService() override;
+
+  std::string_view name() const override { return "streamer"; }
+  HttpServer& server() override { return *server_; }
+
+ private:
+  StreamerService(ServiceEnv& env, const StreamerSettings& settings);
+  Router BuildRouter();
+
+  asio::awaitable<Response> ServeAudio(Request& request);
+  asio::awaitable<Response> UploadFile(Request& request);
+  asio::awaitable<Response> PutTrack(Request& request);
+  asio::awaitable<Response> GetTrack(Request& request);
+  asio::awaitable<Response> DeleteTrack(Request& request);
+
+  // Decides whether the request may play `track`; an error response when it may not.
+  asio::awaitable<std::optional<Response>> CheckGate(Request& request, const Track& track);
+
+  ServiceEnv& env_;
+  StreamerSettings settings_;
+  RangeLimits range_limits_;
+  std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<TicketVerifier> tickets_;
+  std::unique_ptr<SupporterClient> supporters_;
+  std::unique_ptr<HttpServer> server_;
+};
+
+}  // namespace plyr::streamer
