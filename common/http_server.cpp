@@ -45,6 +45,7 @@ struct HttpServer::Connection {
   tcp::socket socket;
   asio::steady_timer timer;
   Clock::time_point deadline = Clock::time_point::max();
+  Clock::time_point armed_for = Clock::time_point::max();  // what the watchdog's timer waits for
   bool timed_out = false;
   bool idle = true;
   std::string peer;
@@ -133,6 +134,29 @@ void SerializeHeader(ResponseHeader&& header, std::string& out) {
   }
 }
 
+// Cancels the connection's pending I/O when its deadline passes. The deadline moves with each I/O
+// step; moving it later costs nothing (the timer re-arms only when it fires early), moving it
+// earlier wakes the watchdog (see SetDeadline).
+asio::awaitable<void> Watchdog(std::shared_ptr<HttpServer::Connection> c) {
+  while (c->socket.is_open()) {
+    c->armed_for = c->deadline;
+    c->timer.expires_at(c->deadline);
+    co_await c->timer.async_wait(kUseTuple);
+    if (!c->socket.is_open()) break;
+    if (Clock::now() >= c->deadline) {
+      c->timed_out = true;
+      c->deadline = Clock::time_point::max();
+      sys::error_code ignored;
+      c->socket.cancel(ignored);
+    }
+  }
+}
+
+void SetDeadline(HttpServer::Connection& c, Clock::time_point deadline) {
+  c.deadline = deadline;
+  if (deadline < c.armed_for) c.timer.cancel();
+}
+
 // ---------------------------------------------------------------------------------------------
 // The body of the current request, pulled on demand by the handler.
 
@@ -161,7 +185,7 @@ asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome
     auto expect = parser_.get().find(http::field::expect);
     if (expect != parser_.get().end() && beast::iequals(expect->value(), "100-continue") && !parser_.is_done()) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      connection_.deadline = Clock::now() + io_timeout_;
+      SetDeadline(connection_, Clock::now() + io_timeout_);
       auto [ec, n] = co_await asio::async_write(connection_.socket, asio::buffer(kContinue), kUseTuple);
       if (ec) co_return connection_.timed_out ? BodyError::kTimeout : BodyError::kConnection;
     }
@@ -170,7 +194,7 @@ asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome
     auto& body = parser_.get().body();
     body.data = out.data();
     body.size = out.size();
-    connection_.deadline = Clock::now() + io_timeout_;
+    SetDeadline(connection_, Clock::now() + io_timeout_);
     auto [ec, n] = co_await http::async_read_some(connection_.socket, buffer_, parser_, kUseTuple);
     std::size_t got = out.size() - body.size;
     if (ec && ec != http::error::need_buffer) {
@@ -313,23 +337,6 @@ asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
 
 namespace {
 
-// Closes the connection when its deadline passes. The deadline moves with each I/O step; the
-// timer only re-arms when it fires early, so a busy connection costs one pending timer.
-asio::awaitable<void> Watchdog(std::shared_ptr<HttpServer::Connection> c) {
-  while (c->socket.is_open()) {
-    c->timer.expires_at(c->deadline);
-    auto [ec] = co_await c->timer.async_wait(kUseTuple);
-    if (!c->socket.is_open()) break;
-    if (Clock::now() >= c->deadline) {
-      c->timed_out = true;
-      sys::error_code ignored;
-      c->socket.shutdown(tcp::socket::shutdown_both, ignored);
-      c->socket.cancel(ignored);
-      break;
-    }
-  }
-}
-
 // Sends `head` and then `segments` to the socket. Returns the body bytes written and whether
 // every byte went out.
 struct SendResult {
@@ -370,7 +377,7 @@ class ResponseWriter {
   // Writes pending bytes (header, small parts) together with `data` in one gathered send.
   asio::awaitable<bool> WriteWithPending(asio::const_buffer data) {
     std::array<asio::const_buffer, 2> buffers{asio::buffer(pending_), data};
-    c_.deadline = Clock::now() + options_.io_timeout;
+    SetDeadline(c_, Clock::now() + options_.io_timeout);
     auto [ec, n] = co_await asio::async_write(c_.socket, buffers, kUseTuple);
     pending_.clear();
     co_return !ec;
@@ -419,7 +426,7 @@ class ResponseWriter {
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
-        c_.deadline = Clock::now() + options_.io_timeout;
+        SetDeadline(c_, Clock::now() + options_.io_timeout);
         auto [ec] = co_await c_.socket.async_wait(tcp::socket::wait_write, kUseTuple);
         if (!ec) continue;
       }
@@ -443,7 +450,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   http_metrics_.open_connections().Increment();
   Register(c.get());
   c->peer = PeerAddress(c->socket);
-  c->deadline = Clock::now() + options_.header_timeout;
+  c->deadline = Clock::now() + options_.header_timeout;  // the watchdog arms itself for this
   asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
 
   beast::flat_buffer buffer;
@@ -457,13 +464,16 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
     c->idle = true;
     if (draining_) break;
     if (!first_request && buffer.size() == 0) {
-      c->deadline = Clock::now() + options_.idle_timeout;
+      SetDeadline(*c, Clock::now() + options_.idle_timeout);
       auto [ec, n] = co_await c->socket.async_read_some(buffer.prepare(4096), kUseTuple);
       if (ec) break;
       buffer.commit(n);
     }
     first_request = false;
     c->idle = false;
+    // Moving the deadline earlier without waking the watchdog: on a keep-alive connection the
+    // header deadline is enforced when the idle timer next fires. That saves a timer re-arm per
+    // request; a client dribbling a later request is still cut off within idle + header timeout.
     c->deadline = Clock::now() + options_.header_timeout;
 
     http::request_parser<http::buffer_body> parser;
@@ -524,7 +534,14 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
       if (!body.done()) keep_alive = false;
     }
     if (draining_) keep_alive = false;
-    if (c->timed_out || !c->socket.is_open()) break;
+    if (!c->socket.is_open()) break;
+    if (c->timed_out) {
+      // A body read timed out: the handler's answer (408) still goes out, then we close.
+      http_metrics_.timed_out_connections().Increment();
+      c->timed_out = false;
+      keep_alive = false;
+    }
+    SetDeadline(*c, Clock::now() + options_.io_timeout);
 
     // Header fields every answer carries.
     const auto status = response.header.result_int();

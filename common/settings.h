@@ -38,7 +38,9 @@ class SettingsFile {
   // Registers the flag, the environment variable and the file value for `key` on `app`.
   template <typename T>
   CLI::Option* Bind(CLI::App& app, std::string_view key, T& value, std::string help) const {
-    CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))->envname(EnvName(key));
+    CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))
+                           ->envname(EnvName(key))
+                           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     if (auto v = Lookup(key)) {
       opt->default_val(*v);
     } else {

@@ -1,0 +1,384 @@
+#!/usr/bin/env bash
+# Streaming load benchmark: plyr-core's streamer against nginx (sendfile on) serving the same
+# files, both driven by wrk in the same run. See bench/RESULTS.md for results and reading.
+#
+#   bench/streaming/run.sh
+#
+# Knobs (environment):
+#   PLYR_CORE_BIN  server binary                         (default: $REPO/build/release/plyr-core)
+#   THREADS        plyr-core --threads and nginx worker_processes        (default 1)
+#   THREAD_MODEL   plyr-core --thread-model per-core|shared              (default per-core)
+#   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default read)
+#   DURATION       seconds per wrk run                                   (default 10)
+#   CONNECTIONS    wrk -c                                                (default 64)
+#   NFILES         files per set (there are two sets: public and gated)  (default 16)
+#   FILE_MB        size of each file in MiB                              (default 4)
+#   WORKLOADS      space-separated subset of: range64k range1m whole range64k-gated range1m-gated whole-gated
+#   SEED           wrk Lua random seed; both servers get the same request sequence (default 42)
+#   WRK_TIMEOUT    wrk --timeout                                         (default 5s)
+#   KEEP_DATA=1    keep the uploaded blobs in the work dir (they are deleted by default)
+#
+# What it does:
+#   1. work dir bench/out/streaming-<UTC timestamp>/; two sets of NFILES random files
+#      ("public" and "gated"; file ids are content hashes, and a file id has one track entry,
+#      so the gated workloads use their own distinct files).
+#   2. starts a fake atprotofans (fake_atprotofans.py, answers {"valid": true}) and plyr-core,
+#      uploads both sets, registers the public set with gate "none" and the gated set with
+#      gate "any" (owner did:plc:artist), mints a ticket for did:plc:fan.
+#   3. starts nginx (1.22, worker_processes = THREADS, sendfile on, tcp_nopush on, access_log
+#      off) whose root holds /audio/<file_id> symlinks to plyr-core's own blob files: both
+#      servers read the very same inodes and page-cache pages.
+#   4. warms the page cache, then checks correctness (status, bytes) on both servers, and that
+#      the gate refuses a request without a ticket (401) and admits one with it (which also warms
+#      the supporter cache; the fake server must see about one call for the whole run).
+#   5. for every workload, runs `wrk -t1 -cCONNECTIONS -dDURATIONs --latency` against nginx and
+#      then plyr-core with identical settings and the same random request sequence:
+#        range64k / range1m : a random 64 KiB / 1 MiB range of a random public file
+#        whole              : a random whole public file, no Range header
+#        *-gated            : the same on the gated set; plyr-core gets the ticket (and checks
+#                             the supporter gate, cache warm); nginx serves the same bytes
+#                             ungated (the same Authorization header is sent to both).
+#      Server CPU (utime+stime from /proc/PID/stat) is sampled before and after each run.
+#   6. prints the table (also WORKDIR/results.md, raw rows in WORKDIR/results.tsv).
+#   7. exits non-zero if any run saw errors (socket errors or status >= 400), if a server died,
+#      or if a check failed. A trap stops every process it started.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
+PLYR_CORE_BIN=${PLYR_CORE_BIN:-$REPO/build/release/plyr-core}
+THREADS=${THREADS:-1}
+THREAD_MODEL=${THREAD_MODEL:-per-core}
+SEND_MODE=${SEND_MODE:-read}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+NFILES=${NFILES:-16}
+FILE_MB=${FILE_MB:-4}
+WORKLOADS=${WORKLOADS:-range64k range1m whole range64k-gated range1m-gated whole-gated}
+SEED=${SEED:-42}
+WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
+KEEP_DATA=${KEEP_DATA:-0}
+NGINX=${NGINX:-/usr/sbin/nginx}
+WRK=${WRK:-/usr/bin/wrk}
+ADMIN_TOKEN=bench-admin-$$-$RANDOM$RANDOM
+VIEWER=did:plc:fan
+OWNER=did:plc:artist
+
+die() { echo "run.sh: ERROR: $*" >&2; exit 1; }
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+for v in THREADS DURATION CONNECTIONS NFILES FILE_MB SEED; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
+done
+[[ $THREAD_MODEL == per-core || $THREAD_MODEL == shared ]] || die "THREAD_MODEL must be per-core or shared"
+[[ $SEND_MODE == read || $SEND_MODE == sendfile ]] || die "SEND_MODE must be read or sendfile"
+((DURATION <= 120)) || die "DURATION is capped at 120 s per run"
+((CONNECTIONS <= 1024)) || die "CONNECTIONS is capped at 1024"
+((NFILES * FILE_MB <= 2048)) || die "NFILES*FILE_MB is capped at 2048 MiB per set"
+for w in $WORKLOADS; do
+  case $w in range64k|range1m|whole|range64k-gated|range1m-gated|whole-gated) ;; *) die "unknown workload '$w'" ;; esac
+done
+[[ -x $PLYR_CORE_BIN ]] || die "PLYR_CORE_BIN=$PLYR_CORE_BIN is not an executable (build with: cmake --preset release && cmake --build --preset release)"
+[[ -x $NGINX ]] || die "nginx not found at $NGINX (apt-get install nginx-light or nginx)"
+[[ -x $WRK ]] || die "wrk not found at $WRK (apt-get install wrk)"
+for c in curl python3 sha256sum; do command -v "$c" >/dev/null || die "$c is required"; done
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+WORK=$REPO/bench/out/streaming-$STAMP
+[[ -e $WORK ]] && WORK=$WORK-$$
+DATA=$WORK/plyr-data
+NGX=$WORK/nginx
+mkdir -p "$WORK/src" "$DATA" "$NGX/root/audio" "$NGX/tmp" "$WORK/wrk"
+CLK_TCK=$(getconf CLK_TCK)
+
+PLYR_PID="" NGINX_PID="" FAKE_PID=""
+
+stop_pid() { # pid name
+  local pid=$1 name=$2 i
+  [[ -n $pid ]] || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  echo "run.sh: $name (pid $pid) ignored SIGTERM for 10 s; sending SIGKILL" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  set +e
+  stop_pid "$NGINX_PID" nginx
+  stop_pid "$PLYR_PID" plyr-core
+  stop_pid "$FAKE_PID" fake_atprotofans
+  if [[ $KEEP_DATA != 1 ]]; then
+    rm -rf "$WORK/src" "$DATA/streamer/blobs"
+  fi
+  [[ $rc -eq 0 ]] || echo "run.sh: FAILED (exit $rc); logs in $WORK" >&2
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# utime+stime (clock ticks) of the given pids, summed.
+cpu_ticks() {
+  local total=0 pid rest
+  for pid in "$@"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    rest=$(<"/proc/$pid/stat")
+    rest=${rest##*) }                      # drop "pid (comm) "; fields now start at 3 (state)
+    read -r -a f <<<"$rest"
+    total=$((total + f[11] + f[12]))       # fields 14 (utime) and 15 (stime)
+  done
+  echo "$total"
+}
+
+nginx_pids() { # master and workers
+  local workers
+  workers=$(ps -o pid= --ppid "$NGINX_PID" 2>/dev/null || true)
+  # shellcheck disable=SC2086
+  echo "$NGINX_PID" $workers
+}
+
+log "work dir: $WORK"
+log "plyr-core: $PLYR_CORE_BIN"
+log "THREADS=$THREADS THREAD_MODEL=$THREAD_MODEL SEND_MODE=$SEND_MODE DURATION=${DURATION}s CONNECTIONS=$CONNECTIONS NFILES=$NFILES FILE_MB=$FILE_MB"
+
+# --- 1. files ---------------------------------------------------------------------------------
+FILE_BYTES=$((FILE_MB * 1048576))
+log "creating 2 x $NFILES files of $FILE_MB MiB"
+for set in public gated; do
+  for ((i = 0; i < NFILES; i++)); do
+    head -c "$FILE_BYTES" /dev/urandom >"$WORK/src/$set-$i.bin"
+  done
+done
+
+# --- 2. fake atprotofans + plyr-core ----------------------------------------------------------
+python3 "$HERE/fake_atprotofans.py" --port-file "$WORK/fake.port" >"$WORK/fake_atprotofans.log" 2>"$WORK/fake_atprotofans.stderr" &
+FAKE_PID=$!
+for ((i = 0; i < 100; i++)); do [[ -s $WORK/fake.port ]] && break; alive "$FAKE_PID" || break; sleep 0.1; done
+[[ -s $WORK/fake.port ]] || die "fake_atprotofans did not start (see $WORK/fake_atprotofans.stderr)"
+FAKE_PORT=$(<"$WORK/fake.port")
+
+"$PLYR_CORE_BIN" serve streamer --data "$DATA" --streamer-listen 127.0.0.1:0 --ready-file "$DATA/ready.json" \
+  --access-log false --threads "$THREADS" --thread-model "$THREAD_MODEL" --streamer-file-send-mode "$SEND_MODE" \
+  --streamer-supporter-url "http://127.0.0.1:$FAKE_PORT" --admin-token "$ADMIN_TOKEN" >"$WORK/plyr-core.log" 2>&1 &
+PLYR_PID=$!
+for ((i = 0; i < 200; i++)); do [[ -s $DATA/ready.json ]] && break; alive "$PLYR_PID" || break; sleep 0.05; done
+[[ -s $DATA/ready.json ]] || { tail -20 "$WORK/plyr-core.log" >&2; die "plyr-core did not become ready"; }
+PLYR_PORT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["streamer"])' "$DATA/ready.json")
+PLYR=http://127.0.0.1:$PLYR_PORT
+log "plyr-core pid $PLYR_PID on $PLYR; fake atprotofans on 127.0.0.1:$FAKE_PORT"
+
+log "uploading and cataloguing (public: gate none, gated: gate any)"
+: >"$WORK/paths-public.txt"
+: >"$WORK/paths-gated.txt"
+: >"$WORK/ids.tsv"
+for set in public gated; do
+  gate=none
+  [[ $set == gated ]] && gate=any
+  for ((i = 0; i < NFILES; i++)); do
+    src=$WORK/src/$set-$i.bin
+    out=$(curl -sS -f --max-time 60 -X PUT --data-binary "@$src" -H "Authorization: Bearer $ADMIN_TOKEN" \
+      -H 'Content-Type: audio/mpeg' "$PLYR/v1/files") || die "upload of $src failed"
+    read -r id size < <(python3 -c 'import json, sys; d = json.loads(sys.argv[1]); print(d["file_id"], d["size"])' "$out")
+    [[ $size == "$FILE_BYTES" ]] || die "upload of $src reported size $size, expected $FILE_BYTES"
+    curl -sS -f --max-time 10 -o /dev/null -X PUT -H "Authorization: Bearer $ADMIN_TOKEN" \
+      -H 'Content-Type: application/json' -d "{\"owner_did\":\"$OWNER\",\"gate\":\"$gate\"}" "$PLYR/v1/tracks/$id" \
+      || die "PUT /v1/tracks/$id (gate $gate) failed"
+    blob=$DATA/streamer/blobs/${id:0:2}/$id
+    [[ -f $blob ]] || die "expected plyr-core blob at $blob"
+    ln -s "$blob" "$NGX/root/audio/$id"
+    echo "/audio/$id $FILE_BYTES" >>"$WORK/paths-$set.txt"
+    printf '%s\t%s\t%s\n' "$set" "$id" "$src" >>"$WORK/ids.tsv"
+  done
+done
+TICKET=$("$PLYR_CORE_BIN" ticket mint --data "$DATA" --viewer "$VIEWER" --file '*' --ttl $((3600 + 20 * DURATION))) \
+  || die "ticket mint failed"
+[[ -n $TICKET ]] || die "ticket mint printed nothing"
+
+# --- 3. nginx ---------------------------------------------------------------------------------
+NGINX_PORT=$(free_port)
+NGINX_USER=""
+[[ $(id -u) == 0 ]] && NGINX_USER="user root;"   # workers must read the blobs; otherwise they drop to nobody
+cat >"$NGX/nginx.conf" <<EOF
+# generated by bench/streaming/run.sh
+$NGINX_USER
+worker_processes $THREADS;
+daemon off;
+master_process on;
+pid $NGX/nginx.pid;
+error_log $NGX/error.log warn;
+events { worker_connections 4096; }
+http {
+  types { audio/mpeg mp3; }
+  default_type audio/mpeg;
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  keepalive_timeout 120s;
+  client_body_temp_path $NGX/tmp/body;
+  proxy_temp_path $NGX/tmp/proxy;
+  fastcgi_temp_path $NGX/tmp/fastcgi;
+  uwsgi_temp_path $NGX/tmp/uwsgi;
+  scgi_temp_path $NGX/tmp/scgi;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    server_name bench;
+    root $NGX/root;
+    location /audio/ { }
+  }
+}
+EOF
+"$NGINX" -t -q -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" || die "nginx -t rejected $NGX/nginx.conf"
+"$NGINX" -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
+NGINX_PID=$!
+NGINX_URL=http://127.0.0.1:$NGINX_PORT
+first_public=$(head -1 "$WORK/paths-public.txt" | cut -d' ' -f1)
+for ((i = 0; i < 100; i++)); do
+  curl -s -o /dev/null --max-time 1 -r 0-0 "$NGINX_URL$first_public" && break
+  alive "$NGINX_PID" || break
+  sleep 0.1
+done
+alive "$NGINX_PID" || { cat "$NGX/error.log" >&2; die "nginx did not start"; }
+log "nginx pid $NGINX_PID on $NGINX_URL (worker_processes $THREADS)"
+
+# --- 4. page cache + correctness checks --------------------------------------------------------
+log "warming the page cache"
+cat "$DATA"/streamer/blobs/*/* >/dev/null
+
+fetch() { # url out [curl args...] -> prints status
+  local url=$1 out=$2
+  shift 2
+  curl -sS --max-time 10 -o "$out" -w '%{http_code}' "$@" "$url"
+}
+check_same() { # what expected_status url out_name [curl args]; compares body with the source file slice
+  local what=$1 want=$2 path=$3 src=$4 off=$5 len=$6
+  shift 6
+  local server url got exp
+  exp=$(dd if="$src" iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none | sha256sum | cut -d' ' -f1)
+  for server in nginx plyr-core; do
+    url=$NGINX_URL$path
+    [[ $server == plyr-core ]] && url=$PLYR$path
+    got=$(fetch "$url" "$WORK/check.body" "$@") || die "check '$what' on $server: curl failed"
+    [[ $got == "$want" ]] || die "check '$what' on $server: status $got, expected $want (body: $(head -c 300 "$WORK/check.body"))"
+    [[ $(sha256sum <"$WORK/check.body" | cut -d' ' -f1) == "$exp" ]] || die "check '$what' on $server: body differs from the source file"
+  done
+}
+pub_id=$(awk '$1 == "public" {print $2; exit}' "$WORK/ids.tsv")
+pub_src=$(awk '$1 == "public" {print $3; exit}' "$WORK/ids.tsv")
+gat_id=$(awk '$1 == "gated" {print $2; exit}' "$WORK/ids.tsv")
+gat_src=$(awk '$1 == "gated" {print $3; exit}' "$WORK/ids.tsv")
+AUTH="Authorization: Bearer $TICKET"
+log "checking status codes and bytes on both servers"
+check_same "64k range" 206 "/audio/$pub_id" "$pub_src" 12345 65536 -H "Range: bytes=12345-$((12345 + 65535))"
+check_same "1m range" 206 "/audio/$pub_id" "$pub_src" 1000000 1048576 -H "Range: bytes=1000000-$((1000000 + 1048575))"
+check_same "whole" 200 "/audio/$pub_id" "$pub_src" 0 "$FILE_BYTES"
+code=$(fetch "$PLYR/audio/$gat_id" /dev/null -H "Range: bytes=0-99") || die "gated check: curl failed"
+[[ $code == 401 ]] || die "gated track without a ticket answered $code, expected 401: the gate is not on, the gated workloads would be meaningless"
+check_same "gated 64k range (ticket; warms the supporter cache)" 206 "/audio/$gat_id" "$gat_src" 777 65536 \
+  -H "Range: bytes=777-$((777 + 65535))" -H "$AUTH"
+check_same "gated whole (ticket)" 200 "/audio/$gat_id" "$gat_src" 0 "$FILE_BYTES" -H "$AUTH"
+calls=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
+((calls >= 1)) || die "plyr-core admitted a gated request without asking the supporter server"
+rm -f "$WORK/src"/*.bin "$WORK/check.body"   # nginx and the checks use the blobs from here on
+
+# --- 5. workloads -------------------------------------------------------------------------------
+printf 'workload\tserver\trequests\tduration_us\tbytes\trps\tbytes_per_s\tp50_us\tp99_us\tmax_us\terrors\terror_detail\tcpu_ticks\tcpu_us_per_req\tcpu_pct\twrk_cpu_pct\n' \
+  >"$WORK/results.tsv"
+FAILURES=()
+
+run_one() { # workload server
+  local w=$1 server=$2 url pids mode len set out before after line wrk_cpu rc=0
+  case $w in
+    range64k*) mode=range len=65536 ;;
+    range1m*) mode=range len=1048576 ;;
+    whole*) mode=whole len=0 ;;
+  esac
+  set=public
+  local -a hdr=()
+  if [[ $w == *-gated ]]; then set=gated; hdr=(-H "$AUTH"); fi
+  if [[ $server == nginx ]]; then url=$NGINX_URL; else url=$PLYR; fi
+  out=$WORK/wrk/$w-$server.txt
+  if [[ $server == nginx ]]; then pids=$(nginx_pids); else pids=$PLYR_PID; fi
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pids)
+  # wrk runs under a tiny python parent that reports wrk's own CPU seconds (RUSAGE_CHILDREN).
+  wrk_cpu=$(python3 -c '
+import resource, subprocess, sys
+with open(sys.argv[1], "w") as out:
+    rc = subprocess.call(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT)
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.3f" % (ru.ru_utime + ru.ru_stime))
+sys.exit(rc)' "$out" "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "${hdr[@]}" \
+    -s "$HERE/stream.lua" "$url" -- "$mode" "$WORK/paths-$set.txt" "$len" "$SEED") || rc=$?
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pids)
+  if [[ $server == nginx ]]; then alive "$NGINX_PID" || die "nginx died during $w"; fi
+  if [[ $server == plyr-core ]] && ! alive "$PLYR_PID"; then
+    tail -30 "$WORK/plyr-core.log" >&2
+    die "plyr-core died during $w (log: $WORK/plyr-core.log)"
+  fi
+  ((rc == 0)) || { cat "$out" >&2; die "wrk failed (exit $rc) for $w on $server"; }
+  line=$(grep '^RESULT ' "$out") || { cat "$out" >&2; die "no RESULT line from wrk for $w on $server"; }
+  python3 - "$w" "$server" "$((after - before))" "$CLK_TCK" "$line" "$wrk_cpu" >>"$WORK/results.tsv" <<'PY'
+import sys
+w, server, ticks, clk, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+wrk_cpu = float(sys.argv[6])
+d = dict(kv.split("=", 1) for kv in line.split()[1:])
+req = int(d["requests"]); dur = int(d["duration_us"])
+errs = {k[4:]: int(v) for k, v in d.items() if k.startswith("err_") and int(v)}
+cpu_s = ticks / clk
+print("\t".join(map(str, [w, server, req, dur, d["bytes"], d["rps"], d["bytes_per_s"], d["p50_us"], d["p99_us"],
+    d["max_us"], sum(errs.values()), ",".join(f"{k}={v}" for k, v in errs.items()) or "-", ticks,
+    f"{cpu_s * 1e6 / req:.1f}" if req else "nan", f"{100 * cpu_s / (dur / 1e6):.1f}",
+    f"{100 * wrk_cpu / (dur / 1e6):.1f}"])))
+PY
+  local summary
+  summary=$(tail -1 "$WORK/results.tsv" | awk -F'\t' '{printf "%.0f req/s, %.0f MB/s, p99 %.1f ms, %s µs CPU/req, errors %s %s", $6, $7/1e6, $9/1000, $14, $11, $12}')
+  log "  $w on $server: $summary"
+  if [[ $(tail -1 "$WORK/results.tsv" | cut -f11) != 0 ]]; then FAILURES+=("$w on $server: $(tail -1 "$WORK/results.tsv" | cut -f12)"); fi
+}
+
+read -r load1 _ </proc/loadavg
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+  log "WARNING: load average $load1 before the load runs: other jobs compete for the 2 cores; expect noisy numbers"
+fi
+log "load: wrk -t1 -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency, seed $SEED; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for w in $WORKLOADS; do
+  run_one "$w" nginx
+  run_one "$w" plyr-core
+done
+CALLS_TOTAL=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
+
+# --- 6. table -----------------------------------------------------------------------------------
+{
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) vCPU, kernel $(uname -r), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$WRK" -v 2>&1 | head -1 | cut -d' ' -f1-2)."
+  echo "plyr-core: \`$PLYR_CORE_BIN\` --threads $THREADS --thread-model $THREAD_MODEL --streamer-file-send-mode $SEND_MODE; nginx: worker_processes $THREADS, sendfile on, tcp_nopush on."
+  echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $NFILES files x $FILE_MB MiB per set, page cache warm; load average after: $(cut -d' ' -f1-3 /proc/loadavg); validateSupporter calls seen by the fake atprotofans: $CALLS_TOTAL."
+} >"$WORK/header.txt"
+echo
+cat "$WORK/header.txt"
+echo
+python3 "$HERE/report.py" "$WORK/results.tsv" "$WORK/results.md" "$WORK/header.txt"
+echo
+echo "results: $WORK/results.md (raw: results.tsv, wrk/*.txt, plyr-core.log, nginx/error.log)"
+
+warns=$(grep -cE ' (warn|error|critical) ' "$WORK/plyr-core.log" || true)
+((warns == 0)) || { echo "plyr-core logged $warns warn/error lines; first ones:" >&2; grep -E ' (warn|error|critical) ' "$WORK/plyr-core.log" | head -5 >&2; }
+if ((${#FAILURES[@]})); then
+  printf 'run.sh: ERRORS during load:\n' >&2
+  printf '  %s\n' "${FAILURES[@]}" >&2
+  exit 1
+fi

@@ -1,0 +1,52 @@
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include "common/admin_token.h"
+#include "common/http_message.h"
+#include "tests/support/process.h"
+
+namespace plyr {
+namespace {
+
+TEST(AdminTokenTest, ConfiguredTokenWins) {
+  testing::TempDir dir;
+  std::string error;
+  auto token = ResolveAdminToken("configured-token-123", dir.path(), &error);
+  ASSERT_TRUE(token);
+  EXPECT_EQ(token->value, "configured-token-123");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "admin-token"));
+}
+
+TEST(AdminTokenTest, GeneratedOnceWithOwnerOnlyPermissions) {
+  testing::TempDir dir;
+  std::string error;
+  auto first = ResolveAdminToken("", dir.path(), &error);
+  ASSERT_TRUE(first) << error;
+  EXPECT_GE(first->value.size(), 40u);
+  struct stat st{};
+  ASSERT_EQ(::stat((dir.path() / "admin-token").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  auto second = ResolveAdminToken("", dir.path(), &error);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(first->value, second->value);
+}
+
+TEST(AdminTokenTest, RefusesATokenFileOthersCanRead) {
+  testing::TempDir dir;
+  std::string error;
+  ASSERT_TRUE(ResolveAdminToken("", dir.path(), &error));
+  ::chmod((dir.path() / "admin-token").c_str(), 0644);
+  EXPECT_FALSE(ResolveAdminToken("", dir.path(), &error));
+  EXPECT_NE(error.find("chmod 600"), std::string::npos);
+}
+
+TEST(ConstantTimeEqualsTest, ComparesWholeValues) {
+  EXPECT_TRUE(ConstantTimeEquals("secret-token", "secret-token"));
+  EXPECT_FALSE(ConstantTimeEquals("secret-token", "secret-tokeN"));
+  EXPECT_FALSE(ConstantTimeEquals("secret-token", "secret-token-longer"));
+  EXPECT_FALSE(ConstantTimeEquals("", "x"));
+}
+
+}  // namespace
+}  // namespace plyr

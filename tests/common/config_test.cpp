@@ -1,0 +1,79 @@
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "common/settings.h"
+#include "tests/support/process.h"
+
+namespace plyr {
+namespace {
+
+TEST(SettingsFileTest, NamesDeriveFromTheKey) {
+  EXPECT_EQ(SettingsFile::FlagName("streamer.listen"), "--streamer-listen");
+  EXPECT_EQ(SettingsFile::FlagName("http.header_limit"), "--http-header-limit");
+  EXPECT_EQ(SettingsFile::EnvName("streamer.listen"), "PLYR_STREAMER_LISTEN");
+  EXPECT_EQ(SettingsFile::EnvName("admin_token"), "PLYR_ADMIN_TOKEN");
+}
+
+struct Parsed {
+  std::string listen = "default";
+  int threads = 1;
+};
+
+// Parses argv with a config file, the way main() does.
+Parsed ParseWith(const std::filesystem::path& config, std::vector<const char*> args) {
+  args.insert(args.begin(), "plyr-core");
+  if (!config.empty()) {
+    args.push_back("--config");
+    args.push_back(config.c_str());
+  }
+  std::string error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
+  EXPECT_TRUE(file) << error;
+  CLI::App app;
+  std::string config_flag;
+  app.add_option("--config", config_flag);
+  Parsed p;
+  file->Bind(app, "streamer.listen", p.listen, "");
+  file->Bind(app, "threads", p.threads, "");
+  app.parse(static_cast<int>(args.size()), args.data());
+  return p;
+}
+
+TEST(SettingsFileTest, PrecedenceIsFlagThenEnvThenFileThenDefault) {
+  testing::TempDir dir;
+  auto config = dir.path() / "plyr.toml";
+  std::ofstream(config) << "threads = 3\n[streamer]\nlisten = \"127.0.0.1:1111\"\n";
+
+  unsetenv("PLYR_STREAMER_LISTEN");
+  EXPECT_EQ(ParseWith({}, {}).listen, "default");
+  EXPECT_EQ(ParseWith(config, {}).listen, "127.0.0.1:1111");
+  EXPECT_EQ(ParseWith(config, {}).threads, 3);
+
+  setenv("PLYR_STREAMER_LISTEN", "127.0.0.1:2222", 1);
+  EXPECT_EQ(ParseWith(config, {}).listen, "127.0.0.1:2222");
+  EXPECT_EQ(ParseWith(config, {"--streamer-listen", "127.0.0.1:3333"}).listen, "127.0.0.1:3333");
+  unsetenv("PLYR_STREAMER_LISTEN");
+}
+
+TEST(SettingsFileTest, BrokenFileIsAnErrorWithItsLine) {
+  testing::TempDir dir;
+  auto config = dir.path() / "bad.toml";
+  std::ofstream(config) << "threads = 3\nlisten = = nope\n";
+  const char* args[] = {"plyr-core", "--config", config.c_str()};
+  std::string error;
+  auto file = SettingsFile::Load(3, args, &error);
+  EXPECT_FALSE(file);
+  EXPECT_NE(error.find("line 2"), std::string::npos) << error;
+}
+
+TEST(SettingsFileTest, MissingFileIsAnError) {
+  const char* args[] = {"plyr-core", "--config=/nonexistent/plyr.toml"};
+  std::string error;
+  EXPECT_FALSE(SettingsFile::Load(2, args, &error));
+  EXPECT_FALSE(error.empty());
+}
+
+}  // namespace
+}  // namespace plyr

@@ -1,0 +1,81 @@
+#include <gtest/gtest.h>
+
+#include "streamer/catalog.h"
+#include "tests/support/process.h"
+
+namespace plyr::streamer {
+namespace {
+
+std::unique_ptr<Catalog> OpenCatalog(const std::filesystem::path& dir) {
+  std::string error;
+  auto db = SqliteDb::Open(dir / "catalog.db", &error);
+  EXPECT_TRUE(db) << error;
+  auto catalog = Catalog::Open(std::move(*db), &error);
+  EXPECT_TRUE(catalog) << error;
+  return std::move(*catalog);
+}
+
+Track GatedTrack() {
+  Track t;
+  t.file_id = "00000000000000aa";
+  t.owner_did = "did:plc:artist";
+  t.gate = Gate::kSupporters;
+  t.content_type = "audio/flac";
+  t.renditions["mp3-128"] = Rendition{"00000000000000bb", "audio/mpeg"};
+  return t;
+}
+
+TEST(CatalogTest, GatesRoundTripByName) {
+  for (Gate g : {Gate::kNone, Gate::kSupporters, Gate::kCopyright}) EXPECT_EQ(ParseGate(GateName(g)), g);
+  EXPECT_EQ(GateName(Gate::kSupporters), "any");
+  EXPECT_FALSE(ParseGate("everyone"));
+}
+
+TEST(CatalogTest, RenditionIdsResolveToTheirGatedTrack) {
+  testing::TempDir dir;
+  auto catalog = OpenCatalog(dir.path());
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+  auto by_rendition = catalog->FindByAnyFileId("00000000000000bb");
+  ASSERT_TRUE(by_rendition);
+  EXPECT_EQ(by_rendition->file_id, "00000000000000aa");
+  EXPECT_EQ(by_rendition->gate, Gate::kSupporters);
+  EXPECT_FALSE(catalog->FindTrack("00000000000000bb"));
+}
+
+TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
+  testing::TempDir dir;
+  {
+    auto catalog = OpenCatalog(dir.path());
+    ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000aa", 1234, "audio/flac"}));
+    ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+    Track replaced = GatedTrack();
+    replaced.renditions.clear();
+    replaced.renditions["opus-96"] = Rendition{"00000000000000cc", "audio/ogg"};
+    ASSERT_TRUE(catalog->PutTrack(replaced));
+  }
+  auto catalog = OpenCatalog(dir.path());
+  auto track = catalog->FindTrack("00000000000000aa");
+  ASSERT_TRUE(track);
+  EXPECT_EQ(track->renditions.size(), 1u);
+  EXPECT_TRUE(track->renditions.contains("opus-96"));
+  EXPECT_FALSE(catalog->FindByAnyFileId("00000000000000bb"));
+  EXPECT_TRUE(catalog->FindByAnyFileId("00000000000000cc"));
+  auto file = catalog->FindFile("00000000000000aa");
+  ASSERT_TRUE(file);
+  EXPECT_EQ(file->size, 1234u);
+}
+
+TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
+  testing::TempDir dir;
+  auto catalog = OpenCatalog(dir.path());
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+  bool existed = false;
+  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed));
+  EXPECT_TRUE(existed);
+  EXPECT_FALSE(catalog->FindByAnyFileId("00000000000000bb"));
+  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed));
+  EXPECT_FALSE(existed);
+}
+
+}  // namespace
+}  // namespace plyr::streamer

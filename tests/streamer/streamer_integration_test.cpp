@@ -1,0 +1,311 @@
+// The streamer end to end: the real plyr-core binary on loopback, spoken to over HTTP.
+#include <thread>
+
+#include "tests/streamer/streamer_fixture.h"
+
+namespace plyr::testing {
+namespace {
+
+TEST_F(StreamerTest, HealthAndMetricsShowTheIoUringBackend) {
+  auto health = Get("/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_NE(health.body.find("\"ok\""), std::string::npos);
+  auto metrics = Get("/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("plyr_runtime_info{backend=\"io_uring\""), std::string::npos) << metrics.body;
+  EXPECT_NE(process_->log().find("backend=io_uring"), std::string::npos);
+}
+
+TEST_F(StreamerTest, UploadIsContentAddressedAndIdempotent) {
+  const std::string bytes = RandomBytes(3 << 20, 1);
+  Headers h = Admin();
+  h.emplace_back("Content-Type", "audio/flac");
+  auto first = Fetch(port_, "PUT", "/v1/files", h, bytes);
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto second = Fetch(port_, "PUT", "/v1/files", h, bytes);
+  ASSERT_EQ(second.status, 200) << second.body << second.transport_error;
+  EXPECT_EQ(first.body, second.body);
+  auto doc = boost::json::parse(first.body);
+  EXPECT_EQ(doc.at("size").as_int64(), 3 << 20);
+  EXPECT_EQ(doc.at("content_type").as_string(), "audio/flac");
+  EXPECT_EQ(doc.at("file_id").as_string().size(), 16u);
+}
+
+TEST_F(StreamerTest, AdminEndpointsNeedTheToken) {
+  const std::string id = Upload("some audio");
+  for (const auto& [method, target] : std::vector<std::pair<std::string, std::string>>{
+           {"PUT", "/v1/files"}, {"PUT", "/v1/tracks/" + id}, {"GET", "/v1/tracks/" + id},
+           {"DELETE", "/v1/tracks/" + id}}) {
+    auto none = Fetch(port_, method, target, {}, "{}");
+    EXPECT_EQ(none.status, 401) << method << " " << target;
+    EXPECT_EQ(ErrorOf(none), "AuthenticationRequired");
+    auto wrong = Fetch(port_, method, target, {{"Authorization", "Bearer " + token_ + "x"}}, "{}");
+    EXPECT_EQ(wrong.status, 401) << method << " " << target;
+  }
+  EXPECT_EQ(process_->log().find(token_), std::string::npos) << "the admin token must never be logged";
+}
+
+TEST_F(StreamerTest, TrackCrud) {
+  const std::string id = Upload("track bytes");
+  EXPECT_EQ(PutTrack(id, R"({"owner_did":"not a did"})").status, 400);
+  EXPECT_EQ(PutTrack(id, R"({"owner_did":"did:plc:a","gate":"everyone"})").status, 400);
+  EXPECT_EQ(PutTrack(id, "not json").status, 400);
+  EXPECT_EQ(PutTrack("0123456789abcdef", R"({"owner_did":"did:plc:a"})").status, 409);
+  auto put = PutTrack(id, R"({"owner_did":"did:plc:a","gate":"copyright","content_type":"audio/ogg"})");
+  ASSERT_EQ(put.status, 200) << put.body;
+  auto got = Fetch(port_, "GET", "/v1/tracks/" + id, Admin());
+  ASSERT_EQ(got.status, 200);
+  auto doc = boost::json::parse(got.body);
+  EXPECT_EQ(doc.at("gate").as_string(), "copyright");
+  EXPECT_EQ(doc.at("content_type").as_string(), "audio/ogg");
+  EXPECT_EQ(Fetch(port_, "DELETE", "/v1/tracks/" + id, Admin()).status, 204);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/tracks/" + id, Admin()).status, 404);
+  EXPECT_EQ(Get("/audio/" + id).status, 404);
+}
+
+TEST_F(StreamerTest, ServesWholeFilesAndRanges) {
+  const std::string bytes = RandomBytes(1 << 20, 2);
+  const std::string id = AddTrack(bytes, "none");
+
+  auto whole = Get("/audio/" + id);
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.body, bytes);
+  EXPECT_EQ(whole.Header("accept-ranges"), "bytes");
+  EXPECT_EQ(whole.Header("etag"), "\"" + id + "\"");
+  EXPECT_EQ(whole.Header("content-type"), "audio/mpeg");
+  EXPECT_EQ(whole.Header("cache-control"), "public, max-age=31536000, immutable");
+  EXPECT_FALSE(whole.Header("last-modified").empty());
+
+  auto first_two = Get("/audio/" + id, {{"Range", "bytes=0-1"}});  // Safari's probe
+  ASSERT_EQ(first_two.status, 206);
+  EXPECT_EQ(first_two.body, bytes.substr(0, 2));
+  EXPECT_EQ(first_two.Header("content-range"), "bytes 0-1/1048576");
+
+  auto open_ended = Get("/audio/" + id, {{"Range", "bytes=1000000-"}});
+  ASSERT_EQ(open_ended.status, 206);
+  EXPECT_EQ(open_ended.body, bytes.substr(1000000));
+
+  auto suffix = Get("/audio/" + id, {{"Range", "bytes=-500"}});
+  ASSERT_EQ(suffix.status, 206);
+  EXPECT_EQ(suffix.body, bytes.substr(bytes.size() - 500));
+  EXPECT_EQ(suffix.Header("content-range"), "bytes 1048076-1048575/1048576");
+
+  auto clamped = Get("/audio/" + id, {{"Range", "bytes=1048000-99999999"}});
+  ASSERT_EQ(clamped.status, 206);
+  EXPECT_EQ(clamped.body, bytes.substr(1048000));
+
+  auto unsatisfiable = Get("/audio/" + id, {{"Range", "bytes=1048576-"}});
+  ASSERT_EQ(unsatisfiable.status, 416);
+  EXPECT_EQ(unsatisfiable.Header("content-range"), "bytes */1048576");
+  EXPECT_EQ(ErrorOf(unsatisfiable), "RangeNotSatisfiable");
+}
+
+TEST_F(StreamerTest, MultipleRangesAreMultipart) {
+  const std::string bytes = RandomBytes(10000, 3);
+  const std::string id = AddTrack(bytes, "none");
+  auto r = Get("/audio/" + id, {{"Range", "bytes=0-9,-10"}});
+  ASSERT_EQ(r.status, 206);
+  const std::string type = r.Header("content-type");
+  ASSERT_TRUE(type.starts_with("multipart/byteranges; boundary=")) << type;
+  const std::string boundary = type.substr(type.find('=') + 1);
+  EXPECT_NE(r.body.find("Content-Range: bytes 0-9/10000\r\n\r\n" + bytes.substr(0, 10)), std::string::npos);
+  EXPECT_NE(r.body.find("Content-Range: bytes 9990-9999/10000\r\n\r\n" + bytes.substr(9990)), std::string::npos);
+  EXPECT_TRUE(r.body.ends_with("--" + boundary + "--\r\n"));
+  EXPECT_EQ(r.Header("content-length"), std::to_string(r.body.size()));
+}
+
+TEST_F(StreamerTest, ConditionalRequests) {
+  const std::string bytes = RandomBytes(5000, 4);
+  const std::string id = AddTrack(bytes, "none");
+  const std::string etag = "\"" + id + "\"";
+  auto not_modified = Get("/audio/" + id, {{"If-None-Match", etag}});
+  EXPECT_EQ(not_modified.status, 304);
+  EXPECT_TRUE(not_modified.body.empty());
+  EXPECT_EQ(Get("/audio/" + id, {{"If-None-Match", "\"other\""}}).status, 200);
+
+  auto if_range_hit = Get("/audio/" + id, {{"Range", "bytes=0-9"}, {"If-Range", etag}});
+  EXPECT_EQ(if_range_hit.status, 206);
+  auto if_range_miss = Get("/audio/" + id, {{"Range", "bytes=0-9"}, {"If-Range", "\"stale\""}});
+  EXPECT_EQ(if_range_miss.status, 200);
+  EXPECT_EQ(if_range_miss.body, bytes);
+  auto last_modified = Get("/audio/" + id).Header("last-modified");
+  EXPECT_EQ(Get("/audio/" + id, {{"Range", "bytes=0-9"}, {"If-Range", last_modified}}).status, 206);
+}
+
+TEST_F(StreamerTest, HeadGivesHeadersWithoutBody) {
+  const std::string id = AddTrack(RandomBytes(4096, 5), "none");
+  auto head = Fetch(port_, "HEAD", "/audio/" + id);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("content-length"), "4096");
+  EXPECT_EQ(head.Header("accept-ranges"), "bytes");
+  EXPECT_TRUE(head.body.empty());
+}
+
+TEST_F(StreamerTest, SupporterGate) {
+  const std::string bytes = RandomBytes(20000, 6);
+  const std::string id = AddTrack(bytes, "any");
+
+  auto anonymous = Get("/audio/" + id);
+  EXPECT_EQ(anonymous.status, 401);
+  EXPECT_EQ(ErrorOf(anonymous), "AuthenticationRequired");
+  EXPECT_EQ(Fetch(port_, "HEAD", "/audio/" + id).status, 401);
+
+  // The owner passes without asking atprotofans.
+  auto owner = Get("/audio/" + id, {{"Authorization", "Bearer " + Ticket(kArtist, id)}});
+  EXPECT_EQ(owner.status, 200);
+  EXPECT_EQ(owner.body, bytes);
+  EXPECT_EQ(owner.Header("cache-control").find("private"), 0u);
+  EXPECT_EQ(supporters_.requests(), 0);
+
+  // A supporter passes; the query is the real XRPC shape.
+  auto fan = Get("/audio/" + id, {{"Authorization", "Bearer " + Ticket(kFan, id)}, {"Range", "bytes=0-99"}});
+  EXPECT_EQ(fan.status, 206);
+  EXPECT_EQ(fan.body, bytes.substr(0, 100));
+  EXPECT_EQ(supporters_.last_query(),
+            "supporter=did:plc:fan&subject=did:plc:artist&signer=did:plc:artist");
+
+  // A non-supporter gets 402 with the header the frontend looks for; HEAD says the same.
+  auto stranger = Get("/audio/" + id, {{"Authorization", "Bearer " + Ticket(kStranger, id)}});
+  EXPECT_EQ(stranger.status, 402);
+  EXPECT_EQ(stranger.Header("x-support-required"), "true");
+  EXPECT_EQ(ErrorOf(stranger), "SupportRequired");
+  auto head = Fetch(port_, "HEAD", "/audio/" + id, {{"Authorization", "Bearer " + Ticket(kStranger, id)}});
+  EXPECT_EQ(head.status, 402);
+  auto head_fan = Fetch(port_, "HEAD", "/audio/" + id, {{"Authorization", "Bearer " + Ticket(kFan, id)}});
+  EXPECT_EQ(head_fan.status, 200);
+  EXPECT_TRUE(head_fan.body.empty());
+}
+
+TEST_F(StreamerTest, TicketTravelsAsCookieOrQueryAndIsNeverLogged) {
+  const std::string id = AddTrack(RandomBytes(1000, 7), "copyright");
+  const std::string ticket = Ticket(kStranger, id);
+  EXPECT_EQ(Get("/audio/" + id, {{"Cookie", "theme=dark; plyr_ticket=" + ticket}}).status, 200);
+  EXPECT_EQ(Get("/audio/" + id + "?ticket=" + ticket).status, 200);
+  EXPECT_EQ(Get("/audio/" + id + "?ticket=" + ticket + "x").status, 401);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the log flushes once a second
+  const std::string log = process_->log();
+  EXPECT_EQ(log.find(ticket.substr(3, 40)), std::string::npos) << "a ticket leaked into the log";
+  EXPECT_NE(log.find("ticket=REDACTED"), std::string::npos);
+}
+
+TEST_F(StreamerTest, CopyrightGateAdmitsAnyValidTicket) {
+  const std::string id = AddTrack(RandomBytes(1000, 8), "copyright");
+  EXPECT_EQ(Get("/audio/" + id).status, 401);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + Ticket(kStranger, id)}}).status, 200);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + Ticket(kStranger, "*")}}).status, 200);
+  EXPECT_EQ(supporters_.requests(), 0);
+}
+
+TEST_F(StreamerTest, BadTicketsAre401) {
+  const std::string id = AddTrack(RandomBytes(1000, 9), "copyright");
+  const std::string other = AddTrack(RandomBytes(1000, 10), "copyright");
+  const std::string good = Ticket(kFan, id);
+  std::string forged = good;
+  forged[forged.size() - 5] = forged[forged.size() - 5] == 'A' ? 'B' : 'A';
+  const std::vector<std::string> bad = {
+      Ticket(kFan, id, -10),                         // expired
+      Ticket(kFan, other),                           // for another file
+      forged,                                        // signature does not verify
+      good.substr(0, good.size() / 2),               // truncated
+      "v1.garbage.garbage",
+      std::string(3000, 'a'),
+  };
+  for (const auto& t : bad) {
+    auto r = Get("/audio/" + id, {{"Authorization", "Bearer " + t}});
+    EXPECT_EQ(r.status, 401) << t.substr(0, 60);
+    EXPECT_EQ(ErrorOf(r), "InvalidTicket");
+  }
+  // A ticket signed by a key the streamer does not trust.
+  auto foreign = streamer::GenerateTicketKeyPair();
+  auto r = Get("/audio/" + id, {{"Authorization", "Bearer " + streamer::MintTicket(foreign, {kFan, id, std::time(nullptr) + 60})}});
+  EXPECT_EQ(r.status, 401);
+}
+
+TEST_F(StreamerTest, TicketMintCommandMintsWhatTheStreamerAccepts) {
+  const std::string id = AddTrack(RandomBytes(1000, 11), "copyright");
+  std::string out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"ticket", "mint", "--data", process_->data_dir().string(), "--viewer",
+                                          kFan, "--file", id, "--ttl", "60"},
+                                         &out),
+            0)
+      << out;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + out}}).status, 200);
+  ASSERT_NE(PlyrProcess::RunToCompletion({"ticket", "mint", "--data", process_->data_dir().string(), "--viewer",
+                                          "not-a-did"},
+                                         &out),
+            0);
+}
+
+TEST_F(StreamerTest, SupporterAnswersAreCachedAndCoalesced) {
+  const std::string id = AddTrack(RandomBytes(1000, 12), "any");
+  supporters_.SetMode(FakeSupporterServer::Mode::kSlow, std::chrono::milliseconds(300));
+  const std::string ticket = Ticket(kFan, id);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      if (Get("/audio/" + id, {{"Authorization", "Bearer " + ticket}}).status == 200) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(supporters_.requests(), 1) << "identical lookups in flight must share one request";
+  supporters_.SetMode(FakeSupporterServer::Mode::kNormal);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + ticket}}).status, 200);
+  EXPECT_EQ(supporters_.requests(), 1) << "a cached answer must not ask again";
+  // "Not a supporter" is cached too.
+  const std::string stranger = Ticket(kStranger, id);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + stranger}}).status, 402);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + stranger}}).status, 402);
+  EXPECT_EQ(supporters_.requests(), 2);
+}
+
+TEST_F(StreamerTest, RenditionsShareTheirTracksGate) {
+  const std::string original = Upload(RandomBytes(3000, 13), "audio/flac");
+  const std::string mp3 = Upload(RandomBytes(1000, 14), "audio/mpeg");
+  auto put = PutTrack(original, R"({"owner_did":"did:plc:artist","gate":"copyright","renditions":{"mp3-128":")" +
+                                    mp3 + "\"}}");
+  ASSERT_EQ(put.status, 200) << put.body;
+  const std::string ticket = Ticket(kFan, original);
+  auto r = Get("/audio/" + original + "?rendition=mp3-128", {{"Authorization", "Bearer " + ticket}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 1000u);
+  EXPECT_EQ(r.Header("content-type"), "audio/mpeg");
+  EXPECT_EQ(Get("/audio/" + original + "?rendition=opus-96", {{"Authorization", "Bearer " + ticket}}).status, 404);
+  // The rendition's own id does not bypass the gate.
+  EXPECT_EQ(Get("/audio/" + mp3).status, 401);
+  EXPECT_EQ(Get("/audio/" + mp3, {{"Authorization", "Bearer " + ticket}}).status, 200);
+}
+
+TEST_F(StreamerTest, EverythingSurvivesARestart) {
+  const std::string bytes = RandomBytes(50000, 15);
+  const std::string id = AddTrack(bytes, "copyright");
+  const std::string ticket = Ticket(kFan, id);
+  EXPECT_EQ(process_->Stop(), 0) << process_->log();
+  Start({});
+  auto r = Get("/audio/" + id, {{"Authorization", "Bearer " + ticket}});
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, bytes);
+}
+
+TEST_F(StreamerTest, SigtermFinishesInFlightRequestsThenExits) {
+  const std::string bytes = RandomBytes(8 << 20, 16);
+  const std::string id = AddTrack(bytes, "none");
+  // Start a large download, read only its first bytes, then ask the process to stop.
+  RawConnection slow(port_);
+  ASSERT_TRUE(slow.Send("GET /audio/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::string got = slow.ReadSome(std::chrono::seconds(2));
+  ASSERT_FALSE(got.empty());
+  std::thread stopper([&] { EXPECT_EQ(process_->Stop(), 0); });
+  bool closed = false;
+  got += slow.ReadUntilClose(std::chrono::seconds(10), &closed);
+  stopper.join();
+  EXPECT_TRUE(closed);
+  auto body_start = got.find("\r\n\r\n");
+  ASSERT_NE(body_start, std::string::npos);
+  EXPECT_EQ(got.size() - body_start - 4, bytes.size()) << "the in-flight response must complete";
+}
+
+}  // namespace
+}  // namespace plyr::testing

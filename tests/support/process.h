@@ -1,0 +1,64 @@
+// PlyrProcess: starts the real plyr-core binary for integration tests and stops it.
+//
+// The binary comes from $PLYR_CORE_BIN (ctest sets it). Each process gets a fresh data folder
+// (unless one is given), listens on OS-chosen loopback ports and reports them through
+// --ready-file; Start() waits (bounded) for that file.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace plyr::testing {
+
+// A fresh temporary folder, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+class PlyrProcess {
+ public:
+  // `args` follow "plyr-core"; e.g. {"serve", "streamer", "--streamer-supporter-url", url}.
+  explicit PlyrProcess(std::filesystem::path data_dir);
+  ~PlyrProcess();
+
+  // Starts `plyr-core serve ...extra` with --data, --ready-file and loopback port-0 listeners,
+  // and waits up to `timeout` for readiness. Returns false (with the log in `log()`) on failure.
+  bool StartServe(const std::vector<std::string>& extra,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // SIGTERM and wait; returns the exit status (or -1).
+  int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // SIGKILL and reap.
+  void Kill();
+  bool Running();
+
+  unsigned short port(const std::string& service) const;
+  const std::filesystem::path& data_dir() const { return data_dir_; }
+  std::string log() const;
+  std::string admin_token() const;
+
+  // Runs plyr-core with `args` to completion; returns the exit status and fills `output`.
+  static int RunToCompletion(const std::vector<std::string>& args, std::string* output);
+  static std::string BinaryPath();
+
+ private:
+  std::filesystem::path data_dir_;
+  std::filesystem::path log_path_;
+  std::filesystem::path ready_path_;
+  pid_t pid_ = -1;
+  std::map<std::string, unsigned short> ports_;
+};
+
+}  // namespace plyr::testing
