@@ -10,7 +10,7 @@ packages=(
   liburing-dev libssl-dev libsodium-dev libsqlite3-dev
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev ca-certificates
-  nginx-light wrk
+  nginx-light wrk chromium
 )
 
 missing=()

@@ -147,16 +147,33 @@ std::string PlyrProcess::admin_token() const {
 }
 
 int PlyrProcess::RunToCompletion(const std::vector<std::string>& args, std::string* output) {
-  TempDir tmp;
-  const auto log = tmp.path() / "out.log";
   std::vector<std::string> full = {BinaryPath()};
   full.insert(full.end(), args.begin(), args.end());
-  pid_t pid = Spawn(full, log);
+  return RunCommand(full, output);
+}
+
+int PlyrProcess::RunCommand(const std::vector<std::string>& argv, std::string* output,
+                            std::chrono::milliseconds timeout) {
+  TempDir tmp;
+  const auto log = tmp.path() / "out.log";
+  pid_t pid = Spawn(argv, log);
   if (pid <= 0) return -1;
   int status = 0;
-  waitpid(pid, &status, 0);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool exited = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
   if (output) *output = ReadAll(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return exited && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace plyr::testing

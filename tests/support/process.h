@@ -51,6 +51,10 @@ class PlyrProcess {
 
   // Runs plyr-core with `args` to completion; returns the exit status and fills `output`.
   static int RunToCompletion(const std::vector<std::string>& args, std::string* output);
+  // Runs any program (argv[0] is its path) to completion, killing it after `timeout`; returns
+  // the exit status (-1 if killed) and fills `output` with stdout and stderr.
+  static int RunCommand(const std::vector<std::string>& argv, std::string* output,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(60));
   static std::string BinaryPath();
 
  private:
