@@ -93,6 +93,10 @@ json::object TrackJson(const Track& track, std::uint64_t size) {
                       {"renditions", std::move(renditions)}};
 }
 
+Response InvalidFileId() {
+  return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+}
+
 std::string MultipartBoundary() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("plyr{:016x}", rng());
@@ -251,7 +255,7 @@ asio::awaitable<std::optional<Response>> StreamerService::CheckGate(Request& req
 asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
   const std::string& requested = *request.Param("file_id");
   if (!BlobStore::IsValidId(requested)) {
-    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+    co_return InvalidFileId();
   }
   auto track = catalog_->FindByAnyFileId(requested);
   if (!track) co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
@@ -402,7 +406,7 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::string& file_id = *request.Param("file_id");
   if (!BlobStore::IsValidId(file_id)) {
-    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+    co_return InvalidFileId();
   }
   auto body = co_await request.ReadAll(kJsonBodyLimit);
   if (auto* e = std::get_if<BodyError>(&body)) co_return ErrorResponseFor(*e, kJsonBodyLimit);
@@ -484,7 +488,7 @@ asio::awaitable<Response> StreamerService::GetTrack(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::string& file_id = *request.Param("file_id");
   if (!BlobStore::IsValidId(file_id)) {
-    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+    co_return InvalidFileId();
   }
   auto track = catalog_->FindTrack(file_id);
   if (!track) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
@@ -496,7 +500,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::string& file_id = *request.Param("file_id");
   if (!BlobStore::IsValidId(file_id)) {
-    co_return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
+    co_return InvalidFileId();
   }
   bool existed = false;
   if (!catalog_->RemoveTrack(file_id, &existed)) {
