@@ -419,28 +419,28 @@ TicketVerifier::TicketVerifier(const Ed25519PublicKey& public_key, std::int64_t 
   EnsureSodium();
 }
 
-TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::string_view file_id,
-                                               std::int64_t now) const {
+std::optional<TicketClaims> TicketVerifier::VerifySignature(std::string_view ticket, TicketError* error) const {
+  *error = TicketError::kMalformed;
   // Bound all work before looking at the content.
-  if (ticket.size() > kMaxTicketBytes) return Refuse(TicketError::kMalformed);
+  if (ticket.size() > kMaxTicketBytes) return std::nullopt;
 
   // Exactly three dot-separated parts.
   const std::size_t first_dot = ticket.find('.');
-  if (first_dot == std::string_view::npos) return Refuse(TicketError::kMalformed);
+  if (first_dot == std::string_view::npos) return std::nullopt;
   const std::size_t second_dot = ticket.find('.', first_dot + 1);
-  if (second_dot == std::string_view::npos) return Refuse(TicketError::kMalformed);
-  if (ticket.find('.', second_dot + 1) != std::string_view::npos) return Refuse(TicketError::kMalformed);
+  if (second_dot == std::string_view::npos) return std::nullopt;
+  if (ticket.find('.', second_dot + 1) != std::string_view::npos) return std::nullopt;
 
   const std::string_view version = ticket.substr(0, first_dot);
   const std::string_view payload_b64 = ticket.substr(first_dot + 1, second_dot - first_dot - 1);
   const std::string_view signature_b64 = ticket.substr(second_dot + 1);
-  if (version != kVersionPrefix || payload_b64.empty()) return Refuse(TicketError::kMalformed);
+  if (version != kVersionPrefix || payload_b64.empty()) return std::nullopt;
 
   unsigned char signature[crypto_sign_BYTES];
   std::size_t signature_size = 0;
   if (!Base64UrlDecode(signature_b64, signature, sizeof signature, &signature_size) ||
       signature_size != sizeof signature) {
-    return Refuse(TicketError::kMalformed);
+    return std::nullopt;
   }
 
   // The signature covers the ticket text up to the second dot ("v1." + payload_b64), so nothing
@@ -448,18 +448,39 @@ TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::str
   const std::string_view signed_part = ticket.substr(0, second_dot);
   const int verified =
       crypto_sign_verify_detached(signature, Bytes(signed_part), signed_part.size(), public_key_.data());
-  if (verified != 0) return Refuse(TicketError::kBadSignature);
+  if (verified != 0) {
+    *error = TicketError::kBadSignature;
+    return std::nullopt;
+  }
 
   std::string payload(payload_b64.size() * 3 / 4 + 1, '\0');
   std::size_t payload_size = 0;
   if (!Base64UrlDecode(payload_b64, reinterpret_cast<unsigned char*>(payload.data()), payload.size(),
                        &payload_size)) {
-    return Refuse(TicketError::kMalformed);
+    return std::nullopt;
   }
   payload.resize(payload_size);
+  return ParseClaims(payload);
+}
 
-  std::optional<TicketClaims> claims = ParseClaims(payload);
-  if (!claims) return Refuse(TicketError::kMalformed);
+TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::string_view file_id,
+                                               std::int64_t now) const {
+  // A player fetches one track as many range requests with the same ticket: remember tickets
+  // whose signature verified, so the repeats cost a hash lookup instead of an Ed25519 verify.
+  // Only the signature check is remembered; expiry and file are checked on every call.
+  std::optional<TicketClaims> claims;
+  if (ticket.size() <= kMaxTicketBytes) {
+    std::lock_guard lock(cache_mutex_);
+    if (auto it = verified_.find(std::string(ticket)); it != verified_.end()) claims = it->second;
+  }
+  if (!claims) {
+    TicketError error = TicketError::kMalformed;
+    claims = VerifySignature(ticket, &error);
+    if (!claims) return Refuse(error);
+    std::lock_guard lock(cache_mutex_);
+    if (verified_.size() >= kVerifiedCacheEntries) verified_.clear();  // bounded; refills as players return
+    verified_.emplace(std::string(ticket), *claims);
+  }
 
   if (claims->expires_at <= now) return Refuse(TicketError::kExpired);
   // exp > now here, so the difference is positive and below 2^64: computing it unsigned is exact

@@ -10,14 +10,17 @@
 //   signature = Ed25519 over the ASCII bytes of "v1." + base64url(payload)
 //
 // Keys are 32-byte Ed25519 seeds (secret) and 32-byte public keys, both written as lowercase hex.
-// All functions are thread-safe; TicketVerifier is immutable after construction.
+// All functions are thread-safe; TicketVerifier may be shared by every I/O thread.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include <boost/system/result.hpp>
 
@@ -76,11 +79,21 @@ class TicketVerifier {
     TicketError error = TicketError::kMalformed;
     TicketClaims claims;
   };
+  // Tickets whose signature verified are remembered (at most kVerifiedCacheEntries), so the
+  // many range requests of one playback verify the signature once; expiry, lifetime and file
+  // are checked on every call.
   Outcome Verify(std::string_view ticket, std::string_view file_id, std::int64_t now) const;
 
+  static constexpr std::size_t kVerifiedCacheEntries = 16384;
+
  private:
+  // Checks the format and the Ed25519 signature, then parses the claims; sets `error` on failure.
+  std::optional<TicketClaims> VerifySignature(std::string_view ticket, TicketError* error) const;
+
   Ed25519PublicKey public_key_;
   std::int64_t max_ttl_seconds_;
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<std::string, TicketClaims> verified_;  // guarded by cache_mutex_
 };
 
 }  // namespace plyr::streamer

@@ -705,5 +705,19 @@ TEST(GenerateTicketKeyPairTest, FreshAndConsistent) {
   EXPECT_EQ(std::memcmp(expected_public, a.public_key.data(), sizeof expected_public), 0);
 }
 
+TEST(TicketVerifierCacheTest, RememberedTicketsStillExpireAndStayBoundToTheirFile) {
+  const TicketKeyPair keys = GenerateTicketKeyPair();
+  const TicketVerifier verifier(keys.public_key, 86400);
+  const std::int64_t now = 1'900'000'000;
+  const std::string ticket = MintTicket(keys, {"did:plc:viewer", "0123456789abcdef", now + 60});
+  ASSERT_TRUE(verifier.Verify(ticket, "0123456789abcdef", now).ok);  // now remembered
+  EXPECT_TRUE(verifier.Verify(ticket, "0123456789abcdef", now + 59).ok);
+  EXPECT_EQ(verifier.Verify(ticket, "0123456789abcdef", now + 60).error, TicketError::kExpired);
+  EXPECT_EQ(verifier.Verify(ticket, "fedcba9876543210", now).error, TicketError::kWrongFile);
+  std::string forged = ticket;
+  forged.back() = forged.back() == 'A' ? 'Q' : 'A';
+  EXPECT_FALSE(verifier.Verify(forged, "0123456789abcdef", now).ok);
+}
+
 }  // namespace
 }  // namespace plyr::streamer
