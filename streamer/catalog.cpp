@@ -57,20 +57,24 @@ bool Catalog::Load() {
   bool ok = db_->Run("SELECT file_id, size, content_type FROM files", {}, [&](const SqlRow& row) {
     files_[row.Text(0)] = FileRecord{row.Text(0), static_cast<std::uint64_t>(row.Int(1)), row.Text(2)};
   });
+  std::unordered_map<std::string, Track> loaded;
   ok = ok && db_->Run("SELECT file_id, owner_did, gate, content_type FROM tracks", {}, [&](const SqlRow& row) {
     Track t;
     t.file_id = row.Text(0);
     t.owner_did = row.Text(1);
     t.gate = ParseGate(row.Text(2)).value_or(Gate::kSupporters);  // unknown gate: fail closed
     t.content_type = row.Text(3);
-    tracks_[t.file_id] = std::move(t);
+    loaded[t.file_id] = std::move(t);
   });
   ok = ok && db_->Run("SELECT track_file_id, name, file_id, content_type FROM renditions", {},
                       [&](const SqlRow& row) {
-                        auto it = tracks_.find(row.Text(0));
-                        if (it != tracks_.end()) it->second.renditions[row.Text(1)] = Rendition{row.Text(2), row.Text(3)};
+                        auto it = loaded.find(row.Text(0));
+                        if (it != loaded.end()) it->second.renditions[row.Text(1)] = Rendition{row.Text(2), row.Text(3)};
                       });
-  for (const auto& [id, track] : tracks_) IndexLocked(track);
+  for (auto& [id, track] : loaded) {
+    IndexLocked(track);
+    tracks_[id] = std::make_shared<const Track>(std::move(track));
+  }
   return ok;
 }
 
@@ -81,27 +85,26 @@ void Catalog::IndexLocked(const Track& track) {
 void Catalog::UnindexLocked(const std::string& file_id) {
   auto it = tracks_.find(file_id);
   if (it == tracks_.end()) return;
-  for (const auto& [name, r] : it->second.renditions) {
+  for (const auto& [name, r] : it->second->renditions) {
     auto owner = rendition_owner_.find(r.file_id);
     if (owner != rendition_owner_.end() && owner->second == file_id) rendition_owner_.erase(owner);
   }
 }
 
-std::optional<Track> Catalog::FindTrack(std::string_view file_id) const {
+std::shared_ptr<const Track> Catalog::FindTrack(std::string_view file_id) const {
   std::shared_lock lock(mutex_);
   auto it = tracks_.find(std::string(file_id));
-  if (it == tracks_.end()) return std::nullopt;
-  return it->second;
+  return it == tracks_.end() ? nullptr : it->second;
 }
 
-std::optional<Track> Catalog::FindByAnyFileId(std::string_view file_id) const {
+std::shared_ptr<const Track> Catalog::FindByAnyFileId(std::string_view file_id) const {
   std::shared_lock lock(mutex_);
   const std::string key(file_id);
   if (auto it = tracks_.find(key); it != tracks_.end()) return it->second;
   if (auto owner = rendition_owner_.find(key); owner != rendition_owner_.end()) {
     if (auto it = tracks_.find(owner->second); it != tracks_.end()) return it->second;
   }
-  return std::nullopt;
+  return nullptr;
 }
 
 std::optional<FileRecord> Catalog::FindFile(std::string_view file_id) const {
@@ -140,9 +143,10 @@ bool Catalog::PutTrack(const Track& track) {
     return true;
   });
   if (!ok) return false;
+  auto snapshot = std::make_shared<const Track>(track);
   std::unique_lock lock(mutex_);
   UnindexLocked(track.file_id);
-  tracks_[track.file_id] = track;
+  tracks_[track.file_id] = std::move(snapshot);
   IndexLocked(track);
   return true;
 }

@@ -58,8 +58,9 @@ class Catalog {
   // The track whose own file id, or one of whose renditions' file ids, is `file_id`.
   // Renditions inherit their track's gate: a gated track cannot be fetched ungated by asking
   // for a rendition's id.
-  std::optional<Track> FindByAnyFileId(std::string_view file_id) const;
-  std::optional<Track> FindTrack(std::string_view file_id) const;
+  // Tracks are shared read-only snapshots: a PutTrack replaces the pointer, never the object.
+  std::shared_ptr<const Track> FindByAnyFileId(std::string_view file_id) const;
+  std::shared_ptr<const Track> FindTrack(std::string_view file_id) const;
   std::optional<FileRecord> FindFile(std::string_view file_id) const;
 
   // Records an uploaded file (idempotent). False on a database error (see last_error()).
@@ -78,7 +79,7 @@ class Catalog {
 
   std::unique_ptr<SqliteDb> db_;
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, Track> tracks_;                 // guarded by mutex_
+  std::unordered_map<std::string, std::shared_ptr<const Track>> tracks_;  // guarded by mutex_
   std::unordered_map<std::string, std::string> rendition_owner_;  // rendition id -> track id; mutex_
   std::unordered_map<std::string, FileRecord> files_;             // guarded by mutex_
 };
