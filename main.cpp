@@ -5,6 +5,8 @@
 //
 // Settings come from flags, PLYR_* variables and an optional TOML file (see common/settings.h and
 // docs/configuration.md).
+#include <sys/resource.h>
+
 #include <csignal>
 #include <filesystem>
 #include <functional>
@@ -73,6 +75,11 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
 int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings) {
   InitLogging(s.log_level);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
+  // Each connection and each cached blob holds a descriptor: use every one the hard limit allows.
+  if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
 
   if (auto probe = ProbeIoUring(); !probe) {
     spdlog::critical(

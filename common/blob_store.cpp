@@ -82,6 +82,21 @@ boost::system::result<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_vi
   return blob;
 }
 
+boost::system::result<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::OpenShared(std::string_view id) {
+  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  const std::string key(id);
+  {
+    std::lock_guard lock(open_cache_mutex_);
+    if (auto it = open_cache_.find(key); it != open_cache_.end()) return it->second;
+  }
+  auto blob = OpenForRead(id);
+  if (!blob) return blob.error();
+  auto shared = std::make_shared<const OpenBlob>(std::move(*blob));
+  std::lock_guard lock(open_cache_mutex_);
+  if (open_cache_.size() >= open_cache_entries) open_cache_.clear();
+  return open_cache_.try_emplace(key, shared).first->second;
+}
+
 boost::system::result<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
   auto state = std::make_unique<Writer::State>(executor, root_, root_ / ".tmp" / TempName());
   boost::system::error_code ec;

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -69,6 +71,10 @@ class BlobStore {
     std::int64_t mtime_seconds = 0;
   };
   boost::system::result<OpenBlob> OpenForRead(std::string_view id) const;
+  // Like OpenForRead, but shares one open descriptor per blob among callers: blobs never change
+  // once named, so a descriptor stays valid for as long as anyone holds it. Keeps at most
+  // `open_cache_entries` descriptors cached (the cache is emptied when full). Thread-safe.
+  boost::system::result<std::shared_ptr<const OpenBlob>> OpenShared(std::string_view id);
   bool Contains(std::string_view id) const;
   std::filesystem::path PathFor(std::string_view id) const;
   const std::filesystem::path& root() const { return root_; }
@@ -76,6 +82,9 @@ class BlobStore {
  private:
   explicit BlobStore(std::filesystem::path root) : root_(std::move(root)) {}
   std::filesystem::path root_;
+  static constexpr std::size_t open_cache_entries = 256;
+  std::mutex open_cache_mutex_;
+  std::unordered_map<std::string, std::shared_ptr<const OpenBlob>> open_cache_;  // guarded by open_cache_mutex_
 };
 
 }  // namespace plyr

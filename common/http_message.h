@@ -95,7 +95,7 @@ class Request {
 
 // A slice of an open file, sent as part of a response body.
 struct FileSlice {
-  std::shared_ptr<UniqueFd> file;
+  std::shared_ptr<const UniqueFd> file;
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
 };

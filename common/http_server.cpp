@@ -407,8 +407,14 @@ class ResponseWriter {
 
   // sendfile path: the kernel copies from the page cache; we wait for writability via io_uring.
   asio::awaitable<bool> SendFileSlice(FileSlice& slice, SendResult& result) {
-    if (!pending_.empty() && !co_await WriteWithPending(asio::const_buffer())) co_return false;
     const int fd = c_.socket.native_handle();
+    if (!pending_.empty()) {
+      // The header goes out with MSG_MORE so the kernel coalesces it with the first file bytes
+      // (what nginx's tcp_nopush does); only if the socket is full do we wait through io_uring.
+      ssize_t n = ::send(fd, pending_.data(), pending_.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) pending_.erase(0, static_cast<std::size_t>(n));
+      if (!pending_.empty() && !co_await WriteWithPending(asio::const_buffer())) co_return false;
+    }
     // sendfile(2) has no per-call non-blocking flag: switch the socket for the duration only, so
     // Asio's own socket operations keep their usual blocking-mode fast path.
     const int flags = ::fcntl(fd, F_GETFL);

@@ -51,7 +51,7 @@ struct HttpServerOptions {
   std::chrono::milliseconds io_timeout{30'000};
   std::size_t max_connections = 10'000;
   bool access_log = true;
-  FileSendMode file_send_mode = FileSendMode::kRead;
+  FileSendMode file_send_mode = FileSendMode::kSendfile;
   std::size_t file_chunk_bytes = 256 * 1024;
 };
 

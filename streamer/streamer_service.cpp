@@ -17,12 +17,18 @@ constexpr std::size_t kJsonBodyLimit = 64 * 1024;
 constexpr std::size_t kUploadChunk = 256 * 1024;
 
 std::string HttpDateOf(std::int64_t seconds) {
+  // Most requests of a thread ask for the same few files: remember the last one formatted.
+  thread_local std::int64_t last_seconds = -1;
+  thread_local std::string last_text;
+  if (seconds == last_seconds) return last_text;
   std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[64];
   std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  last_seconds = seconds;
+  last_text = buf;
+  return last_text;
 }
 
 // True if an If-None-Match list names `etag` (weak comparison, RFC 9110 section 13.1.2).
@@ -279,15 +285,15 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
     if (auto denied = co_await CheckGate(request, *track)) co_return std::move(*denied);
   }
 
-  auto blob = blobs_->OpenForRead(serve_id);
+  auto blob = blobs_->OpenShared(serve_id);
   if (!blob) {
     spdlog::warn("catalog names a file the store does not hold file_id={} error=\"{}\"", serve_id,
                  blob.error().message());
     co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
   }
-  const std::uint64_t size = blob->size;
+  const std::uint64_t size = (*blob)->size;
   const std::string etag = "\"" + serve_id + "\"";
-  const std::string last_modified = HttpDateOf(blob->mtime_seconds);
+  const std::string last_modified = HttpDateOf((*blob)->mtime_seconds);
 
   Response response;
   auto& h = response.header;
@@ -304,7 +310,7 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
     co_return response;
   }
   h.set(http::field::content_type, content_type);
-  auto file = std::make_shared<UniqueFd>(std::move(blob->fd));
+  std::shared_ptr<const UniqueFd> file(*blob, &(*blob)->fd);
 
   if (request.method() == http::verb::head) {
     // Range is defined for GET only (RFC 9110 section 14.2): HEAD answers as a full GET would.

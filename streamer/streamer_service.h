@@ -34,7 +34,7 @@ struct StreamerSettings {
   std::string ticket_public_key;           // hex; empty: the key pair in the data folder
   std::int64_t ticket_max_ttl_seconds = 86400;
   std::uint64_t upload_max_bytes = 1536ull << 20;
-  std::string file_send_mode = "read";     // "read" (io_uring read + send) or "sendfile"
+  std::string file_send_mode = "sendfile";  // "sendfile" or "read" (io_uring read + send); bench/RESULTS.md
   std::uint64_t max_ranges = 8;
 };
 
