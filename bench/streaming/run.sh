@@ -9,13 +9,16 @@
 #   THREADS        plyr-core --threads and nginx worker_processes        (default 1)
 #   THREAD_MODEL   plyr-core --thread-model per-core|shared              (default per-core)
 #   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default read)
-#   DURATION       seconds per wrk run                                   (default 10)
+#   DURATION       seconds per wrk run                                   (default 8)
 #   CONNECTIONS    wrk -c                                                (default 64)
 #   NFILES         files per set (there are two sets: public and gated)  (default 16)
 #   FILE_MB        size of each file in MiB                              (default 4)
 #   WORKLOADS      space-separated subset of: range64k range1m whole range64k-gated range1m-gated whole-gated
 #   SEED           wrk Lua random seed; both servers get the same request sequence (default 42)
 #   WRK_TIMEOUT    wrk --timeout                                         (default 5s)
+#   NGINX_VARIANTS which nginx anchors to run: "nopush-on" (the reference config: sendfile on,
+#                  tcp_nopush on) and/or "nopush-off" (same with tcp_nopush off)
+#                                                      (default "nopush-on nopush-off")
 #   KEEP_DATA=1    keep the uploaded blobs in the work dir (they are deleted by default)
 #
 # What it does:
@@ -25,14 +28,19 @@
 #   2. starts a fake atprotofans (fake_atprotofans.py, answers {"valid": true}) and plyr-core,
 #      uploads both sets, registers the public set with gate "none" and the gated set with
 #      gate "any" (owner did:plc:artist), mints a ticket for did:plc:fan.
-#   3. starts nginx (1.22, worker_processes = THREADS, sendfile on, tcp_nopush on, access_log
-#      off) whose root holds /audio/<file_id> symlinks to plyr-core's own blob files: both
-#      servers read the very same inodes and page-cache pages.
+#   3. starts nginx (1.22, worker_processes = THREADS, sendfile on, access_log off, keepalive
+#      100000) whose root holds /audio/<file_id> symlinks to plyr-core's own blob files: both
+#      servers read the very same inodes and page-cache pages. Two instances by default:
+#      "nginx" = tcp_nopush on (the reference config of the design doc) and "nginx-nopush-off".
+#      Why both: with tcp_nopush on, 64 KiB responses on loopback often stall ~40 ms (a delayed
+#      ACK; p99 = 44 ms, req/s anywhere between 1.6k and 10k), so that nginx is a weak anchor for
+#      small ranges; with tcp_nopush off it does not stall but is a bit slower on 1 MiB ranges.
+#      The table gives plyr-core's ratio against both and against the better one ("best").
 #   4. warms the page cache, then checks correctness (status, bytes) on both servers, and that
 #      the gate refuses a request without a ticket (401) and admits one with it (which also warms
 #      the supporter cache; the fake server must see about one call for the whole run).
-#   5. for every workload, runs `wrk -t1 -cCONNECTIONS -dDURATIONs --latency` against nginx and
-#      then plyr-core with identical settings and the same random request sequence:
+#   5. for every workload, runs `wrk -t1 -cCONNECTIONS -dDURATIONs --latency` against each nginx
+#      and then plyr-core with identical settings and the same random request sequence:
 #        range64k / range1m : a random 64 KiB / 1 MiB range of a random public file
 #        whole              : a random whole public file, no Range header
 #        *-gated            : the same on the gated set; plyr-core gets the ticket (and checks
@@ -51,13 +59,14 @@ PLYR_CORE_BIN=${PLYR_CORE_BIN:-$REPO/build/release/plyr-core}
 THREADS=${THREADS:-1}
 THREAD_MODEL=${THREAD_MODEL:-per-core}
 SEND_MODE=${SEND_MODE:-read}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-64}
 NFILES=${NFILES:-16}
 FILE_MB=${FILE_MB:-4}
 WORKLOADS=${WORKLOADS:-range64k range1m whole range64k-gated range1m-gated whole-gated}
 SEED=${SEED:-42}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
+NGINX_VARIANTS=${NGINX_VARIANTS:-nopush-on nopush-off}
 KEEP_DATA=${KEEP_DATA:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
@@ -79,6 +88,10 @@ done
 for w in $WORKLOADS; do
   case $w in range64k|range1m|whole|range64k-gated|range1m-gated|whole-gated) ;; *) die "unknown workload '$w'" ;; esac
 done
+[[ -n ${NGINX_VARIANTS// /} ]] || die "NGINX_VARIANTS is empty"
+for v in $NGINX_VARIANTS; do
+  [[ $v == nopush-on || $v == nopush-off ]] || die "unknown NGINX_VARIANTS entry '$v' (nopush-on, nopush-off)"
+done
 [[ -x $PLYR_CORE_BIN ]] || die "PLYR_CORE_BIN=$PLYR_CORE_BIN is not an executable (build with: cmake --preset release && cmake --build --preset release)"
 [[ -x $NGINX ]] || die "nginx not found at $NGINX (apt-get install nginx-light or nginx)"
 [[ -x $WRK ]] || die "wrk not found at $WRK (apt-get install wrk)"
@@ -89,10 +102,12 @@ WORK=$REPO/bench/out/streaming-$STAMP
 [[ -e $WORK ]] && WORK=$WORK-$$
 DATA=$WORK/plyr-data
 NGX=$WORK/nginx
-mkdir -p "$WORK/src" "$DATA" "$NGX/root/audio" "$NGX/tmp" "$WORK/wrk"
+mkdir -p "$WORK/src" "$DATA" "$NGX/root/audio" "$WORK/wrk"
 CLK_TCK=$(getconf CLK_TCK)
 
-PLYR_PID="" NGINX_PID="" FAKE_PID=""
+PLYR_PID="" FAKE_PID=""
+declare -A URL=() NGINX_PID=()   # by server name: "nginx" (tcp_nopush on), "nginx-nopush-off", "plyr-core"
+SERVERS=()                       # nginx variants first, plyr-core last
 
 stop_pid() { # pid name
   local pid=$1 name=$2 i
@@ -111,7 +126,8 @@ stop_pid() { # pid name
 cleanup() {
   local rc=$?
   set +e
-  stop_pid "$NGINX_PID" nginx
+  local s
+  for s in "${!NGINX_PID[@]}"; do stop_pid "${NGINX_PID[$s]}" "$s"; done
   stop_pid "$PLYR_PID" plyr-core
   stop_pid "$FAKE_PID" fake_atprotofans
   if [[ $KEEP_DATA != 1 ]]; then
@@ -143,11 +159,12 @@ cpu_ticks() {
   echo "$total"
 }
 
-nginx_pids() { # master and workers
+server_pids() { # server name -> pids whose CPU counts (nginx: master and workers)
   local workers
-  workers=$(ps -o pid= --ppid "$NGINX_PID" 2>/dev/null || true)
+  if [[ $1 == plyr-core ]]; then echo "$PLYR_PID"; return; fi
+  workers=$(ps -o pid= --ppid "${NGINX_PID[$1]}" 2>/dev/null || true)
   # shellcheck disable=SC2086
-  echo "$NGINX_PID" $workers
+  echo "${NGINX_PID[$1]}" $workers
 }
 
 log "work dir: $WORK"
@@ -178,6 +195,7 @@ for ((i = 0; i < 200; i++)); do [[ -s $DATA/ready.json ]] && break; alive "$PLYR
 [[ -s $DATA/ready.json ]] || { tail -20 "$WORK/plyr-core.log" >&2; die "plyr-core did not become ready"; }
 PLYR_PORT=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["streamer"])' "$DATA/ready.json")
 PLYR=http://127.0.0.1:$PLYR_PORT
+URL[plyr-core]=$PLYR
 log "plyr-core pid $PLYR_PID on $PLYR; fake atprotofans on 127.0.0.1:$FAKE_PORT"
 
 log "uploading and cataloguing (public: gate none, gated: gate any)"
@@ -208,51 +226,60 @@ TICKET=$("$PLYR_CORE_BIN" ticket mint --data "$DATA" --viewer "$VIEWER" --file '
 [[ -n $TICKET ]] || die "ticket mint printed nothing"
 
 # --- 3. nginx ---------------------------------------------------------------------------------
-NGINX_PORT=$(free_port)
 NGINX_USER=""
 [[ $(id -u) == 0 ]] && NGINX_USER="user root;"   # workers must read the blobs; otherwise they drop to nobody
-cat >"$NGX/nginx.conf" <<EOF
+first_public=$(head -1 "$WORK/paths-public.txt" | cut -d' ' -f1)
+for variant in $NGINX_VARIANTS; do
+  name=nginx
+  nopush=on
+  if [[ $variant == nopush-off ]]; then name=nginx-nopush-off; nopush=off; fi
+  dir=$NGX/$name
+  mkdir -p "$dir/tmp"
+  port=$(free_port)
+  cat >"$dir/nginx.conf" <<EOF
 # generated by bench/streaming/run.sh
 $NGINX_USER
 worker_processes $THREADS;
 daemon off;
 master_process on;
-pid $NGX/nginx.pid;
-error_log $NGX/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
   types { audio/mpeg mp3; }
   default_type audio/mpeg;
   access_log off;
   sendfile on;
-  tcp_nopush on;
+  tcp_nopush $nopush;
   keepalive_requests 100000;
   keepalive_timeout 120s;
-  client_body_temp_path $NGX/tmp/body;
-  proxy_temp_path $NGX/tmp/proxy;
-  fastcgi_temp_path $NGX/tmp/fastcgi;
-  uwsgi_temp_path $NGX/tmp/uwsgi;
-  scgi_temp_path $NGX/tmp/scgi;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$port;
     server_name bench;
     root $NGX/root;
     location /audio/ { }
   }
 }
 EOF
-"$NGINX" -t -q -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" || die "nginx -t rejected $NGX/nginx.conf"
-"$NGINX" -p "$NGX" -e "$NGX/error.log" -c "$NGX/nginx.conf" >"$NGX/stdout.log" 2>&1 &
-NGINX_PID=$!
-NGINX_URL=http://127.0.0.1:$NGINX_PORT
-first_public=$(head -1 "$WORK/paths-public.txt" | cut -d' ' -f1)
-for ((i = 0; i < 100; i++)); do
-  curl -s -o /dev/null --max-time 1 -r 0-0 "$NGINX_URL$first_public" && break
-  alive "$NGINX_PID" || break
-  sleep 0.1
+  "$NGINX" -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx -t rejected $dir/nginx.conf"
+  "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  NGINX_PID[$name]=$!
+  URL[$name]=http://127.0.0.1:$port
+  SERVERS+=("$name")
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null --max-time 1 -r 0-0 "${URL[$name]}$first_public" && break
+    alive "${NGINX_PID[$name]}" || break
+    sleep 0.1
+  done
+  alive "${NGINX_PID[$name]}" || { cat "$dir/error.log" >&2; die "$name did not start"; }
+  log "$name (tcp_nopush $nopush) pid ${NGINX_PID[$name]} on ${URL[$name]} (worker_processes $THREADS)"
 done
-alive "$NGINX_PID" || { cat "$NGX/error.log" >&2; die "nginx did not start"; }
-log "nginx pid $NGINX_PID on $NGINX_URL (worker_processes $THREADS)"
+SERVERS+=(plyr-core)
 
 # --- 4. page cache + correctness checks --------------------------------------------------------
 log "warming the page cache"
@@ -268,9 +295,8 @@ check_same() { # what expected_status url out_name [curl args]; compares body wi
   shift 6
   local server url got exp
   exp=$(dd if="$src" iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none | sha256sum | cut -d' ' -f1)
-  for server in nginx plyr-core; do
-    url=$NGINX_URL$path
-    [[ $server == plyr-core ]] && url=$PLYR$path
+  for server in "${SERVERS[@]}"; do
+    url=${URL[$server]}$path
     got=$(fetch "$url" "$WORK/check.body" "$@") || die "check '$what' on $server: curl failed"
     [[ $got == "$want" ]] || die "check '$what' on $server: status $got, expected $want (body: $(head -c 300 "$WORK/check.body"))"
     [[ $(sha256sum <"$WORK/check.body" | cut -d' ' -f1) == "$exp" ]] || die "check '$what' on $server: body differs from the source file"
@@ -281,7 +307,7 @@ pub_src=$(awk '$1 == "public" {print $3; exit}' "$WORK/ids.tsv")
 gat_id=$(awk '$1 == "gated" {print $2; exit}' "$WORK/ids.tsv")
 gat_src=$(awk '$1 == "gated" {print $3; exit}' "$WORK/ids.tsv")
 AUTH="Authorization: Bearer $TICKET"
-log "checking status codes and bytes on both servers"
+log "checking status codes and bytes on every server"
 check_same "64k range" 206 "/audio/$pub_id" "$pub_src" 12345 65536 -H "Range: bytes=12345-$((12345 + 65535))"
 check_same "1m range" 206 "/audio/$pub_id" "$pub_src" 1000000 1048576 -H "Range: bytes=1000000-$((1000000 + 1048575))"
 check_same "whole" 200 "/audio/$pub_id" "$pub_src" 0 "$FILE_BYTES"
@@ -309,9 +335,9 @@ run_one() { # workload server
   set=public
   local -a hdr=()
   if [[ $w == *-gated ]]; then set=gated; hdr=(-H "$AUTH"); fi
-  if [[ $server == nginx ]]; then url=$NGINX_URL; else url=$PLYR; fi
+  url=${URL[$server]}
   out=$WORK/wrk/$w-$server.txt
-  if [[ $server == nginx ]]; then pids=$(nginx_pids); else pids=$PLYR_PID; fi
+  pids=$(server_pids "$server")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
   # wrk runs under a tiny python parent that reports wrk's own CPU seconds (RUSAGE_CHILDREN).
@@ -325,7 +351,7 @@ sys.exit(rc)' "$out" "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout "$WR
     -s "$HERE/stream.lua" "$url" -- "$mode" "$WORK/paths-$set.txt" "$len" "$SEED") || rc=$?
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
-  if [[ $server == nginx ]]; then alive "$NGINX_PID" || die "nginx died during $w"; fi
+  if [[ $server != plyr-core ]]; then alive "${NGINX_PID[$server]}" || die "$server died during $w"; fi
   if [[ $server == plyr-core ]] && ! alive "$PLYR_PID"; then
     tail -30 "$WORK/plyr-core.log" >&2
     die "plyr-core died during $w (log: $WORK/plyr-core.log)"
@@ -357,15 +383,14 @@ if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 log "load: wrk -t1 -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency, seed $SEED; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in $WORKLOADS; do
-  run_one "$w" nginx
-  run_one "$w" plyr-core
+  for server in "${SERVERS[@]}"; do run_one "$w" "$server"; done
 done
 CALLS_TOTAL=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
 
 # --- 6. table -----------------------------------------------------------------------------------
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) vCPU, kernel $(uname -r), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$WRK" -v 2>&1 | head -1 | cut -d' ' -f1-2)."
-  echo "plyr-core: \`$PLYR_CORE_BIN\` --threads $THREADS --thread-model $THREAD_MODEL --streamer-file-send-mode $SEND_MODE; nginx: worker_processes $THREADS, sendfile on, tcp_nopush on."
+  echo "plyr-core: \`$PLYR_CORE_BIN\` --threads $THREADS --thread-model $THREAD_MODEL --streamer-file-send-mode $SEND_MODE; nginx: worker_processes $THREADS, sendfile on; \`nginx\` = tcp_nopush on (reference config), \`nginx-nopush-off\` = tcp_nopush off."
   echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $NFILES files x $FILE_MB MiB per set, page cache warm; load average after: $(cut -d' ' -f1-3 /proc/loadavg); validateSupporter calls seen by the fake atprotofans: $CALLS_TOTAL."
 } >"$WORK/header.txt"
 echo
@@ -373,7 +398,7 @@ cat "$WORK/header.txt"
 echo
 python3 "$HERE/report.py" "$WORK/results.tsv" "$WORK/results.md" "$WORK/header.txt"
 echo
-echo "results: $WORK/results.md (raw: results.tsv, wrk/*.txt, plyr-core.log, nginx/error.log)"
+echo "results: $WORK/results.md (raw: results.tsv, wrk/*.txt, plyr-core.log, nginx/*/error.log)"
 
 warns=$(grep -cE ' (warn|error|critical) ' "$WORK/plyr-core.log" || true)
 ((warns == 0)) || { echo "plyr-core logged $warns warn/error lines; first ones:" >&2; grep -E ' (warn|error|critical) ' "$WORK/plyr-core.log" | head -5 >&2; }
