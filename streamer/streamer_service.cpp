@@ -112,14 +112,14 @@ std::string MultipartBoundary() {
 
 void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& s) {
   file.Bind(command, "streamer.listen", s.listen, "Streamer listen address (host:port)");
-  file.Bind(command, "streamer.supporter_url", s.supporter_url,
+  file.Bind(command, "supporter.url", s.supporter_url,
             "atprotofans base URL for validateSupporter (https; http only on loopback)");
-  file.Bind(command, "streamer.supporter_timeout_ms", s.supporter_timeout_ms, "validateSupporter timeout");
-  file.Bind(command, "streamer.supporter_cache_seconds", s.supporter_cache_seconds,
+  file.Bind(command, "supporter.timeout_ms", s.supporter_timeout_ms, "validateSupporter timeout");
+  file.Bind(command, "supporter.cache_seconds", s.supporter_cache_seconds,
             "How long a supporter answer is cached");
-  file.Bind(command, "streamer.ticket_public_key", s.ticket_public_key,
+  file.Bind(command, "ticket.public_key", s.ticket_public_key,
             "Ed25519 public key (hex) that signs stream tickets; default: the key pair in the data folder");
-  file.Bind(command, "streamer.ticket_max_ttl_seconds", s.ticket_max_ttl_seconds,
+  file.Bind(command, "ticket.max_ttl_seconds", s.ticket_max_ttl_seconds,
             "Refuse tickets that expire further in the future than this");
   file.Bind(command, "streamer.upload_max_bytes", s.upload_max_bytes, "Largest file PUT /v1/files accepts");
   file.Bind(command, "streamer.file_send_mode", s.file_send_mode,
@@ -158,7 +158,7 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   if (!settings.ticket_public_key.empty()) {
     auto parsed = ParsePublicKeyHex(settings.ticket_public_key);
     if (!parsed) {
-      *error = "streamer.ticket_public_key is not 64 hex characters";
+      *error = "ticket.public_key is not 64 hex characters";
       return parsed.error();
     }
     public_key = *parsed;

@@ -36,8 +36,8 @@ class StreamerTest : public ::testing::Test {
 
   void Start(std::vector<std::string> extra) {
     process_ = std::make_unique<PlyrProcess>(dir_.path() / "data");
-    std::vector<std::string> args = {"streamer", "--streamer-supporter-url", supporters_.url(),
-                                     "--streamer-supporter-timeout-ms", "700", "--http-drain-timeout-ms", "2000"};
+    std::vector<std::string> args = {"streamer", "--supporter-url", supporters_.url(),
+                                     "--supporter-timeout-ms", "700", "--http-drain-timeout-ms", "2000"};
     args.insert(args.end(), extra.begin(), extra.end());
     ASSERT_TRUE(process_->StartServe(args)) << process_->log();
     port_ = process_->port("streamer");

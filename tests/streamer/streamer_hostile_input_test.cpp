@@ -196,7 +196,7 @@ TEST_F(HostileInputTest, SupporterServiceDownSlowOrGarbage) {
 
   // Down: nothing listens at the configured URL.
   process_->Stop();
-  Start({"--streamer-supporter-url", "http://127.0.0.1:1"});
+  Start({"--supporter-url", "http://127.0.0.1:1"});
   EXPECT_EQ(Get("/audio/" + id, auth).status, 503);
   ExpectAlive();
 }

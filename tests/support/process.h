@@ -30,7 +30,7 @@ class TempDir {
 
 class PlyrProcess {
  public:
-  // `args` follow "plyr-core"; e.g. {"serve", "streamer", "--streamer-supporter-url", url}.
+  // `args` follow "plyr-core"; e.g. {"serve", "streamer", "--supporter-url", url}.
   explicit PlyrProcess(std::filesystem::path data_dir);
   ~PlyrProcess();
 
