@@ -8,8 +8,9 @@
 #   PLYR_CORE_BIN  server binary                         (default: $REPO/build/release/plyr-core)
 #   THREADS        plyr-core --threads and nginx worker_processes        (default 1)
 #   THREAD_MODEL   plyr-core --thread-model per-core|shared              (default per-core)
-#   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default read)
-#   DURATION       seconds per wrk run                                   (default 8)
+#   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default sendfile, as
+#                  the server's own default)
+#   DURATION       seconds per wrk run (6 workloads x 3 servers x 8 s: ~3 min in all) (default 8)
 #   CONNECTIONS    wrk -c                                                (default 64)
 #   NFILES         files per set (there are two sets: public and gated)  (default 16)
 #   FILE_MB        size of each file in MiB                              (default 4)
@@ -19,6 +20,7 @@
 #   NGINX_VARIANTS which nginx anchors to run: "nopush-on" (the reference config: sendfile on,
 #                  tcp_nopush on) and/or "nopush-off" (same with tcp_nopush off)
 #                                                      (default "nopush-on nopush-off")
+#   PLYR_EXTRA_ARGS extra arguments for `plyr-core serve` (word-split), e.g. "--http-max-connections 8"
 #   KEEP_DATA=1    keep the uploaded blobs in the work dir (they are deleted by default)
 #
 # What it does:
@@ -32,11 +34,11 @@
 #      100000) whose root holds /audio/<file_id> symlinks to plyr-core's own blob files: both
 #      servers read the very same inodes and page-cache pages. Two instances by default:
 #      "nginx" = tcp_nopush on (the reference config of the design doc) and "nginx-nopush-off".
-#      Why both: with tcp_nopush on, 64 KiB responses on loopback often stall ~40 ms (a delayed
-#      ACK; p99 = 44 ms, req/s anywhere between 1.6k and 10k), so that nginx is a weak anchor for
+#      Why both: with tcp_nopush on, 64 KiB responses on loopback often stall ~40 ms (probably a
+#      delayed ACK; p99 = 44 ms, req/s mostly 1.6k-11k), so that nginx is a weak anchor for
 #      small ranges; with tcp_nopush off it does not stall but is a bit slower on 1 MiB ranges.
 #      The table gives plyr-core's ratio against both and against the better one ("best").
-#   4. warms the page cache, then checks correctness (status, bytes) on both servers, and that
+#   4. warms the page cache, then checks correctness (status, bytes) on every server, and that
 #      the gate refuses a request without a ticket (401) and admits one with it (which also warms
 #      the supporter cache; the fake server must see about one call for the whole run).
 #   5. for every workload, runs `wrk -t1 -cCONNECTIONS -dDURATIONs --latency` against each nginx
@@ -58,7 +60,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 PLYR_CORE_BIN=${PLYR_CORE_BIN:-$REPO/build/release/plyr-core}
 THREADS=${THREADS:-1}
 THREAD_MODEL=${THREAD_MODEL:-per-core}
-SEND_MODE=${SEND_MODE:-read}
+SEND_MODE=${SEND_MODE:-sendfile}
 DURATION=${DURATION:-8}
 CONNECTIONS=${CONNECTIONS:-64}
 NFILES=${NFILES:-16}
@@ -68,6 +70,7 @@ SEED=${SEED:-42}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 NGINX_VARIANTS=${NGINX_VARIANTS:-nopush-on nopush-off}
 KEEP_DATA=${KEEP_DATA:-0}
+PLYR_EXTRA_ARGS=${PLYR_EXTRA_ARGS:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
 ADMIN_TOKEN=bench-admin-$$-$RANDOM$RANDOM
@@ -187,9 +190,15 @@ for ((i = 0; i < 100; i++)); do [[ -s $WORK/fake.port ]] && break; alive "$FAKE_
 [[ -s $WORK/fake.port ]] || die "fake_atprotofans did not start (see $WORK/fake_atprotofans.stderr)"
 FAKE_PORT=$(<"$WORK/fake.port")
 
-"$PLYR_CORE_BIN" serve streamer --data "$DATA" --streamer-listen 127.0.0.1:0 --ready-file "$DATA/ready.json" \
-  --access-log false --threads "$THREADS" --thread-model "$THREAD_MODEL" --streamer-file-send-mode "$SEND_MODE" \
-  --streamer-supporter-url "http://127.0.0.1:$FAKE_PORT" --admin-token "$ADMIN_TOKEN" >"$WORK/plyr-core.log" 2>&1 &
+SUPPORTER_FLAG=--supporter-url
+PLYR_ARGS=(serve streamer --data "$DATA" --streamer-listen 127.0.0.1:0 --ready-file "$DATA/ready.json"
+  --access-log false --threads "$THREADS" --thread-model "$THREAD_MODEL" --streamer-file-send-mode "$SEND_MODE"
+  "$SUPPORTER_FLAG" "http://127.0.0.1:$FAKE_PORT" --admin-token "$ADMIN_TOKEN")
+# shellcheck disable=SC2206  # word splitting wanted
+PLYR_ARGS+=($PLYR_EXTRA_ARGS)
+echo "$PLYR_CORE_BIN ${PLYR_ARGS[*]/$ADMIN_TOKEN/ADMIN_TOKEN}" >"$WORK/plyr-core.cmdline"
+# PLYR_CONFIG (a TOML file) would silently change settings the flags do not name: ignore it here.
+env -u PLYR_CONFIG "$PLYR_CORE_BIN" "${PLYR_ARGS[@]}" >"$WORK/plyr-core.log" 2>&1 &
 PLYR_PID=$!
 for ((i = 0; i < 200; i++)); do [[ -s $DATA/ready.json ]] && break; alive "$PLYR_PID" || break; sleep 0.05; done
 [[ -s $DATA/ready.json ]] || { tail -20 "$WORK/plyr-core.log" >&2; die "plyr-core did not become ready"; }
