@@ -12,6 +12,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/random_access_file.hpp>
 #include <boost/asio/read_at.hpp>
@@ -314,15 +315,16 @@ asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
       continue;
     }
     if (open_connections_.load() >= options_.max_connections) {
-      // Over the cap: a short best-effort answer, without spending a coroutine on it.
-      static constexpr std::string_view kBusy =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-          "Retry-After: 1\r\nContent-Length: 75\r\n\r\n"
-          "{\"error\":\"Overloaded\",\"message\":\"too many open connections, retry later\"}\n";
-      [[maybe_unused]] auto n = ::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       http_metrics_.rejected_connections().Increment();
-      sys::error_code ignored;
-      socket.close(ignored);
+      // Answer 503 from a short-lived coroutine, at most kMaxRejecting at once; beyond that a
+      // flood is simply closed.
+      if (rejecting_.load() < kMaxRejecting) {
+        auto executor = socket.get_executor();
+        asio::co_spawn(executor, RejectOverloaded(std::move(socket)), asio::detached);
+      } else {
+        sys::error_code ignored;
+        socket.close(ignored);
+      }
       continue;
     }
     socket.set_option(tcp::no_delay(true), ec);
@@ -330,6 +332,34 @@ asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
     auto executor = connection->socket.get_executor();
     asio::co_spawn(executor, RunSession(std::move(connection)), asio::detached);
   }
+}
+
+asio::awaitable<void> HttpServer::RejectOverloaded(tcp::socket socket) {
+  static constexpr std::string_view kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+      "Retry-After: 1\r\nContent-Length: 75\r\n\r\n"
+      "{\"error\":\"Overloaded\",\"message\":\"too many open connections, retry later\"}\n";
+  rejecting_.fetch_add(1);
+  asio::steady_timer timer(socket.get_executor(), std::chrono::seconds(1));
+  auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(kBusy), kUseTuple);
+  if (!wec) {
+    // Closing with the request unread would turn into a reset that can destroy the answer in
+    // flight: half-close, then read (and drop) what the client sent, for at most a second.
+    sys::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    auto drain = [&]() -> asio::awaitable<void> {
+      char sink[4096];
+      for (int i = 0; i < 16; ++i) {
+        auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kUseTuple);
+        if (ec) break;
+      }
+    };
+    using namespace asio::experimental::awaitable_operators;
+    co_await (drain() || timer.async_wait(kUseTuple));
+  }
+  sys::error_code ignored;
+  socket.close(ignored);
+  rejecting_.fetch_sub(1);
 }
 
 // -----------------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class HttpServer {
   HttpServer(Runtime& runtime, Router router, HttpServerOptions options, MetricsRegistry& metrics);
   asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor& acceptor);
   asio::awaitable<void> RunSession(std::shared_ptr<Connection> connection);
+  asio::awaitable<void> RejectOverloaded(asio::ip::tcp::socket socket);
   void Register(Connection* c);
   void Unregister(Connection* c);
 
@@ -94,6 +95,8 @@ class HttpServer {
   std::uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> open_connections_{0};
+  static constexpr std::size_t kMaxRejecting = 256;
+  std::atomic<std::size_t> rejecting_{0};  // 503 answers in flight
   std::mutex connections_mutex_;
   std::unordered_set<Connection*> connections_;  // guarded by connections_mutex_
 };

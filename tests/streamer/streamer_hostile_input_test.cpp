@@ -234,8 +234,13 @@ TEST_F(HostileInputTest, ConnectionCapAnswers503) {
     ASSERT_FALSE(held.back()->ReadSome(std::chrono::seconds(2)).empty());
   }
   RawConnection extra(port_);
-  std::string answer = extra.ReadUntilClose(std::chrono::seconds(3));
+  ASSERT_TRUE(extra.Send("GET /audio/0123456789abcdef HTTP/1.1\r\nHost: x\r\n\r\n"));
+  bool closed = false, reset = false;
+  std::string answer = extra.ReadUntilClose(std::chrono::seconds(3), &closed, &reset);
   EXPECT_TRUE(answer.starts_with("HTTP/1.1 503")) << answer;
+  EXPECT_NE(answer.find("\"error\":\"Overloaded\""), std::string::npos) << answer;
+  EXPECT_TRUE(closed);
+  EXPECT_FALSE(reset) << "the 503 must not be destroyed by a connection reset";
   held.clear();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   ExpectAlive();

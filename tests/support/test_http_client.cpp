@@ -134,9 +134,10 @@ bool RawConnection::Send(const std::string& bytes) {
   return true;
 }
 
-std::string RawConnection::ReadUntilClose(std::chrono::milliseconds timeout, bool* closed) {
+std::string RawConnection::ReadUntilClose(std::chrono::milliseconds timeout, bool* closed, bool* reset) {
   std::string out;
   if (closed) *closed = false;
+  if (reset) *reset = false;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   char buf[65536];
   while (fd_ >= 0) {
@@ -150,6 +151,7 @@ std::string RawConnection::ReadUntilClose(std::chrono::milliseconds timeout, boo
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       if (closed) *closed = true;
+      if (reset && n < 0 && errno == ECONNRESET) *reset = true;
       break;
     }
     out.append(buf, static_cast<std::size_t>(n));

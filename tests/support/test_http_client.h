@@ -38,8 +38,9 @@ class RawConnection {
   bool connected() const { return fd_ >= 0; }
   // Sends bytes; false if the peer closed.
   bool Send(const std::string& bytes);
-  // Reads until the peer closes or `timeout` passes; returns what arrived.
-  std::string ReadUntilClose(std::chrono::milliseconds timeout, bool* closed = nullptr);
+  // Reads until the peer closes or `timeout` passes; returns what arrived. `closed` is set when
+  // the connection ended (cleanly or by reset), `reset` only when it ended with a reset.
+  std::string ReadUntilClose(std::chrono::milliseconds timeout, bool* closed = nullptr, bool* reset = nullptr);
   // Reads whatever arrives within `timeout` (at least one read).
   std::string ReadSome(std::chrono::milliseconds timeout);
   void Close();
