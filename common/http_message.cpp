@@ -1,6 +1,7 @@
 #include "common/http_message.h"
 
 #include <charconv>
+#include <ctime>
 
 #include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
@@ -118,6 +119,15 @@ Response ErrorResponseFor(BodyError error, std::size_t limit) {
       break;
   }
   return ErrorResponse(http::status::bad_request, "BadRequest", "malformed request body");
+}
+
+std::string FormatHttpDate(std::int64_t unix_seconds) {
+  const std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return buf;
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -122,6 +122,9 @@ Response JsonResponse(http::status status, const json::value& body);
 // The error answer for a failed body read (413, 408 or 400).
 Response ErrorResponseFor(BodyError error, std::size_t limit);
 
+// An IMF-fixdate (RFC 9110 section 5.6.7), e.g. "Wed, 25 Nov 2026 12:05:20 GMT".
+std::string FormatHttpDate(std::int64_t unix_seconds);
+
 // Equal-time comparison for secrets (admin tokens): no early exit on the first differing byte.
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 

@@ -85,11 +85,7 @@ const std::string& HttpDate() {
   std::time_t now = std::time(nullptr);
   if (now != cached_second) {
     cached_second = now;
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    cached = buf;
+    cached = FormatHttpDate(now);
   }
   return cached;
 }

@@ -21,13 +21,8 @@ std::string HttpDateOf(std::int64_t seconds) {
   thread_local std::int64_t last_seconds = -1;
   thread_local std::string last_text;
   if (seconds == last_seconds) return last_text;
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   last_seconds = seconds;
-  last_text = buf;
+  last_text = FormatHttpDate(seconds);
   return last_text;
 }
 
