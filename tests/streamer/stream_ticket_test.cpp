@@ -14,6 +14,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 #include <sodium.h>
 
@@ -648,12 +651,26 @@ TEST_F(TicketKeyFileTest, KeyFileReadableByOthersIsRefused) {
 }
 
 TEST_F(TicketKeyFileTest, UnreadableKeyFileIsRefused) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads mode 0000 files";
   const std::string content = SeedHex(FixedKeys().seed) + "\n";
   WriteFile(key_path_, content, 0000);
-  auto keys = LoadOrCreateTicketKeys(dir_);
-  ASSERT_FALSE(keys);
-  EXPECT_EQ(keys.error(), boost::system::errc::permission_denied);  // EACCES from open()
+  if (::geteuid() == 0) {
+    // Root reads mode 0000 files: check from a child that runs as "nobody" instead.
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+      auto keys = LoadOrCreateTicketKeys(dir_);
+      ::_exit(!keys && keys.error() == boost::system::errc::permission_denied ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "as an unprivileged user the unreadable key must be refused";
+  } else {
+    auto keys = LoadOrCreateTicketKeys(dir_);
+    ASSERT_FALSE(keys);
+    EXPECT_EQ(keys.error(), boost::system::errc::permission_denied);  // EACCES from open()
+  }
   EXPECT_EQ(ModeOf(key_path_), 0000u);
   EXPECT_FALSE(fs::exists(pub_path_));
   ASSERT_EQ(::chmod(key_path_.c_str(), 0600), 0);  // only now can the test read it back
