@@ -144,8 +144,13 @@ boost::system::result<BlobInfo> BlobStore::Writer::Commit() {
 
   fs::path dir = state_->root / id.substr(0, 2);
   std::error_code fec;
-  fs::create_directories(dir, fec);
+  const bool new_shard = fs::create_directories(dir, fec);
   if (fec) return boost::system::error_code(fec.value(), boost::system::system_category());
+  // A shard directory created just now is itself an entry of the root: make it durable too,
+  // or a crash could keep the blob's rename but lose the directory that holds it.
+  if (new_shard) {
+    if (auto sec = SyncDirectory(state_->root)) return sec;
+  }
   fs::path final_path = dir / id;
   // Same bytes, same name: renaming over an existing blob replaces it with identical content.
   if (::rename(state_->temp_path.c_str(), final_path.c_str()) != 0) return LastError();
