@@ -2,6 +2,7 @@
 //
 //   plyr-core serve [SERVICE...]   run services (all built ones by default), each on its listener
 //   plyr-core ticket keygen|mint   stream tickets for gated audio
+//   plyr-core labeler keygen|did   the labeler's signing key and identity
 //
 // Settings come from flags, PLYR_* variables and an optional TOML file (see common/settings.h and
 // docs/configuration.md).
@@ -24,6 +25,8 @@
 #include "common/log.h"
 #include "common/service_env.h"
 #include "common/settings.h"
+#include "labeler/labeler_command.h"
+#include "labeler/labeler_service.h"
 #include "streamer/streamer_command.h"
 #include "streamer/streamer_service.h"
 
@@ -48,7 +51,7 @@ struct ServeSettings {
   std::vector<std::string> services;
 };
 
-const std::vector<std::string> kAllServices = {"streamer"};
+const std::vector<std::string> kAllServices = {"streamer", "labeler"};
 
 void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& s) {
   file.Bind(serve, "data", s.data_dir, "Folder holding everything the process persists");
@@ -72,7 +75,8 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
   serve.add_option("services", s.services, "Services to run (default: all)")->check(CLI::IsMember(kAllServices));
 }
 
-int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings) {
+int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings,
+             const labeler::LabelerSettings& labeler_settings) {
   InitLogging(s.log_level);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
   // Each connection and each cached blob holds a descriptor: use every one the hard limit allows.
@@ -130,6 +134,13 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
       if (!service) {
         spdlog::critical("streamer: {}", error.empty() ? service.error().message() : error);
+        return 1;
+      }
+      services.push_back(std::move(*service));
+    } else if (name == "labeler") {
+      auto service = labeler::LabelerService::Create(env, labeler_settings, &error);
+      if (!service) {
+        spdlog::critical("labeler: {}", error.empty() ? service.error().message() : error);
         return 1;
       }
       services.push_back(std::move(*service));
@@ -198,10 +209,13 @@ int main(int argc, char** argv) {
   plyr::streamer::StreamerSettings streamer_settings;
   CLI::App* serve = app.add_subcommand("serve", "Run services (all by default), each on its own listener");
   AddServeSettings(*serve, *file, serve_settings);
+  plyr::labeler::LabelerSettings labeler_settings;
   plyr::streamer::AddStreamerSettings(*serve, *file, streamer_settings);
-  serve->callback([&] { action = [&] { return RunServe(serve_settings, streamer_settings); }; });
+  plyr::labeler::AddLabelerSettings(*serve, *file, labeler_settings);
+  serve->callback([&] { action = [&] { return RunServe(serve_settings, streamer_settings, labeler_settings); }; });
 
   plyr::streamer::AddTicketCommand(app, *file, action);
+  plyr::labeler::AddLabelerCommand(app, *file, action);
 
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;

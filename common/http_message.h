@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json/value.hpp>
@@ -111,6 +113,12 @@ struct Response {
   bool omit_body = false;
   // Content-Length for an omitted body (the length a GET would have sent).
   std::optional<std::uint64_t> omitted_length;
+  // Set by a handler that takes the connection over (a WebSocket upgrade): the server then sends
+  // nothing itself, calls this with the socket and the request header, and closes the connection
+  // when it returns. The server's deadlines stop applying; the callee keeps its own. On shutdown
+  // the server cancels the socket's operations. Bytes a client sends after the upgrade request
+  // without waiting for the answer are not handed over.
+  std::function<asio::awaitable<void>(asio::ip::tcp::socket&, const RequestHeader&)> take_over;
 
   std::uint64_t BodyLength() const;
 };

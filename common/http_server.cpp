@@ -49,6 +49,7 @@ struct HttpServer::Connection {
   Clock::time_point armed_for = Clock::time_point::max();  // what the watchdog's timer waits for
   bool timed_out = false;
   bool idle = true;
+  bool taken_over = false;  // a handler owns the socket now (WebSocket)
   std::string peer;
 };
 
@@ -277,7 +278,7 @@ void HttpServer::BeginShutdown() {
     // registered until it ends, and ends only on that same executor, so the check is safe.
     asio::post(c->socket.get_executor(), [this, c] {
       std::lock_guard inner(connections_mutex_);
-      if (connections_.contains(c) && c->idle) {
+      if (connections_.contains(c) && (c->idle || c->taken_over)) {
         sys::error_code ignored;
         c->socket.cancel(ignored);
       }
@@ -411,6 +412,7 @@ class ResponseWriter {
 
   // io_uring path: read a chunk of the file, send it, repeat.
   asio::awaitable<bool> ReadFileSlice(FileSlice& slice, SendResult& result) {
+    if (chunk_.empty()) chunk_.resize(options_.file_chunk_bytes);  // only connections that need it
     asio::random_access_file file(c_.socket.get_executor());
     sys::error_code ec;
     // The file keeps its own descriptor: the slice's may be shared with other segments.
@@ -477,6 +479,24 @@ class ResponseWriter {
 
 }  // namespace
 
+asio::awaitable<void> HttpServer::TakeOver(Connection& c, Response& response, const RequestHeader& header,
+                                           const std::string& request_id, const std::string& target_for_log,
+                                           Clock::time_point started) {
+  c.taken_over = true;
+  c.deadline = Clock::time_point::max();  // the watchdog sleeps until the connection ends
+  if (options_.access_log) {
+    spdlog::info("access service={} id={} peer={} method=GET target=\"{}\" status=101 upgrade=true",
+                 options_.service, request_id, c.peer, target_for_log);
+  }
+  http_metrics_.RecordRequest(101, 0, std::chrono::duration<double>(Clock::now() - started).count());
+  try {
+    co_await response.take_over(c.socket, header);
+  } catch (const std::exception& e) {
+    spdlog::error("connection handler failed service={} id={} error=\"{}\"", options_.service, request_id,
+                  e.what());
+  }
+}
+
 asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   open_connections_.fetch_add(1);
   http_metrics_.open_connections().Increment();
@@ -486,7 +506,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
 
   beast::flat_buffer buffer;
-  std::vector<char> chunk(options_.file_chunk_bytes);
+  std::vector<char> chunk;  // read-mode file buffer, allocated on first use
   std::string head;
   bool first_request = true;
 
@@ -567,6 +587,10 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
     }
     if (draining_) keep_alive = false;
     if (!c->socket.is_open()) break;
+    if (response.take_over && !ec) {
+      co_await TakeOver(*c, response, parser.get(), request_id, target_for_log, started);
+      break;
+    }
     if (c->timed_out) {
       // A body read timed out: the handler's answer (408) still goes out, then we close.
       http_metrics_.timed_out_connections().Increment();

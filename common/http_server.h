@@ -11,6 +11,8 @@
 //   - every answer is JSON `{"error","message"}` on failure, carries `X-Request-Id`, and is
 //     logged as one access line (with ticket and token query values redacted);
 //   - GET /health and GET /metrics exist on every listener.
+// A handler may take the connection over (Response::take_over, for WebSocket upgrades); the
+// connection still counts toward `max_connections` and is cancelled on shutdown.
 // Shutdown: BeginShutdown() stops accepting and closes idle connections at once; a request in
 // flight finishes, then its connection closes. The owner stops the Runtime when
 // open_connections() reaches zero or its drain deadline passes.
@@ -82,6 +84,9 @@ class HttpServer {
   HttpServer(Runtime& runtime, Router router, HttpServerOptions options, MetricsRegistry& metrics);
   asio::awaitable<void> AcceptLoop(asio::ip::tcp::acceptor& acceptor);
   asio::awaitable<void> RunSession(std::shared_ptr<Connection> connection);
+  asio::awaitable<void> TakeOver(Connection& c, Response& response, const RequestHeader& header,
+                                 const std::string& request_id, const std::string& target_for_log,
+                                 std::chrono::steady_clock::time_point started);
   asio::awaitable<void> RejectOverloaded(asio::ip::tcp::socket socket);
   void Register(Connection* c);
   void Unregister(Connection* c);

@@ -41,7 +41,7 @@ class HttpMetrics {
   prometheus::Counter& timed_out_connections() { return *timed_out_connections_; }
 
  private:
-  static constexpr std::array<unsigned, 20> kStatuses = {200, 201, 204, 206, 304, 307, 400, 401, 402, 403,
+  static constexpr std::array<unsigned, 21> kStatuses = {101, 200, 201, 204, 206, 304, 307, 400, 401, 402, 403,
                                                          404, 405, 408, 413, 416, 429, 431, 500, 503, 0};
   std::array<prometheus::Counter*, kStatuses.size()> requests_{};
   prometheus::Counter* body_bytes_ = nullptr;

@@ -13,6 +13,13 @@ std::string SqlRow::Text(int column) const {
   return text ? std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))) : std::string();
 }
 
+std::string_view SqlRow::Bytes(int column) const {
+  const void* data = sqlite3_column_blob(stmt_, column);
+  return data ? std::string_view(static_cast<const char*>(data),
+                                 static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+              : std::string_view();
+}
+
 bool SqlRow::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 boost::system::result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::filesystem::path& path, std::string* error) {
@@ -35,7 +42,29 @@ boost::system::result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::files
   return db;
 }
 
-SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }
+SqliteDb::~SqliteDb() {
+  for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+std::int64_t SqliteDb::last_insert_rowid() const {
+  std::lock_guard lock(mutex_);
+  return sqlite3_last_insert_rowid(db_);
+}
+
+sqlite3_stmt* SqliteDb::Prepare(std::string_view sql) {
+  auto it = statements_.find(std::string(sql));
+  if (it != statements_.end()) return it->second;
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
+                         nullptr) != SQLITE_OK) {
+    last_error_ = sqlite3_errmsg(db_);
+    return nullptr;
+  }
+  // Transaction control and pragmas run rarely; everything else is worth keeping.
+  if (stmt && statements_.size() < 256) statements_.emplace(std::string(sql), stmt);
+  return stmt;
+}
 
 std::string SqliteDb::last_error() const {
   std::lock_guard lock(mutex_);
@@ -50,12 +79,22 @@ bool SqliteDb::Run(std::string_view sql, const std::vector<SqlValue>& params,
 
 bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& params,
                          const std::function<void(const SqlRow&)>& on_row) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr) != SQLITE_OK) {
-    last_error_ = sqlite3_errmsg(db_);
-    return false;
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, &sqlite3_finalize);
+  sqlite3_stmt* stmt = Prepare(sql);
+  if (!stmt) return false;
+  const bool cached = statements_.contains(std::string(sql));
+  // Cached statements are reset for their next use; others are finalized.
+  struct Release {
+    sqlite3_stmt* stmt;
+    bool cached;
+    ~Release() {
+      if (cached) {
+        sqlite3_reset(stmt);
+        sqlite3_clear_bindings(stmt);
+      } else {
+        sqlite3_finalize(stmt);
+      }
+    }
+  } release{stmt, cached};
   for (std::size_t i = 0; i < params.size(); ++i) {
     const int index = static_cast<int>(i + 1);
     int rc = std::visit(
@@ -65,6 +104,8 @@ bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& para
             return sqlite3_bind_null(stmt, index);
           } else if constexpr (std::is_same_v<T, std::int64_t>) {
             return sqlite3_bind_int64(stmt, index, v);
+          } else if constexpr (std::is_same_v<T, SqlBlob>) {
+            return sqlite3_bind_blob64(stmt, index, v.bytes.data(), v.bytes.size(), SQLITE_TRANSIENT);
           } else {
             return sqlite3_bind_text(stmt, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
           }

@@ -1,9 +1,8 @@
 // SqliteDb: a thin RAII layer over one SQLite connection in WAL mode.
 //
 // The connection is opened in serialized mode and guarded by its own mutex, so a SqliteDb may be
-// used from any thread; statements are prepared per call (SQLite caches the schema, and the
-// callers here are not on a hot path: hot data is cached in memory by the services).
-// Errors carry SQLite's message; nothing throws.
+// used from any thread. Prepared statements are cached by their SQL text, so a statement run in a
+// loop is compiled once. Errors carry SQLite's message; nothing throws.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -24,14 +24,21 @@ struct sqlite3_stmt;
 
 namespace plyr {
 
-// A value bound to or read from a statement.
-using SqlValue = std::variant<std::nullptr_t, std::int64_t, std::string>;
+// Bytes bound as a BLOB (a plain std::string binds as TEXT).
+struct SqlBlob {
+  std::string_view bytes;
+};
+
+// A value bound to a statement.
+using SqlValue = std::variant<std::nullptr_t, std::int64_t, std::string, SqlBlob>;
 
 class SqlRow {
  public:
   explicit SqlRow(sqlite3_stmt* stmt) : stmt_(stmt) {}
   std::int64_t Int(int column) const;
   std::string Text(int column) const;
+  // The bytes of a BLOB (or TEXT) column; valid until the next row.
+  std::string_view Bytes(int column) const;
   bool IsNull(int column) const;
 
  private:
@@ -55,12 +62,16 @@ class SqliteDb {
   // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back when it returns false.
   bool Transaction(const std::function<bool()>& body);
   std::string last_error() const;
+  // The rowid of the last INSERT on this connection (call inside the same Transaction body).
+  std::int64_t last_insert_rowid() const;
 
  private:
   explicit SqliteDb(sqlite3* db) : db_(db) {}
   bool RunLocked(std::string_view sql, const std::vector<SqlValue>& params,
                  const std::function<void(const SqlRow&)>& on_row);
+  sqlite3_stmt* Prepare(std::string_view sql);
   sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;  // guarded by mutex_
   mutable std::recursive_mutex mutex_;
   std::string last_error_;
 };

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git curl
   libboost1.81-all-dev libboost-json1.81-dev
-  liburing-dev libssl-dev libsodium-dev libsqlite3-dev
+  liburing-dev libssl-dev libsodium-dev libsqlite3-dev libcbor-dev libsecp256k1-dev
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev ca-certificates
   nginx-light wrk chromium

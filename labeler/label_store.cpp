@@ -1,0 +1,572 @@
+#include "labeler/label_store.h"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include <boost/system/errc.hpp>
+#include <spdlog/spdlog.h>
+
+namespace plyr::labeler {
+
+namespace {
+
+using boost::system::errc::make_error_code;
+namespace errc = boost::system::errc;
+
+// Schema version 1. Beyond the signed fields, `exp_ms` holds `exp` as Unix milliseconds (parsed
+// once at append), because ATProto datetimes with offsets or other fraction lengths do not compare
+// as strings. STRICT makes SQLite refuse a value of the wrong type (a sig bound as TEXT, say)
+// instead of storing it. Two indexes, because every index is written on each append: (uri, src,
+// val) serves queryLabels by uri (exact and prefix range) and the state queries by uri; (src, val,
+// uri) serves the state query by value.
+constexpr std::int64_t kSchemaVersion = 1;
+constexpr std::array<const char*, 3> kSchema = {
+    "CREATE TABLE IF NOT EXISTS labels ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  src TEXT NOT NULL, uri TEXT NOT NULL, cid TEXT, val TEXT NOT NULL, neg INTEGER NOT NULL,"
+    "  cts TEXT NOT NULL, exp TEXT, sig BLOB NOT NULL, cbor BLOB NOT NULL,"
+    "  exp_ms INTEGER, CHECK ((exp IS NULL) = (exp_ms IS NULL))) STRICT",
+    "CREATE INDEX IF NOT EXISTS labels_by_uri ON labels(uri, src, val)",
+    "CREATE INDEX IF NOT EXISTS labels_by_value ON labels(src, val, uri)",
+};
+
+constexpr std::string_view kColumns = "seq, src, uri, cid, val, neg, cts, exp, sig, cbor";
+constexpr std::string_view kInsert =
+    "INSERT INTO labels (src, uri, cid, val, neg, cts, exp, sig, cbor, exp_ms) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+// IN lists are cut into chunks of at most this many values, far below SQLite's variable limit.
+constexpr std::size_t kMaxInChunk = 500;
+// A chunk is padded (by repeating its last value, which IN ignores) up to one of these sizes, so
+// every IN list has one of a few shapes and its statement stays in the connection's cache.
+constexpr std::array<std::size_t, 10> kInSizes = {1, 2, 4, 8, 16, 32, 64, 128, 256, kMaxInChunk};
+// A queryLabels statement may combine several chunks; SQLite 3.40 allows 32766 variables.
+constexpr std::size_t kMaxQueryParams = 32000;
+
+std::size_t PaddedSize(std::size_t n) {
+  for (std::size_t size : kInSizes) {
+    if (n <= size) return size;
+  }
+  return kMaxInChunk;
+}
+
+std::int64_t ClampLimit(std::size_t limit) {
+  return static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
+}
+
+std::optional<int> Digits(std::string_view text, std::size_t pos, std::size_t count) {
+  if (pos + count > text.size()) return std::nullopt;
+  int value = 0;
+  for (std::size_t i = pos; i < pos + count; ++i) {
+    if (text[i] < '0' || text[i] > '9') return std::nullopt;
+    value = value * 10 + (text[i] - '0');
+  }
+  return value;
+}
+
+// An ATProto datetime ("YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)") as Unix milliseconds.
+// The fraction is truncated to milliseconds, which is all an expiry check needs.
+std::optional<std::int64_t> DatetimeToUnixMs(std::string_view text) {
+  const auto year = Digits(text, 0, 4), month = Digits(text, 5, 2), day = Digits(text, 8, 2);
+  const auto hour = Digits(text, 11, 2), minute = Digits(text, 14, 2), second = Digits(text, 17, 2);
+  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
+  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':') return std::nullopt;
+  const std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
+                                         std::chrono::day{static_cast<unsigned>(*day)}};
+  if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
+
+  std::size_t pos = 19;
+  std::int64_t millis = 0;
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    std::size_t count = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (count < 3) millis = millis * 10 + (text[pos] - '0');
+      ++count;
+      ++pos;
+    }
+    if (count == 0) return std::nullopt;
+    for (std::size_t i = count; i < 3; ++i) millis *= 10;
+  }
+  std::int64_t offset_minutes = 0;
+  if (pos + 1 == text.size() && text[pos] == 'Z') {
+    // UTC
+  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
+    const auto off_hour = Digits(text, pos + 1, 2), off_minute = Digits(text, pos + 4, 2);
+    if (!off_hour || !off_minute || *off_hour > 23 || *off_minute > 59) return std::nullopt;
+    offset_minutes = (*off_hour * 60 + *off_minute) * (text[pos] == '-' ? -1 : 1);
+  } else {
+    return std::nullopt;
+  }
+  const std::int64_t days = std::chrono::sys_days{date}.time_since_epoch().count();
+  const std::int64_t seconds = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_minutes * 60;
+  return seconds * 1000 + millis;
+}
+
+std::int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The smallest string greater than every string that starts with `prefix` (byte order, which is
+// SQLite's BINARY collation): the prefix with its last byte incremented, dropping trailing 0xff
+// bytes first. None when the prefix is all 0xff bytes (or empty).
+std::optional<std::string> PrefixUpperBound(std::string_view prefix) {
+  std::string upper(prefix);
+  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
+  if (upper.empty()) return std::nullopt;
+  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  return upper;
+}
+
+// Builds one statement's SQL and its positional parameters side by side, so values are only
+// ever bound, never spliced into the text.
+class SqlBuilder {
+ public:
+  explicit SqlBuilder(std::string_view head) : sql_(head) {}
+  SqlBuilder& Text(std::string_view text) {
+    sql_ += text;
+    return *this;
+  }
+  SqlBuilder& Param(SqlValue value) {
+    params_.push_back(std::move(value));
+    sql_ += '?';
+    sql_ += std::to_string(params_.size());
+    return *this;
+  }
+  // "column IN (?a, ?b, ...)" over one chunk, padded to a standard size.
+  SqlBuilder& In(std::string_view column, std::span<const std::string> values) {
+    sql_ += column;
+    sql_ += " IN (";
+    const std::size_t padded = PaddedSize(values.size());
+    for (std::size_t i = 0; i < padded; ++i) {
+      if (i > 0) sql_ += ", ";
+      Param(values[std::min(i, values.size() - 1)]);
+    }
+    sql_ += ')';
+    return *this;
+  }
+  // "(column IN (...) OR column IN (...))" over any number of values (at least one).
+  SqlBuilder& InChunked(std::string_view column, std::span<const std::string> values) {
+    sql_ += '(';
+    for (std::size_t start = 0; start < values.size(); start += kMaxInChunk) {
+      if (start > 0) sql_ += " OR ";
+      In(column, values.subspan(start, std::min(kMaxInChunk, values.size() - start)));
+    }
+    sql_ += ')';
+    return *this;
+  }
+  const std::string& sql() const { return sql_; }
+  const std::vector<SqlValue>& params() const { return params_; }
+
+ private:
+  std::string sql_;
+  std::vector<SqlValue> params_;
+};
+
+// Sorted, without duplicates: a value repeated across chunks would be reported twice.
+std::vector<std::string> Distinct(const std::vector<std::string>& values) {
+  std::vector<std::string> out(values);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+StoredLabel ReadLabel(const SqlRow& row) {
+  StoredLabel stored;
+  stored.seq = row.Int(0);
+  Label& label = stored.label;
+  label.src = row.Text(1);
+  label.uri = row.Text(2);
+  if (!row.IsNull(3)) label.cid = row.Text(3);
+  label.val = row.Text(4);
+  label.neg = row.Int(5) != 0;
+  label.cts = row.Text(6);
+  if (!row.IsNull(7)) label.exp = row.Text(7);
+  label.sig = std::string(row.Bytes(8));
+  stored.cbor = std::string(row.Bytes(9));
+  return stored;
+}
+
+// Whether the latest event of a (src, uri, val) makes the label active now.
+bool IsActive(const SqlRow& row, int neg_column, int exp_ms_column, std::int64_t now_ms) {
+  if (row.Int(neg_column) != 0) return false;
+  return row.IsNull(exp_ms_column) || row.Int(exp_ms_column) > now_ms;
+}
+
+}  // namespace
+
+struct LabelStore::Impl {
+  // One Append call: committed together, never split across transactions.
+  struct Request {
+    std::vector<StoredLabel> labels;
+    std::vector<std::optional<std::int64_t>> exp_ms;  // per label
+    AppendDone done;
+    bool invalid = false;  // refused before reaching SQLite; nothing of it is stored
+  };
+
+  LabelStoreOptions options;
+  std::unique_ptr<SqliteDb> writer_db;  // used only by the writer thread once it runs
+  std::atomic<std::int64_t> head_seq{0};
+
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<Request> queue;                                  // guarded by mutex
+  bool stopping = false;                                      // guarded by mutex
+  std::function<void(const std::vector<StoredLabel>&)> listener;  // guarded by mutex
+
+  std::mutex pool_mutex;
+  std::condition_variable pool_released;
+  std::vector<std::unique_ptr<SqliteDb>> readers;  // owned; all of them
+  std::vector<SqliteDb*> free_readers;             // guarded by pool_mutex
+
+  std::thread writer;  // last member: started once everything above exists
+
+  ~Impl() {
+    if (writer.joinable()) {
+      {
+        std::lock_guard lock(mutex);
+        stopping = true;
+      }
+      wake.notify_one();
+      writer.join();
+    }
+  }
+
+  // A read connection, returned to the pool when the lease ends.
+  class Lease {
+   public:
+    explicit Lease(Impl& impl) : impl_(impl) {
+      std::unique_lock lock(impl_.pool_mutex);
+      impl_.pool_released.wait(lock, [&] { return !impl_.free_readers.empty(); });
+      db_ = impl_.free_readers.back();
+      impl_.free_readers.pop_back();
+    }
+    ~Lease() {
+      {
+        std::lock_guard lock(impl_.pool_mutex);
+        impl_.free_readers.push_back(db_);
+      }
+      impl_.pool_released.notify_one();
+    }
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    SqliteDb* operator->() const { return db_; }
+
+   private:
+    Impl& impl_;
+    SqliteDb* db_ = nullptr;
+  };
+
+  void WriterLoop() {
+    for (;;) {
+      std::vector<Request> batch;
+      std::function<void(const std::vector<StoredLabel>&)> on_commit;
+      {
+        std::unique_lock lock(mutex);
+        wake.wait(lock, [&] { return stopping || !queue.empty(); });
+        if (queue.empty()) return;  // stopping, and everything queued is done
+        std::size_t count = 0;
+        while (!queue.empty() && (batch.empty() || count + queue.front().labels.size() <= options.max_batch)) {
+          count += queue.front().labels.size();
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+        on_commit = listener;
+      }
+      Commit(batch, on_commit);
+    }
+  }
+
+  void Commit(std::vector<Request>& batch, const std::function<void(const std::vector<StoredLabel>&)>& on_commit) {
+    bool has_rows = false;
+    for (const Request& request : batch) has_rows = has_rows || (!request.invalid && !request.labels.empty());
+
+    const auto or_null = [](const auto& value) { return value ? SqlValue(*value) : SqlValue(nullptr); };
+    // Seqs are written into the requests as rows go in; they only count once COMMIT succeeds.
+    const bool committed = !has_rows || writer_db->Transaction([&] {
+      for (Request& request : batch) {
+        if (request.invalid) continue;
+        for (std::size_t i = 0; i < request.labels.size(); ++i) {
+          const Label& label = request.labels[i].label;
+          const bool ok = writer_db->Run(kInsert, {label.src, label.uri, or_null(label.cid), label.val,
+                                                   std::int64_t{label.neg ? 1 : 0}, label.cts, or_null(label.exp),
+                                                   SqlBlob{label.sig}, SqlBlob{request.labels[i].cbor},
+                                                   or_null(request.exp_ms[i])});
+          if (!ok) return false;
+          request.labels[i].seq = writer_db->last_insert_rowid();
+        }
+      }
+      return true;
+    });
+
+    if (!committed) {
+      spdlog::error("label log: append failed requests={} error=\"{}\"", batch.size(), writer_db->last_error());
+      for (Request& request : batch) {
+        if (!request.done) continue;
+        request.done(make_error_code(request.invalid ? errc::invalid_argument : errc::io_error));
+      }
+      return;
+    }
+
+    std::vector<StoredLabel> stored;
+    std::vector<std::vector<std::int64_t>> seqs(batch.size());
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      if (batch[r].invalid) continue;
+      for (StoredLabel& label : batch[r].labels) {
+        seqs[r].push_back(label.seq);
+        stored.push_back(std::move(label));
+      }
+    }
+    if (!stored.empty()) {
+      head_seq.store(stored.back().seq, std::memory_order_release);
+      if (on_commit) on_commit(stored);
+    }
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      if (!batch[r].done) continue;
+      if (batch[r].invalid) {
+        batch[r].done(make_error_code(errc::invalid_argument));
+      } else {
+        batch[r].done(std::move(seqs[r]));
+      }
+    }
+  }
+
+  boost::system::result<std::vector<StoredLabel>> Select(const std::string& sql, const std::vector<SqlValue>& params) {
+    std::vector<StoredLabel> out;
+    Lease db(*this);
+    if (!db->Run(sql, params, [&](const SqlRow& row) { out.push_back(ReadLabel(row)); })) {
+      spdlog::error("label log: read failed error=\"{}\"", db->last_error());
+      return make_error_code(errc::io_error);
+    }
+    return out;
+  }
+};
+
+LabelStore::LabelStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+LabelStore::~LabelStore() = default;  // Impl's destructor drains the queue and joins the writer
+
+boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path,
+                                                                    LabelStoreOptions options, std::string* error) {
+  auto fail = [&](std::string why, errc::errc_t code = errc::io_error) -> boost::system::error_code {
+    if (error) *error = std::move(why);
+    return make_error_code(code);
+  };
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  if (impl->options.max_batch == 0) impl->options.max_batch = 1;
+  if (impl->options.readers == 0) impl->options.readers = 1;
+
+  std::string open_error;
+  auto writer_db = SqliteDb::Open(path, &open_error);
+  if (!writer_db) return fail("label log: " + open_error);
+  impl->writer_db = std::move(*writer_db);
+  SqliteDb& db = *impl->writer_db;
+
+  std::int64_t version = 0;
+  if (!db.Run("PRAGMA user_version", {}, [&](const SqlRow& row) { version = row.Int(0); })) {
+    return fail("label log: " + db.last_error());
+  }
+  if (version > kSchemaVersion) {
+    return fail("label log: schema version " + std::to_string(version) + " is newer than this build's " +
+                    std::to_string(kSchemaVersion),
+                errc::not_supported);
+  }
+  const bool schema_ok = db.Transaction([&] {
+    for (const char* sql : kSchema) {
+      if (!db.Run(sql)) return false;
+    }
+    // PRAGMA takes no parameters; the value is a compile-time constant.
+    return db.Run("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+  });
+  if (!schema_ok) return fail("label log schema: " + db.last_error());
+
+  std::int64_t head = 0;
+  if (!db.Run("SELECT MAX(seq) FROM labels", {}, [&](const SqlRow& row) {
+        if (!row.IsNull(0)) head = row.Int(0);
+      })) {
+    return fail("label log: " + db.last_error());
+  }
+  impl->head_seq.store(head);
+
+  for (std::size_t i = 0; i < impl->options.readers; ++i) {
+    auto reader = SqliteDb::Open(path, &open_error);
+    if (!reader) return fail("label log reader: " + open_error);
+    // A guard: reads must never take the write lock from the writer thread.
+    if (!(*reader)->Run("PRAGMA query_only = ON")) return fail("label log reader: " + (*reader)->last_error());
+    impl->free_readers.push_back(reader->get());
+    impl->readers.push_back(std::move(*reader));
+  }
+
+  try {
+    impl->writer = std::thread([raw = impl.get()] { raw->WriterLoop(); });
+  } catch (const std::system_error& e) {
+    return fail(std::string("label log: cannot start the writer thread: ") + e.what());
+  }
+  return std::unique_ptr<LabelStore>(new LabelStore(std::move(impl)));
+}
+
+void LabelStore::Append(std::vector<StoredLabel> labels, AppendDone done) {
+  Impl::Request request;
+  request.exp_ms.reserve(labels.size());
+  for (const StoredLabel& stored : labels) {
+    // Unsigned labels must never be served, and an unreadable expiry cannot be enforced.
+    if (stored.label.sig.empty() || stored.cbor.empty()) request.invalid = true;
+    std::optional<std::int64_t> exp_ms;
+    if (stored.label.exp) {
+      exp_ms = DatetimeToUnixMs(*stored.label.exp);
+      if (!exp_ms) request.invalid = true;
+    }
+    request.exp_ms.push_back(exp_ms);
+  }
+  request.labels = std::move(labels);
+  request.done = std::move(done);
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->queue.push_back(std::move(request));
+  }
+  impl_->wake.notify_one();
+}
+
+void LabelStore::SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->listener = std::move(listener);
+}
+
+std::int64_t LabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
+
+boost::system::result<std::vector<StoredLabel>> LabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
+  static const std::string sql =
+      "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+  return impl_->Select(sql, {after_seq, ClampLimit(limit)});
+}
+
+boost::system::result<std::vector<StoredLabel>> LabelStore::Query(const LabelQuery& query) {
+  bool match_all = false;
+  std::vector<std::string> exact;
+  std::vector<std::string> prefixes;
+  for (const std::string& pattern : query.uri_patterns) {
+    const std::size_t star = pattern.find('*');
+    if (pattern == "*") {
+      match_all = true;
+    } else if (star == std::string::npos) {
+      exact.push_back(pattern);
+    } else if (star + 1 == pattern.size()) {
+      prefixes.push_back(pattern.substr(0, star));
+    } else {
+      return make_error_code(errc::invalid_argument);  // the caller should have refused it
+    }
+  }
+  if (!match_all && exact.empty() && prefixes.empty()) return std::vector<StoredLabel>{};
+  exact = Distinct(exact);
+  prefixes = Distinct(prefixes);
+  const std::vector<std::string> sources = Distinct(query.sources);
+  if (exact.size() + 2 * prefixes.size() + sources.size() + 2 > kMaxQueryParams) {
+    return make_error_code(errc::invalid_argument);
+  }
+
+  SqlBuilder sql("SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ");
+  sql.Param(query.after_seq);
+  if (!match_all) {
+    sql.Text(" AND (");
+    bool first = true;
+    if (!exact.empty()) {
+      sql.InChunked("uri", exact);
+      first = false;
+    }
+    // A range on the uri index, not LIKE: LIKE folds ASCII case and treats '_' and '%' as
+    // wildcards, and a URI may contain both.
+    for (const std::string& prefix : prefixes) {
+      if (!first) sql.Text(" OR ");
+      first = false;
+      sql.Text("(uri >= ").Param(prefix).Text(" AND uri < ");
+      if (auto upper = PrefixUpperBound(prefix)) {
+        sql.Param(std::move(*upper));
+      } else {
+        // No string bounds an all-0xff prefix from above, but in SQLite every BLOB sorts after
+        // every TEXT value, so an empty BLOB keeps the statement's shape and the index range.
+        sql.Param(SqlBlob{std::string_view("", 0)});
+      }
+      sql.Text(")");
+    }
+    sql.Text(")");
+  }
+  // The unary '+' keeps SQLite's planner off two plans that look cheap with unknown parameters
+  // but read the whole log: a src index scan (this labeler is nearly every row's src), and, when
+  // uris are filtered, walking seq order to skip the sort (a narrow prefix then scans everything
+  // after the cursor). With uris filtered, the uri index finds the rows and only they are sorted.
+  if (!sources.empty()) {
+    sql.Text(" AND ");
+    sql.InChunked("+src", sources);
+  }
+  sql.Text(match_all ? " ORDER BY seq LIMIT " : " ORDER BY +seq LIMIT ").Param(ClampLimit(query.limit));
+  return impl_->Select(sql.sql(), sql.params());
+}
+
+// The active values per uri among the latest events of `src` whose `column` ("uri" or "val") is in
+// `keys`. `group_by` follows the index that serves the column, so each group's rows are adjacent.
+boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveGrouped(
+    const std::string& src, const std::vector<std::string>& keys, std::string_view column,
+    std::string_view group_by) {
+  const std::vector<std::string> distinct = Distinct(keys);
+  const std::int64_t now_ms = NowUnixMs();
+  std::map<std::string, std::vector<std::string>> out;
+  Impl::Lease db(*impl_);
+  for (std::size_t start = 0; start < distinct.size(); start += kMaxInChunk) {
+    const std::span<const std::string> chunk(distinct.data() + start, std::min(kMaxInChunk, distinct.size() - start));
+    // SQLite takes the bare columns of a MAX() aggregate from the row holding the maximum, so
+    // each group yields its latest event.
+    SqlBuilder sql("SELECT uri, val, neg, exp_ms, MAX(seq) FROM labels WHERE src = ");
+    sql.Param(src).Text(" AND ").In(column, chunk).Text(" GROUP BY ").Text(group_by);
+    if (!db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
+          if (IsActive(row, 2, 3, now_ms)) out[row.Text(0)].push_back(row.Text(1));
+        })) {
+      spdlog::error("label log: state query failed error=\"{}\"", db->last_error());
+      return make_error_code(errc::io_error);
+    }
+  }
+  for (auto& [uri, values] : out) std::sort(values.begin(), values.end());
+  return out;
+}
+
+boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveValuesByUri(
+    const std::string& src, const std::vector<std::string>& uris) {
+  return ActiveGrouped(src, uris, "uri", "uri, val");
+}
+
+boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveUrisByValue(
+    const std::string& src, const std::vector<std::string>& values) {
+  return ActiveGrouped(src, values, "val", "val, uri");
+}
+
+boost::system::result<std::vector<std::string>> LabelStore::NegatedUris(const std::string& src,
+                                                                        const std::vector<std::string>& uris,
+                                                                        const std::string& val) {
+  const std::vector<std::string> distinct = Distinct(uris);
+  std::vector<std::string> out;
+  Impl::Lease db(*impl_);
+  for (std::size_t start = 0; start < distinct.size(); start += kMaxInChunk) {
+    const std::span<const std::string> chunk(distinct.data() + start, std::min(kMaxInChunk, distinct.size() - start));
+    SqlBuilder sql("SELECT uri, neg, MAX(seq) FROM labels WHERE src = ");
+    sql.Param(src).Text(" AND val = ").Param(val).Text(" AND ").In("uri", chunk).Text(" GROUP BY uri");
+    if (!db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
+          if (row.Int(1) != 0) out.push_back(row.Text(0));
+        })) {
+      spdlog::error("label log: state query failed error=\"{}\"", db->last_error());
+      return make_error_code(errc::io_error);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace plyr::labeler

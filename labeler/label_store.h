@@ -1,0 +1,98 @@
+// LabelStore: the labeler's append-only label log in SQLite (WAL, synchronous=FULL).
+//
+//   - `seq` is an AUTOINCREMENT rowid: strictly increasing, never reused, even after a crash.
+//   - A label is visible (head_seq(), reads, the commit listener) only after its transaction is
+//     durable, so nothing is ever sent that a crash could take back.
+//   - Group commit: Append() queues labels for one writer thread, which takes everything queued
+//     (up to `max_batch` labels) into one transaction, so concurrent emitters share an fsync.
+//   - Rows keep the exact signed fields and the signed CBOR, so what is served is what was signed.
+//   - Reads use their own connections (WAL readers never wait for the writer) and are blocking:
+//     call them off the I/O threads.
+//
+// "Active" (one rule for every state query): for each (src, uri, val) the event with the highest
+// seq wins; it is active when it is not a negation and has no `exp` in the past.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/system/result.hpp>
+
+#include "common/sqlite_db.h"
+#include "labeler/label.h"
+
+namespace plyr::labeler {
+
+struct LabelStoreOptions {
+  std::size_t max_batch = 4096;  // labels per group-commit transaction
+  std::size_t readers = 2;       // read connections
+};
+
+// A queryLabels request, already validated.
+struct LabelQuery {
+  std::vector<std::string> uri_patterns;  // exact URIs, or prefixes ending in '*'; "*" alone: all
+  std::vector<std::string> sources;       // empty: any
+  std::int64_t after_seq = 0;
+  std::size_t limit = 50;
+};
+
+class LabelStore {
+ public:
+  static boost::system::result<std::unique_ptr<LabelStore>> Open(const std::filesystem::path& path,
+                                                                 LabelStoreOptions options, std::string* error);
+  ~LabelStore();  // finishes queued appends, then stops the writer
+
+  // Queues signed labels (label and cbor filled by the caller; seq is assigned here). `done` runs on
+  // the writer thread once they are durable, with their seqs in order, or with an error (nothing of
+  // this call stored): invalid_argument when a label has an empty sig or cbor or an unparseable
+  // `exp`, io_error when the transaction failed (every call sharing it fails too).
+  using AppendDone = std::function<void(boost::system::result<std::vector<std::int64_t>>)>;
+  void Append(std::vector<StoredLabel> labels, AppendDone done);
+
+  // Called on the writer thread after each durable commit, before the Append callbacks, with the
+  // committed labels in seq order. Set once, before the first Append.
+  void SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener);
+
+  // The highest committed seq (0 when the log is empty; after a reopen, the highest seq still in the
+  // table). Thread-safe.
+  std::int64_t head_seq() const;
+
+  // Labels with seq > after_seq, in seq order, at most `limit`.
+  boost::system::result<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit);
+  // queryLabels: labels matching the query, seq order, at most `limit`; no patterns match nothing.
+  // invalid_argument for a '*' anywhere but at the end of a pattern.
+  boost::system::result<std::vector<StoredLabel>> Query(const LabelQuery& query);
+
+  // State queries under the "active" rule above, for labels whose src is `src`:
+  // uri -> active values (sorted), for the given uris; uris with none are omitted.
+  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
+      const std::string& src, const std::vector<std::string>& uris);
+  // uri -> active values among `values` (sorted), over every uri with one.
+  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
+      const std::string& src, const std::vector<std::string>& values);
+  // The uris among `uris` whose latest `val` event is a negation (sorted, without duplicates).
+  boost::system::result<std::vector<std::string>> NegatedUris(const std::string& src,
+                                                              const std::vector<std::string>& uris,
+                                                              const std::string& val);
+
+ private:
+  // (declared by the implementation)
+  struct Impl;
+  explicit LabelStore(std::unique_ptr<Impl> impl);
+  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveGrouped(
+      const std::string& src, const std::vector<std::string>& keys, std::string_view column,
+      std::string_view group_by);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plyr::labeler
