@@ -13,6 +13,13 @@ packages=(
   nginx-light wrk chromium
 )
 
+# Node.js and npm run the labeler's interoperability test (tests/labeler/npm), whose pinned
+# packages were checked on Node.js 20, which our machines ship. Debian's nodejs (18 on bookworm)
+# is only for a machine without node.
+if ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
