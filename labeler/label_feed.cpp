@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include "labeler/label_cbor.h"
+#include "labeler/ws_frame.h"
 
 namespace plyr::labeler {
 
@@ -16,7 +17,8 @@ void LabelFeed::Publish(const std::vector<StoredLabel>& labels) {
   std::vector<Frame> fresh;
   fresh.reserve(labels.size());
   for (const auto& stored : labels) {
-    fresh.push_back({stored.seq, std::make_shared<const std::string>(EncodeLabelsFrame(stored.seq, stored.cbor))});
+    fresh.push_back({stored.seq, std::make_shared<const std::string>(
+                                     EncodeWsFrame(WsOpcode::kBinary, EncodeLabelsFrame(stored.seq, stored.cbor)))});
   }
   std::vector<std::weak_ptr<Waiter>> to_wake;
   {

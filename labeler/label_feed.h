@@ -23,7 +23,7 @@ namespace plyr::labeler {
 
 struct Frame {
   std::int64_t seq = 0;
-  std::shared_ptr<const std::string> bytes;  // one complete binary WebSocket message
+  std::shared_ptr<const std::string> bytes;  // one complete binary WebSocket frame, header included
 };
 
 class LabelFeed {

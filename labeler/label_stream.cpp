@@ -3,17 +3,17 @@
 #include <charconv>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/websocket.hpp>
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
 #include "labeler/run_blocking.h"
+#include "labeler/ws_frame.h"
 
 namespace plyr::labeler {
 
@@ -22,17 +22,26 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
-struct LabelStream::Session {
-  Session(tcp::socket& socket, const asio::any_io_executor& executor)
-      : ws(socket), waiter(std::make_shared<LabelFeed::Waiter>(executor)), watchdog_timer(executor) {}
+// How long a silent peer may stay silent before it gets a ping, and then before it is closed.
+constexpr auto kIdlePing = std::chrono::seconds(60);
+// Frames per gathered write: enough to amortise the syscall, small enough to stay fair.
+constexpr std::size_t kFramesPerWrite = 256;
 
-  websocket::stream<tcp::socket&> ws;
-  std::shared_ptr<LabelFeed::Waiter> waiter;
+struct LabelStream::Session {
+  Session(tcp::socket& s, const asio::any_io_executor& executor)
+      : socket(s), waiter(std::make_shared<LabelFeed::Waiter>(executor)), watchdog_timer(executor) {}
+
+  tcp::socket& socket;
+  std::shared_ptr<LabelFeed::Waiter> waiter;  // woken by a publish, and by the reader
   asio::steady_timer watchdog_timer;
   std::int64_t position = 0;  // the last seq sent (or the cursor)
   bool writing = false;
   Clock::time_point write_started;
+  Clock::time_point last_received = Clock::now();
+  bool ping_sent = false;
   bool stalled = false;
+  bool done = false;           // the reader saw a close or an error: stop after replying
+  std::string control;         // control frames (pongs, close) for the writer to send next
 };
 
 LabelStream::LabelStream(LabelStore& store, LabelFeed& feed, asio::thread_pool& read_pool,
@@ -44,11 +53,11 @@ LabelStream::LabelStream(LabelStore& store, LabelFeed& feed, asio::thread_pool& 
                             .Help("Open subscribeLabels connections")
                             .Register(registry)
                             .Add({});
-  auto& frames = prometheus::BuildCounter()
-                     .Name("plyr_labeler_stream_frames_total")
-                     .Help("subscribeLabels #labels frames sent")
-                     .Register(registry);
-  frames_sent_ = &frames.Add({});
+  frames_sent_ = &prometheus::BuildCounter()
+                      .Name("plyr_labeler_stream_frames_total")
+                      .Help("subscribeLabels #labels frames sent")
+                      .Register(registry)
+                      .Add({});
   too_slow_ = &prometheus::BuildCounter()
                    .Name("plyr_labeler_consumer_too_slow_total")
                    .Help("Subscribers closed with ConsumerTooSlow")
@@ -71,23 +80,22 @@ std::optional<std::int64_t> ParseCursor(std::string_view text) {
 
 asio::awaitable<void> LabelStream::Serve(tcp::socket& socket, const RequestHeader& header,
                                          std::optional<std::string> cursor) {
+  // Beast validates the upgrade and answers 101 (or 400/426); it reads nothing from the socket,
+  // since the request is already parsed. From then on the session owns the framing (ws_frame.h).
+  {
+    websocket::stream<tcp::socket&> handshake(socket);
+    websocket::stream_base::timeout timeout = websocket::stream_base::timeout::suggested(beast::role_type::server);
+    timeout.handshake_timeout = std::chrono::seconds(10);
+    handshake.set_option(timeout);
+    handshake.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& response) { response.set(http::field::server, "plyr-core"); }));
+    http::request<http::empty_body> request(header);
+    auto [ec] = co_await handshake.async_accept(request, kUseTuple);
+    if (ec) co_return;
+  }
+
   auto executor = co_await asio::this_coro::executor;
   Session s(socket, executor);
-  websocket::stream_base::timeout timeout{};
-  timeout.handshake_timeout = std::chrono::seconds(10);
-  timeout.idle_timeout = std::chrono::seconds(60);  // a silent peer gets a ping, then is closed
-  timeout.keep_alive_pings = true;
-  s.ws.set_option(timeout);
-  s.ws.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& response) { response.set(http::field::server, "plyr-core"); }));
-  s.ws.read_message_max(64 * 1024);  // clients have nothing to say beyond control frames
-  s.ws.auto_fragment(false);
-  s.ws.binary(true);
-
-  http::request<http::empty_body> request(header);
-  auto [accept_ec] = co_await s.ws.async_accept(request, kUseTuple);
-  if (accept_ec) co_return;
-
   subscribers_.fetch_add(1);
   subscribers_gauge_->Increment();
   struct Leave {
@@ -118,51 +126,96 @@ asio::awaitable<void> LabelStream::Serve(tcp::socket& socket, const RequestHeade
   co_await (ReadLoop(s) || WriteLoop(s) || Watchdog(s));
   if (s.stalled) {
     too_slow_->Increment();
-    spdlog::info("subscriber closed: write stalled position={}", s.position);
+    spdlog::info("subscriber closed: its socket accepted nothing for {} ms position={}",
+                 options_.write_timeout.count(), s.position);
   }
 }
 
 asio::awaitable<void> LabelStream::SendErrorAndClose(Session& s, std::string_view error, std::string_view message) {
-  std::string frame = EncodeErrorFrame(error, message);
+  // The error message, then close 1008, in one write; then the connection ends (the spec closes
+  // the stream right after an error frame).
+  std::string bytes = EncodeWsFrame(WsOpcode::kBinary, EncodeErrorFrame(error, message)) + EncodeWsClose(1008, error);
   s.writing = true;
   s.write_started = Clock::now();
-  auto [ec, n] = co_await s.ws.async_write(asio::buffer(frame), kUseTuple);
+  co_await asio::async_write(s.socket, asio::buffer(bytes), kUseTuple);
   s.writing = false;
-  if (ec) co_return;
-  co_await s.ws.async_close(websocket::close_reason(websocket::close_code::policy_error, error), kUseTuple);
 }
 
 asio::awaitable<void> LabelStream::ReadLoop(Session& s) {
-  // Reading keeps control frames flowing: Beast answers pings and completes the close handshake
-  // inside the read. Whatever data a client sends is dropped.
-  beast::flat_buffer buffer;
+  // Clients only send control frames worth reading: answer pings, honour a close, drop data.
+  WsFrameReader reader;
+  char buffer[2048];
   for (;;) {
-    auto [ec, n] = co_await s.ws.async_read(buffer, kUseTuple);
+    auto [ec, n] = co_await s.socket.async_read_some(asio::buffer(buffer), kUseTuple);
     if (ec) co_return;
-    buffer.consume(buffer.size());
+    s.last_received = Clock::now();
+    s.ping_sent = false;
+    std::string_view data(buffer, n);
+    while (!data.empty()) {
+      auto event = reader.Next(data);
+      if (event.kind == WsFrameReader::Event::kNone) continue;
+      if (event.kind == WsFrameReader::Event::kPing) {
+        s.control += EncodeWsFrame(WsOpcode::kPong, event.payload);
+      } else {
+        // A close is echoed; a protocol error gets our close. Either way the stream ends.
+        s.control += event.kind == WsFrameReader::Event::kClose ? EncodeWsClose(1000, "")
+                                                                 : EncodeWsClose(event.code, event.reason);
+        s.done = true;
+      }
+      s.waiter->timer.cancel();  // the writer sends control frames first
+      if (s.done) break;
+    }
+    if (s.done) {
+      // Keep the coroutine alive (its return would cancel the writer) until the writer ends.
+      asio::steady_timer forever(s.socket.get_executor(), asio::steady_timer::time_point::max());
+      co_await forever.async_wait(kUseTuple);
+      co_return;
+    }
   }
 }
 
 asio::awaitable<void> LabelStream::Watchdog(Session& s) {
-  // Wakes a few times per write timeout rather than re-arming a timer per frame.
-  const auto period = std::max<std::chrono::milliseconds>(options_.write_timeout / 4, std::chrono::milliseconds(10));
+  // Wakes a few times per write timeout rather than re-arming a timer per write.
+  const auto period = std::max<std::chrono::milliseconds>(
+      std::min<std::chrono::milliseconds>(options_.write_timeout / 4, std::chrono::seconds(15)),
+      std::chrono::milliseconds(10));
   for (;;) {
     s.watchdog_timer.expires_after(period);
     auto [ec] = co_await s.watchdog_timer.async_wait(kUseTuple);
     if (ec) co_return;
-    if (s.writing && Clock::now() - s.write_started > options_.write_timeout) {
+    const auto now = Clock::now();
+    if (s.writing && now - s.write_started > options_.write_timeout) {
       s.stalled = true;
       co_return;  // cancels the write; the connection is then closed
+    }
+    // A silent peer gets a ping; one still silent a period later is gone.
+    if (now - s.last_received > kIdlePing) {
+      if (s.ping_sent && now - s.last_received > 2 * kIdlePing) co_return;
+      if (!s.ping_sent) {
+        s.ping_sent = true;
+        s.control += EncodeWsFrame(WsOpcode::kPing, "");
+        s.waiter->timer.cancel();
+      }
     }
   }
 }
 
 asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
   std::vector<Frame> batch;
+  std::vector<asio::const_buffer> buffers;
   bool live = false;  // caught up with the head at least once
   for (;;) {
+    if (!s.control.empty()) {
+      std::string control = std::move(s.control);
+      s.control.clear();
+      s.writing = true;
+      s.write_started = Clock::now();
+      auto [ec, n] = co_await asio::async_write(s.socket, asio::buffer(control), kUseTuple);
+      s.writing = false;
+      if (ec || s.done) co_return;
+    }
     batch.clear();
-    if (!feed_.FramesAfter(s.position, 256, batch)) {
+    if (!feed_.FramesAfter(s.position, kFramesPerWrite, batch)) {
       // Behind the feed's window: read a page of the log on the read pool.
       const std::int64_t after = s.position;
       const std::size_t page = options_.replay_page;
@@ -176,41 +229,39 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
         co_return;
       }
       for (const auto& row : *rows) {
-        batch.push_back({row.seq, std::make_shared<const std::string>(EncodeLabelsFrame(row.seq, row.cbor))});
+        batch.push_back({row.seq, std::make_shared<const std::string>(
+                                      EncodeWsFrame(WsOpcode::kBinary, EncodeLabelsFrame(row.seq, row.cbor)))});
       }
     }
     if (batch.empty()) {
       live = true;
       s.waiter->timer.expires_at(asio::steady_timer::time_point::max());
-      if (feed_.WaitAfter(s.position, s.waiter)) {
-        auto [ec] = co_await s.waiter->timer.async_wait(kUseTuple);
-        // Woken (operation_aborted is how a publish wakes us) or cancelled: the loop decides.
-        (void)ec;
-        if (auto state = co_await asio::this_coro::cancellation_state; state.cancelled() != asio::cancellation_type::none) {
+      if (s.control.empty() && feed_.WaitAfter(s.position, s.waiter)) {
+        co_await s.waiter->timer.async_wait(kUseTuple);  // a publish or the reader wakes it
+        if (auto state = co_await asio::this_coro::cancellation_state;
+            state.cancelled() != asio::cancellation_type::none) {
           co_return;
         }
       }
       continue;
     }
-    std::size_t sent = 0;
-    struct Count {
-      prometheus::Counter* counter;
-      std::size_t& sent;
-      ~Count() { if (sent) counter->Increment(static_cast<double>(sent)); }
-    } count{frames_sent_, sent};
-    for (const auto& frame : batch) {
-      if (live && feed_.head() - frame.seq > static_cast<std::int64_t>(options_.max_lag)) {
-        too_slow_->Increment();
-        co_await SendErrorAndClose(s, "ConsumerTooSlow", "subscriber fell too far behind; reconnect with its cursor");
-        co_return;
-      }
+    if (live && feed_.head() - batch.front().seq > static_cast<std::int64_t>(options_.max_lag)) {
+      too_slow_->Increment();
+      co_await SendErrorAndClose(s, "ConsumerTooSlow", "subscriber fell too far behind; reconnect with its cursor");
+      co_return;
+    }
+    // Many frames per write; each frame's bytes are shared with every other subscriber.
+    for (std::size_t start = 0; start < batch.size(); start += kFramesPerWrite) {
+      const std::size_t end = std::min(batch.size(), start + kFramesPerWrite);
+      buffers.clear();
+      for (std::size_t i = start; i < end; ++i) buffers.push_back(asio::buffer(*batch[i].bytes));
       s.writing = true;
       s.write_started = Clock::now();
-      auto [ec, n] = co_await s.ws.async_write(asio::buffer(*frame.bytes), kUseTuple);
+      auto [ec, n] = co_await asio::async_write(s.socket, buffers, kUseTuple);
       s.writing = false;
       if (ec) co_return;
-      s.position = frame.seq;
-      ++sent;
+      s.position = batch[end - 1].seq;
+      frames_sent_->Increment(static_cast<double>(end - start));
     }
   }
 }

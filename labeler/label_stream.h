@@ -6,7 +6,8 @@
 // Protocol (docs/labeler.md): binary frames, one label per #labels message; no cursor: live only;
 // `cursor=N`: every label with seq > N, then live; N above the newest seq: FutureCursor error
 // frame and close (1008); a cursor that is not an integer: InvalidRequest error frame. Pings are
-// answered. A subscriber more than `max_lag` labels behind once it has caught up, or whose write
+// answered; a peer silent for 60 s gets a ping and is closed if it stays silent. Beast does the
+// upgrade handshake; the frames are ours (ws_frame.h says why). A subscriber more than `max_lag` labels behind once it has caught up, or whose write
 // makes no progress for `write_timeout`, gets ConsumerTooSlow and is closed; it may resume from
 // the last seq it received.
 #pragma once
