@@ -522,7 +522,8 @@ asio::awaitable<std::variant<std::vector<std::string>, Response>> LabelerService
   co_return std::move(std::get<std::vector<std::string>>(list));
 }
 
-asio::awaitable<Response> LabelerService::InternalLabels(Request& request) {
+asio::awaitable<std::variant<std::map<std::string, std::vector<std::string>>, Response>>
+LabelerService::ActiveValuesOfRequest(Request& request) {
   auto uris = co_await ReadAdminList(request, "uris");
   if (auto* r = std::get_if<Response>(&uris)) co_return std::move(*r);
   std::function<ValuesByUri()> read = [this, list = std::move(std::get<0>(uris))] {
@@ -530,19 +531,20 @@ asio::awaitable<Response> LabelerService::InternalLabels(Request& request) {
   };
   auto map = co_await RunBlocking(read_pool_, std::move(read));
   if (!map) co_return ErrorResponse(http::status::internal_server_error, "InternalError", "reading labels failed");
-  co_return JsonResponse(http::status::ok, json::object{{"labels", ValuesByUriJson(*map)}});
+  co_return std::move(*map);
+}
+
+asio::awaitable<Response> LabelerService::InternalLabels(Request& request) {
+  auto map = co_await ActiveValuesOfRequest(request);
+  if (auto* r = std::get_if<Response>(&map)) co_return std::move(*r);
+  co_return JsonResponse(http::status::ok, json::object{{"labels", ValuesByUriJson(std::get<0>(map))}});
 }
 
 asio::awaitable<Response> LabelerService::InternalActiveLabels(Request& request) {
-  auto uris = co_await ReadAdminList(request, "uris");
-  if (auto* r = std::get_if<Response>(&uris)) co_return std::move(*r);
-  std::function<ValuesByUri()> read = [this, list = std::move(std::get<0>(uris))] {
-    return store_->ActiveValuesByUri(did_, list);
-  };
-  auto map = co_await RunBlocking(read_pool_, std::move(read));
-  if (!map) co_return ErrorResponse(http::status::internal_server_error, "InternalError", "reading labels failed");
+  auto map = co_await ActiveValuesOfRequest(request);
+  if (auto* r = std::get_if<Response>(&map)) co_return std::move(*r);
   json::array active;
-  for (const auto& [uri, values] : *map) {
+  for (const auto& [uri, values] : std::get<0>(map)) {
     if (std::find(values.begin(), values.end(), kCopyrightViolation) != values.end()) active.emplace_back(uri);
   }
   co_return JsonResponse(http::status::ok, json::object{{"active_uris", std::move(active)}});

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -83,6 +84,9 @@ class LabelerService final : public Service {
   // The admin check, a JSON object body and its string array `key`: the list, or the answer.
   asio::awaitable<std::variant<std::vector<std::string>, Response>> ReadAdminList(Request& request,
                                                                                    std::string_view key);
+  // The active values per uri for the admin request's {"uris": [...]}, or the answer.
+  asio::awaitable<std::variant<std::map<std::string, std::vector<std::string>>, Response>> ActiveValuesOfRequest(
+      Request& request);
   // Signs and stores `labels` (src and cts are stamped here); the stored labels once durable.
   asio::awaitable<boost::system::result<std::vector<StoredLabel>>> Emit(std::vector<Label> labels);
 
