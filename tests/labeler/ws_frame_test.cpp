@@ -2,24 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/test_ws_client.h"
+
 namespace plyr::labeler {
 namespace {
 
-// A masked client frame, as browsers and client libraries send them.
 std::string ClientFrame(std::uint8_t first_byte, const std::string& payload) {
-  const std::uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
-  std::string frame;
-  frame += static_cast<char>(first_byte);
-  if (payload.size() < 126) {
-    frame += static_cast<char>(0x80 | payload.size());
-  } else {
-    frame += static_cast<char>(0x80 | 126);
-    frame += static_cast<char>(payload.size() >> 8);
-    frame += static_cast<char>(payload.size() & 0xff);
-  }
-  frame.append(reinterpret_cast<const char*>(mask), 4);
-  for (std::size_t i = 0; i < payload.size(); ++i) frame += static_cast<char>(payload[i] ^ mask[i % 4]);
-  return frame;
+  return testing::MaskedClientFrame(first_byte, payload);
 }
 
 TEST(WsFrame, ServerFramesUseTheShortestLengthForm) {

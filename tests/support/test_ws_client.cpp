@@ -139,9 +139,9 @@ WsClient::Status WsClient::Read(WsMessage& message, std::chrono::milliseconds ti
   return Status::kMessage;
 }
 
-bool WsClient::Send(int opcode, const std::string& payload) {
+std::string MaskedClientFrame(std::uint8_t first_byte, const std::string& payload) {
   std::string frame;
-  frame += static_cast<char>(0x80 | opcode);
+  frame += static_cast<char>(first_byte);
   if (payload.size() < 126) {
     frame += static_cast<char>(0x80 | payload.size());
   } else {
@@ -154,6 +154,11 @@ bool WsClient::Send(int opcode, const std::string& payload) {
   for (auto& m : mask) m = static_cast<unsigned char>(rd());
   frame.append(reinterpret_cast<char*>(mask), 4);
   for (std::size_t i = 0; i < payload.size(); ++i) frame += static_cast<char>(payload[i] ^ mask[i % 4]);
+  return frame;
+}
+
+bool WsClient::Send(int opcode, const std::string& payload) {
+  const std::string frame = MaskedClientFrame(static_cast<std::uint8_t>(0x80 | opcode), payload);
   return ::send(fd_, frame.data(), frame.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(frame.size());
 }
 

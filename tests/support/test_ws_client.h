@@ -16,6 +16,9 @@ struct WsMessage {
   std::string payload;
 };
 
+// A masked client frame (first byte = FIN/RSV/opcode as given), as browsers and libraries send.
+std::string MaskedClientFrame(std::uint8_t first_byte, const std::string& payload);
+
 class WsClient {
  public:
   // Connects to 127.0.0.1:port and upgrades on `target`. `receive_buffer` > 0 shrinks SO_RCVBUF
