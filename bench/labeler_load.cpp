@@ -23,6 +23,16 @@
 // the socket in 64 KiB chunks and walks the frame headers itself, taking the seq from its fixed
 // offset in the #labels body, with one clock read per chunk rather than per frame. It still checks
 // the frame's CBOR header bytes and answers pings. Its own CPU time is printed next to the figures.
+// `--ws beast` swaps in a full beast::websocket client instead, to cross-check that reader: a
+// broken stream must look broken to both.
+//
+// Diagnostic switches (bench/RESULTS.md, "Labeler", tells what they found):
+//   --keep-emit-connections  leave the emit connections idle for the server's keep-alive timeout
+//                            to cancel and close, instead of closing them when done
+//   --client-keepalive-ms N  raw reader: send the server a message every N ms while frames arrive,
+//                            so it never needs its own keep-alive pings
+// When a subscriber falls short, fanout prints which ones, how far they got and when, and the raw
+// reader prints the bytes around a broken frame.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -83,6 +93,9 @@ struct Options {
   // Raw reader: while frames arrive, send the server an empty binary message this often (0: never).
   // The server resets its idle timer on it and sends no keep-alive pings (a diagnostic switch).
   std::int64_t client_keepalive_ms = 0;
+  // Leave the emit connections open and idle after the last request, so that the server's
+  // keep-alive timeout cancels their reads (a diagnostic switch, see the Emitter).
+  bool keep_emit_connections = false;
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -265,8 +278,17 @@ class Emitter {
   void Start(const asio::any_io_executor& executor) {
     running_ = sockets_.size();
     for (auto& socket : sockets_) {
-      asio::co_spawn(executor, Worker(*socket), [this](std::exception_ptr e) {
+      asio::co_spawn(executor, Worker(*socket), [this, socket = socket.get()](std::exception_ptr e) {
         if (e && error_.empty()) error_ = "emit worker threw";
+        // Close as soon as this connection has nothing left to send, as a client that is done
+        // would, rather than leave it to the server's keep-alive timeout: with Asio 1.81's
+        // io_uring backend, a server-side cancel of a pending read can break other connections'
+        // streams (bench/RESULTS.md, "Labeler"). --keep-emit-connections keeps them open.
+        if (!o_.keep_emit_connections) {
+          boost::system::error_code ignored;
+          socket->shutdown(tcp::socket::shutdown_both, ignored);
+          socket->close(ignored);
+        }
         --running_;
       });
     }
@@ -1103,6 +1125,9 @@ int main(int argc, char** argv) {
     c->add_option("--batch", o.batch, "Labels per request (1: the single-label form)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    c->add_flag("--keep-emit-connections", o.keep_emit_connections,
+                "Leave the emit connections open after the last request, for the server's idle timeout to close "
+                "(diagnostic)");
     c->add_option("--run-tag", o.run_tag, "Short tag (letters) making this run's subject URIs distinct")
         ->capture_default_str()
         ->check(CLI::Validator(

@@ -20,6 +20,8 @@
 #   PHASES             subset of: anchor emit replay fanout                                (default all four)
 #   ANCHOR_MIN_TIME    --benchmark_min_time of the hot-path benchmark                      (default 0.5)
 #   KEEP_DATA=1        keep the label databases (deleted by default)
+#   PLYR_EXTRA_ARGS    extra arguments for `plyr-core serve labeler` (word-split)
+#   LOAD_EXTRA_ARGS    extra arguments for every labeler_load run (word-split), e.g. "--ws beast"
 #
 # What it does (raw output under bench/out/labeler-<UTC timestamp>/):
 #   anchor  labeler_hot_paths_bench: BM_SignLabel = DAG-CBOR + SHA-256 + ECDSA k256 + DAG-CBOR
@@ -56,6 +58,8 @@ FANOUT_CONNECTIONS=${FANOUT_CONNECTIONS:-4}
 PHASES=${PHASES:-anchor emit replay fanout}
 ANCHOR_MIN_TIME=${ANCHOR_MIN_TIME:-0.5}
 KEEP_DATA=${KEEP_DATA:-0}
+PLYR_EXTRA_ARGS=${PLYR_EXTRA_ARGS:-}
+LOAD_EXTRA_ARGS=${LOAD_EXTRA_ARGS:-}
 # The labels' src: the same did:plc as BM_SignLabel's label, so both sign the same byte counts.
 LABELER_DID=did:plc:ar7c4by46qjdydhdevvrndac
 TOKEN=bench-admin-$$-$RANDOM$RANDOM
@@ -123,6 +127,8 @@ start_server() { # name (data folder = WORK/data-<name>, log = WORK/plyr-core-<n
   rm -f "$dir/ready.json"
   local args=(serve labeler --data "$dir" --labeler-listen 127.0.0.1:0 --ready-file "$dir/ready.json"
     --admin-token "$TOKEN" --access-log false --threads "$THREADS" --labeler-did "$LABELER_DID")
+  # shellcheck disable=SC2206  # word splitting wanted
+  args+=($PLYR_EXTRA_ARGS)
   echo "$PLYR_CORE_BIN ${args[*]/$TOKEN/TOKEN}" >>"$WORK/plyr-core.cmdline"
   # PLYR_CONFIG (a TOML file) would silently change settings the flags do not name: ignore it here.
   env -u PLYR_CONFIG "$PLYR_CORE_BIN" "${args[@]}" >>"$WORK/plyr-core-$name.log" 2>&1 &
@@ -143,7 +149,8 @@ load() { # label args...
   shift
   out=$WORK/load-${label//[^a-zA-Z0-9_.-]/_}.txt
   log "  $label: labeler_load $* (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-  "$LOAD_BIN" "$@" --port "$PORT" --server-pid "$SERVER_PID" >"$out.stdout" 2>"$out" || rc=$?
+  # shellcheck disable=SC2086  # word splitting wanted
+  "$LOAD_BIN" "$@" --port "$PORT" --server-pid "$SERVER_PID" $LOAD_EXTRA_ARGS >"$out.stdout" 2>"$out" || rc=$?
   cat "$out" >&2
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     FAILURES+=("$label: plyr-core died")
@@ -206,7 +213,7 @@ fi
 # --- table ------------------------------------------------------------------------------------
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), kernel $(uname -r), data on $(df -T "$WORK" | awk 'NR == 2 {print $2}')."
-  echo "plyr-core \`serve labeler --threads $THREADS --access-log false\` ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ', with uncommitted changes')); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "plyr-core \`serve labeler --threads $THREADS --access-log false${PLYR_EXTRA_ARGS:+ $PLYR_EXTRA_ARGS}\`${LOAD_EXTRA_ARGS:+, labeler_load $LOAD_EXTRA_ARGS} ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ', with uncommitted changes')); load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)."
 } >"$WORK/header.txt"
 
 python3 - "$WORK/hot_paths.json" "$RESULTS" "$WORK/header.txt" "$WORK/results.md" <<'PY'
