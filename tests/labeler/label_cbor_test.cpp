@@ -8,8 +8,13 @@
 #include <boost/algorithm/hex.hpp>
 #include <gtest/gtest.h>
 
+#include "tests/labeler/test_vector.h"
+
 namespace plyr::labeler {
 namespace {
+
+using testing::kVectorK256Sig;
+using testing::VectorLabel;
 
 using boost::algorithm::hex_lower;
 using boost::algorithm::unhex;
@@ -22,9 +27,6 @@ constexpr const char* kVectorCbor =
     "787a796f756e367a687872687336346f697a2f6170702e62736b792e666565642e706f73742f336c3370746533703265"
     "3332356376616c647370616d6376657201";
 constexpr const char* kVectorSha256 = "4a72ce5f5ca5c68b22bc3025ba6daf16a8ce8c35abce68636c253743b02b800d";
-constexpr const char* kVectorK256Sig =
-    "1d2e8143b199b8129fe5cf32cf4fd6531f1886861ff48ca6783ee7d1d93f2ecd"
-    "1e4d2dc3e971ede0fc5571d3903876f29f9df77f07f0078926c93161131fc979";
 // §4.1: the whole subscribeLabels message for seq=1 carrying the signed vector label.
 constexpr const char* kVectorFrame =
     "a2617467236c6162656c73626f7001a26373657101666c6162656c7381a6636374737818323032342d31302d30315431"
@@ -37,14 +39,6 @@ constexpr const char* kLabelsHeader = "a2617467236c6162656c73626f7001";
 constexpr const char* kErrorHeader = "a1626f7020";  // {op: -1}
 constexpr const char* kInfoHeader = "a261746523696e666f626f7001";  // §4.1
 
-Label VectorLabel() {
-  Label label;
-  label.src = "did:plc:ar7c4by46qjdydhdevvrndac";
-  label.uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l3pte3p2e325";
-  label.val = "spam";
-  label.cts = "2024-10-01T12:00:00.000Z";
-  return label;
-}
 
 // Hex of a CBOR text string shorter than 24 bytes (head 0x60 + length), for hand-built expectations.
 std::string ShortText(std::string_view s) {

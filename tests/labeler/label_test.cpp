@@ -6,20 +6,15 @@
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include "tests/labeler/test_vector.h"
+
 namespace plyr::labeler {
 namespace {
 
-constexpr const char* kVectorK256Sig =
-    "1d2e8143b199b8129fe5cf32cf4fd6531f1886861ff48ca6783ee7d1d93f2ecd"
-    "1e4d2dc3e971ede0fc5571d3903876f29f9df77f07f0078926c93161131fc979";
-
+// The vector label, signed.
 Label VectorLabel() {
-  Label label;
-  label.src = "did:plc:ar7c4by46qjdydhdevvrndac";
-  label.uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l3pte3p2e325";
-  label.val = "spam";
-  label.cts = "2024-10-01T12:00:00.000Z";
-  label.sig = boost::algorithm::unhex(std::string(kVectorK256Sig));
+  Label label = testing::VectorLabel();
+  label.sig = boost::algorithm::unhex(std::string(testing::kVectorK256Sig));
   return label;
 }
 
