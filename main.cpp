@@ -85,7 +85,8 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
     ::setrlimit(RLIMIT_NOFILE, &limit);
   }
 
-  if (auto probe = ProbeIoUring(); !probe) {
+  auto probe = ProbeIoUring();
+  if (!probe) {
     spdlog::critical(
         "io_uring is not available: {}. This build runs all I/O on Asio's io_uring backend; allow io_uring "
         "(kernel.io_uring_disabled=0, a seccomp profile that permits io_uring_setup) or build with "
@@ -113,10 +114,13 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   runtime_options.model = s.thread_model == "shared" ? ThreadModel::kShared : ThreadModel::kPerCore;
   Runtime runtime(runtime_options);
   MetricsRegistry metrics;
-  metrics.SetRuntimeInfo(IoBackendName(), s.thread_model, runtime.thread_count());
+  const char* task_run = std::string_view(IoBackendName()) != "io_uring" ? "-"
+                         : probe->cooperative_task_run                   ? "cooperative"
+                                                                         : "interrupt";
+  metrics.SetRuntimeInfo(IoBackendName(), task_run, s.thread_model, runtime.thread_count());
   HttpClient http_client;
-  spdlog::info("runtime backend={} threads={} thread_model={}", IoBackendName(), runtime.thread_count(),
-               s.thread_model);
+  spdlog::info("runtime backend={} task_run={} threads={} thread_model={}", IoBackendName(), task_run,
+               runtime.thread_count(), s.thread_model);
 
   HttpServerOptions defaults;
   defaults.header_limit = s.header_limit;

@@ -10,13 +10,16 @@ std::string MetricsRegistry::Render() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void MetricsRegistry::SetRuntimeInfo(const std::string& backend, const std::string& thread_model,
-                                     unsigned threads) {
+void MetricsRegistry::SetRuntimeInfo(const std::string& backend, const std::string& task_run,
+                                     const std::string& thread_model, unsigned threads) {
   prometheus::BuildGauge()
       .Name("plyr_runtime_info")
       .Help("The I/O backend and thread layout of this process (value is always 1)")
       .Register(*registry_)
-      .Add({{"backend", backend}, {"thread_model", thread_model}, {"threads", std::to_string(threads)}})
+      .Add({{"backend", backend},
+            {"task_run", task_run},
+            {"thread_model", thread_model},
+            {"threads", std::to_string(threads)}})
       .Set(1);
 }
 

@@ -22,8 +22,10 @@ class MetricsRegistry {
   prometheus::Registry& registry() { return *registry_; }
   // The Prometheus text exposition of every series.
   std::string Render() const;
-  // plyr_runtime_info{backend,thread_model,threads} 1: which I/O backend is in use.
-  void SetRuntimeInfo(const std::string& backend, const std::string& thread_model, unsigned threads);
+  // plyr_runtime_info{backend,task_run,thread_model,threads} 1: which I/O backend is in use, and
+  // how its completions reach a running thread ("cooperative", "interrupt"; "-" on epoll).
+  void SetRuntimeInfo(const std::string& backend, const std::string& task_run, const std::string& thread_model,
+                      unsigned threads);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;

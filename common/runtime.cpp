@@ -16,14 +16,17 @@ const char* IoBackendName() {
 #endif
 }
 
-boost::system::result<void> ProbeIoUring() {
+boost::system::result<IoUringProbe> ProbeIoUring() {
+  IoUringProbe probe;
 #ifdef BOOST_ASIO_HAS_IO_URING
   io_uring ring{};
+  // The shim's io_uring_queue_init, as Asio calls it: liburing keeps the flags the kernel took.
   int rc = io_uring_queue_init(8, &ring, 0);
   if (rc < 0) return boost::system::error_code(-rc, boost::system::system_category());
+  probe.cooperative_task_run = (ring.flags & IORING_SETUP_COOP_TASKRUN) != 0;
   io_uring_queue_exit(&ring);
 #endif
-  return {};
+  return probe;
 }
 
 Runtime::Runtime(RuntimeOptions options)

@@ -36,10 +36,18 @@ struct RuntimeOptions {
 // "io_uring" or "epoll": the backend this binary's Asio was built for.
 const char* IoBackendName();
 
-// Creates and tears down a small io_uring instance. Fails with the kernel's error (for example
-// EPERM under a seccomp profile or kernel.io_uring_disabled, ENOSYS on old kernels) so start-up
-// can say so plainly instead of failing deep inside Asio. Always succeeds on an epoll build.
-boost::system::result<void> ProbeIoUring();
+// What the probe learnt about the rings this process creates.
+struct IoUringProbe {
+  // True when rings run completions cooperatively (IORING_SETUP_COOP_TASKRUN, Linux 5.19+; see
+  // common/uring_shim/liburing.h): no inter-processor interrupt per completion.
+  bool cooperative_task_run = false;
+};
+
+// Creates and tears down a small io_uring instance, the way Asio creates its rings. Fails with
+// the kernel's error (for example EPERM under a seccomp profile or kernel.io_uring_disabled,
+// ENOSYS on old kernels) so start-up can say so plainly instead of failing deep inside Asio.
+// Always succeeds on an epoll build.
+boost::system::result<IoUringProbe> ProbeIoUring();
 
 class Runtime {
  public:

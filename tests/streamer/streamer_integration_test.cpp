@@ -13,6 +13,7 @@ TEST_F(StreamerTest, HealthAndMetricsShowTheIoUringBackend) {
   auto metrics = Get("/metrics");
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("plyr_runtime_info{backend=\"io_uring\""), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("task_run=\""), std::string::npos) << metrics.body;
   EXPECT_NE(process_->log().find("backend=io_uring"), std::string::npos);
 }
 
