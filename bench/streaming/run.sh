@@ -10,7 +10,7 @@
 #   THREAD_MODEL   plyr-core --thread-model per-core|shared              (default per-core)
 #   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default sendfile, as
 #                  the server's own default)
-#   DURATION       seconds per wrk run (6 workloads x 3 servers x 8 s: ~3 min in all) (default 8)
+#   DURATION       seconds per wrk run (6 workloads x 3 servers x 3 rounds x 5 s: ~5 min in all) (default 5)
 #   CONNECTIONS    wrk -c                                                (default 64)
 #   NFILES         files per set (there are two sets: public and gated)  (default 16)
 #   FILE_MB        size of each file in MiB                              (default 4)
@@ -22,6 +22,15 @@
 #                                                      (default "nopush-on nopush-off")
 #   PLYR_EXTRA_ARGS extra arguments for `plyr-core serve` (word-split), e.g. "--http-max-connections 8"
 #   KEEP_DATA=1    keep the uploaded blobs in the work dir (they are deleted by default)
+#   SERVER_CPUS    CPU list every server (nginx and plyr-core alike) is pinned to with taskset
+#                  (default "0" on a machine with 2+ CPUs; "none" = no pinning)
+#   WRK_CPUS       CPU list wrk is pinned to (default "1" on a machine with 2+ CPUs; "none")
+#                  Why pin: unpinned, the scheduler now and then runs wrk and the server on the
+#                  same core, and req/s moves +-30 % between identical runs; pinned, the server
+#                  under test and the load generator never compete for a core.
+#   ROUNDS         how many times every workload is run on every server, interleaved
+#                  (nginx, nginx-nopush-off, plyr-core, nginx, ...); the table reports the median
+#                  of the rounds and the range of plyr-core's per-round ratio (default 3)
 #
 # What it does:
 #   1. work dir bench/out/streaming-<UTC timestamp>/; two sets of NFILES random files
@@ -61,7 +70,7 @@ PLYR_CORE_BIN=${PLYR_CORE_BIN:-$REPO/build/release/plyr-core}
 THREADS=${THREADS:-1}
 THREAD_MODEL=${THREAD_MODEL:-per-core}
 SEND_MODE=${SEND_MODE:-sendfile}
-DURATION=${DURATION:-8}
+DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 NFILES=${NFILES:-16}
 FILE_MB=${FILE_MB:-4}
@@ -70,6 +79,10 @@ SEED=${SEED:-42}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 NGINX_VARIANTS=${NGINX_VARIANTS:-nopush-on nopush-off}
 KEEP_DATA=${KEEP_DATA:-0}
+if (($(nproc) >= 2)); then SERVER_CPUS=${SERVER_CPUS:-0} WRK_CPUS=${WRK_CPUS:-1}; fi
+SERVER_CPUS=${SERVER_CPUS:-none}
+WRK_CPUS=${WRK_CPUS:-none}
+ROUNDS=${ROUNDS:-3}
 PLYR_EXTRA_ARGS=${PLYR_EXTRA_ARGS:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
@@ -80,12 +93,16 @@ OWNER=did:plc:artist
 die() { echo "run.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-for v in THREADS DURATION CONNECTIONS NFILES FILE_MB SEED; do
+for v in THREADS DURATION CONNECTIONS NFILES FILE_MB SEED ROUNDS; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 [[ $THREAD_MODEL == per-core || $THREAD_MODEL == shared ]] || die "THREAD_MODEL must be per-core or shared"
 [[ $SEND_MODE == read || $SEND_MODE == sendfile ]] || die "SEND_MODE must be read or sendfile"
 ((DURATION <= 120)) || die "DURATION is capped at 120 s per run"
+((ROUNDS <= 9)) || die "ROUNDS is capped at 9"
+for v in SERVER_CPUS WRK_CPUS; do
+  [[ ${!v} == none || ${!v} =~ ^[0-9]+([,-][0-9]+)*$ ]] || die "$v must be a CPU list such as 0 or 0-1, or none"
+done
 ((CONNECTIONS <= 1024)) || die "CONNECTIONS is capped at 1024"
 ((NFILES * FILE_MB <= 2048)) || die "NFILES*FILE_MB is capped at 2048 MiB per set"
 for w in $WORKLOADS; do
@@ -99,6 +116,10 @@ done
 [[ -x $NGINX ]] || die "nginx not found at $NGINX (apt-get install nginx-light or nginx)"
 [[ -x $WRK ]] || die "wrk not found at $WRK (apt-get install wrk)"
 for c in curl python3 sha256sum; do command -v "$c" >/dev/null || die "$c is required"; done
+SERVER_PIN=() WRK_PIN=()
+[[ $SERVER_CPUS == none ]] || SERVER_PIN=(taskset -c "$SERVER_CPUS")
+[[ $WRK_CPUS == none ]] || WRK_PIN=(taskset -c "$WRK_CPUS")
+((${#SERVER_PIN[@]} + ${#WRK_PIN[@]} == 0)) || command -v taskset >/dev/null || die "taskset is required (util-linux) unless SERVER_CPUS=none WRK_CPUS=none"
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 WORK=$REPO/bench/out/streaming-$STAMP
@@ -172,7 +193,7 @@ server_pids() { # server name -> pids whose CPU counts (nginx: master and worker
 
 log "work dir: $WORK"
 log "plyr-core: $PLYR_CORE_BIN"
-log "THREADS=$THREADS THREAD_MODEL=$THREAD_MODEL SEND_MODE=$SEND_MODE DURATION=${DURATION}s CONNECTIONS=$CONNECTIONS NFILES=$NFILES FILE_MB=$FILE_MB"
+log "THREADS=$THREADS THREAD_MODEL=$THREAD_MODEL SEND_MODE=$SEND_MODE DURATION=${DURATION}s ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS NFILES=$NFILES FILE_MB=$FILE_MB SERVER_CPUS=$SERVER_CPUS WRK_CPUS=$WRK_CPUS"
 
 # --- 1. files ---------------------------------------------------------------------------------
 FILE_BYTES=$((FILE_MB * 1048576))
@@ -198,7 +219,7 @@ PLYR_ARGS=(serve streamer --data "$DATA" --streamer-listen 127.0.0.1:0 --ready-f
 PLYR_ARGS+=($PLYR_EXTRA_ARGS)
 echo "$PLYR_CORE_BIN ${PLYR_ARGS[*]/$ADMIN_TOKEN/ADMIN_TOKEN}" >"$WORK/plyr-core.cmdline"
 # PLYR_CONFIG (a TOML file) would silently change settings the flags do not name: ignore it here.
-env -u PLYR_CONFIG "$PLYR_CORE_BIN" "${PLYR_ARGS[@]}" >"$WORK/plyr-core.log" 2>&1 &
+env -u PLYR_CONFIG "${SERVER_PIN[@]}" "$PLYR_CORE_BIN" "${PLYR_ARGS[@]}" >"$WORK/plyr-core.log" 2>&1 &
 PLYR_PID=$!
 for ((i = 0; i < 200; i++)); do [[ -s $DATA/ready.json ]] && break; alive "$PLYR_PID" || break; sleep 0.05; done
 [[ -s $DATA/ready.json ]] || { tail -20 "$WORK/plyr-core.log" >&2; die "plyr-core did not become ready"; }
@@ -276,7 +297,7 @@ http {
 }
 EOF
   "$NGINX" -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx -t rejected $dir/nginx.conf"
-  "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
+  "${SERVER_PIN[@]}" "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/stdout.log" 2>&1 &
   NGINX_PID[$name]=$!
   URL[$name]=http://127.0.0.1:$port
   SERVERS+=("$name")
@@ -330,12 +351,12 @@ calls=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
 rm -f "$WORK/src"/*.bin "$WORK/check.body"   # nginx and the checks use the blobs from here on
 
 # --- 5. workloads -------------------------------------------------------------------------------
-printf 'workload\tserver\trequests\tduration_us\tbytes\trps\tbytes_per_s\tp50_us\tp99_us\tmax_us\terrors\terror_detail\tcpu_ticks\tcpu_us_per_req\tcpu_pct\twrk_cpu_pct\n' \
+printf 'workload\tserver\trequests\tduration_us\tbytes\trps\tbytes_per_s\tp50_us\tp99_us\tmax_us\terrors\terror_detail\tcpu_ticks\tcpu_us_per_req\tcpu_pct\twrk_cpu_pct\tround\n' \
   >"$WORK/results.tsv"
 FAILURES=()
 
-run_one() { # workload server
-  local w=$1 server=$2 url pids mode len set out before after line wrk_cpu rc=0
+run_one() { # workload server round
+  local w=$1 server=$2 round=$3 url pids mode len set out before after line wrk_cpu rc=0
   case $w in
     range64k*) mode=range len=65536 ;;
     range1m*) mode=range len=1048576 ;;
@@ -345,7 +366,7 @@ run_one() { # workload server
   local -a hdr=()
   if [[ $w == *-gated ]]; then set=gated; hdr=(-H "$AUTH"); fi
   url=${URL[$server]}
-  out=$WORK/wrk/$w-$server.txt
+  out=$WORK/wrk/$w-$server-$round.txt
   pids=$(server_pids "$server")
   # shellcheck disable=SC2086
   before=$(cpu_ticks $pids)
@@ -356,7 +377,7 @@ with open(sys.argv[1], "w") as out:
     rc = subprocess.call(sys.argv[2:], stdout=out, stderr=subprocess.STDOUT)
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("%.3f" % (ru.ru_utime + ru.ru_stime))
-sys.exit(rc)' "$out" "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "${hdr[@]}" \
+sys.exit(rc)' "$out" "${WRK_PIN[@]}" "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout "$WRK_TIMEOUT" --latency "${hdr[@]}" \
     -s "$HERE/stream.lua" "$url" -- "$mode" "$WORK/paths-$set.txt" "$len" "$SEED") || rc=$?
   # shellcheck disable=SC2086
   after=$(cpu_ticks $pids)
@@ -367,10 +388,10 @@ sys.exit(rc)' "$out" "$WRK" -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout "$WR
   fi
   ((rc == 0)) || { cat "$out" >&2; die "wrk failed (exit $rc) for $w on $server"; }
   line=$(grep '^RESULT ' "$out") || { cat "$out" >&2; die "no RESULT line from wrk for $w on $server"; }
-  python3 - "$w" "$server" "$((after - before))" "$CLK_TCK" "$line" "$wrk_cpu" >>"$WORK/results.tsv" <<'PY'
+  python3 - "$w" "$server" "$((after - before))" "$CLK_TCK" "$line" "$wrk_cpu" "$round" >>"$WORK/results.tsv" <<'PY'
 import sys
 w, server, ticks, clk, line = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-wrk_cpu = float(sys.argv[6])
+wrk_cpu, rnd = float(sys.argv[6]), sys.argv[7]
 d = dict(kv.split("=", 1) for kv in line.split()[1:])
 req = int(d["requests"]); dur = int(d["duration_us"])
 errs = {k[4:]: int(v) for k, v in d.items() if k.startswith("err_") and int(v)}
@@ -378,11 +399,11 @@ cpu_s = ticks / clk
 print("\t".join(map(str, [w, server, req, dur, d["bytes"], d["rps"], d["bytes_per_s"], d["p50_us"], d["p99_us"],
     d["max_us"], sum(errs.values()), ",".join(f"{k}={v}" for k, v in errs.items()) or "-", ticks,
     f"{cpu_s * 1e6 / req:.1f}" if req else "nan", f"{100 * cpu_s / (dur / 1e6):.1f}",
-    f"{100 * wrk_cpu / (dur / 1e6):.1f}"])))
+    f"{100 * wrk_cpu / (dur / 1e6):.1f}", rnd])))
 PY
   local summary
   summary=$(tail -1 "$WORK/results.tsv" | awk -F'\t' '{printf "%.0f req/s, %.0f MB/s, p99 %.1f ms, %s µs CPU/req, errors %s %s", $6, $7/1e6, $9/1000, $14, $11, $12}')
-  log "  $w on $server: $summary"
+  log "  $w on $server (round $round): $summary"
   if [[ $(tail -1 "$WORK/results.tsv" | cut -f11) != 0 ]]; then FAILURES+=("$w on $server: $(tail -1 "$WORK/results.tsv" | cut -f12)"); fi
 }
 
@@ -392,7 +413,9 @@ if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 log "load: wrk -t1 -c$CONNECTIONS -d${DURATION}s --timeout $WRK_TIMEOUT --latency, seed $SEED; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for w in $WORKLOADS; do
-  for server in "${SERVERS[@]}"; do run_one "$w" "$server"; done
+  for ((round = 1; round <= ROUNDS; round++)); do
+    for server in "${SERVERS[@]}"; do run_one "$w" "$server" "$round"; done
+  done
 done
 CALLS_TOTAL=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
 
@@ -400,7 +423,7 @@ CALLS_TOTAL=$(grep -c '^CALL ' "$WORK/fake_atprotofans.log" || true)
 {
   echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) vCPU, kernel $(uname -r), $("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), $("$WRK" -v 2>&1 | head -1 | cut -d' ' -f1-2)."
   echo "plyr-core: \`$PLYR_CORE_BIN\` --threads $THREADS --thread-model $THREAD_MODEL --streamer-file-send-mode $SEND_MODE; nginx: worker_processes $THREADS, sendfile on; \`nginx\` = tcp_nopush on (reference config), \`nginx-nopush-off\` = tcp_nopush off."
-  echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency; $NFILES files x $FILE_MB MiB per set, page cache warm; load average after: $(cut -d' ' -f1-3 /proc/loadavg); validateSupporter calls seen by the fake atprotofans: $CALLS_TOTAL."
+  echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS interleaved rounds (medians shown); servers pinned to CPUs $SERVER_CPUS, wrk to $WRK_CPUS; $NFILES files x $FILE_MB MiB per set, page cache warm; load average after: $(cut -d' ' -f1-3 /proc/loadavg); validateSupporter calls seen by the fake atprotofans: $CALLS_TOTAL."
 } >"$WORK/header.txt"
 echo
 cat "$WORK/header.txt"
