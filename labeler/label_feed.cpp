@@ -9,24 +9,42 @@
 
 namespace plyr::labeler {
 
-LabelFeed::LabelFeed(std::size_t capacity, std::int64_t head) : capacity_(std::max<std::size_t>(capacity, 1)), head_(head), not_held_upto_(head) {}
+FrameRun::FrameRun(const std::vector<StoredLabel>& labels) {
+  seqs_.reserve(labels.size());
+  ends_.reserve(labels.size());
+  for (const auto& stored : labels) {
+    bytes_ += EncodeWsFrame(WsOpcode::kBinary, EncodeLabelsFrame(stored.seq, stored.cbor));
+    seqs_.push_back(stored.seq);
+    ends_.push_back(bytes_.size());
+  }
+}
+
+std::size_t FrameRun::FirstAfter(std::int64_t after) const {
+  return static_cast<std::size_t>(std::upper_bound(seqs_.begin(), seqs_.end(), after) - seqs_.begin());
+}
+
+std::string_view FrameRun::Bytes(std::size_t begin, std::size_t end) const {
+  const std::size_t from = begin == 0 ? 0 : ends_[begin - 1];
+  return std::string_view(bytes_).substr(from, ends_[end - 1] - from);
+}
+
+LabelFeed::LabelFeed(std::size_t capacity, std::int64_t head)
+    : capacity_(std::max<std::size_t>(capacity, 1)), head_(head), not_held_upto_(head) {}
 
 void LabelFeed::Publish(const std::vector<StoredLabel>& labels) {
   if (labels.empty()) return;
-  // Encode outside the lock: subscribers keep reading older frames meanwhile.
-  std::vector<Frame> fresh;
-  fresh.reserve(labels.size());
-  for (const auto& stored : labels) {
-    fresh.push_back({stored.seq, std::make_shared<const std::string>(
-                                     EncodeWsFrame(WsOpcode::kBinary, EncodeLabelsFrame(stored.seq, stored.cbor)))});
-  }
+  // Encode outside the lock: subscribers keep reading older runs meanwhile.
+  auto run = std::make_shared<const FrameRun>(labels);
   std::vector<std::weak_ptr<Waiter>> to_wake;
   {
     std::lock_guard lock(mutex_);
-    for (auto& frame : fresh) frames_.push_back(std::move(frame));
-    while (frames_.size() > capacity_) {
-      not_held_upto_ = frames_.front().seq;
-      frames_.pop_front();
+    frames_held_ += run->size();
+    runs_.push_back(std::move(run));
+    // Whole runs leave the window, oldest first, while the rest still holds `capacity_` frames.
+    while (runs_.size() > 1 && frames_held_ - runs_.front()->size() >= capacity_) {
+      not_held_upto_ = runs_.front()->last_seq();
+      frames_held_ -= runs_.front()->size();
+      runs_.pop_front();
     }
     head_ = std::max(head_, labels.back().seq);
     to_wake.swap(waiters_);
@@ -43,13 +61,18 @@ std::int64_t LabelFeed::head() const {
   return head_;
 }
 
-bool LabelFeed::FramesAfter(std::int64_t after, std::size_t max, std::vector<Frame>& out) const {
+bool LabelFeed::FramesAfter(std::int64_t after, std::size_t max, std::vector<FrameSpan>& out) const {
   std::lock_guard lock(mutex_);
   if (after >= head_) return true;
   if (after < not_held_upto_) return false;  // some label after `after` is only in the log
-  auto it = std::upper_bound(frames_.begin(), frames_.end(), after,
-                             [](std::int64_t seq, const Frame& f) { return seq < f.seq; });
-  for (; it != frames_.end() && max > 0; ++it, --max) out.push_back(*it);
+  auto it = std::upper_bound(runs_.begin(), runs_.end(), after,
+                             [](std::int64_t seq, const auto& run) { return seq < run->last_seq(); });
+  for (; it != runs_.end() && max > 0; ++it) {
+    const std::size_t begin = (*it)->FirstAfter(after);
+    const std::size_t end = std::min((*it)->size(), begin + max);
+    out.push_back(FrameSpan{*it, begin, end});
+    max -= end - begin;
+  }
   return true;
 }
 

@@ -201,7 +201,7 @@ asio::awaitable<void> LabelStream::Watchdog(Session& s) {
 }
 
 asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
-  std::vector<Frame> batch;
+  std::vector<FrameSpan> batch;
   std::vector<asio::const_buffer> buffers;
   bool live = false;  // caught up with the head at least once
   for (;;) {
@@ -228,9 +228,11 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
         co_await SendErrorAndClose(s, "InternalError", "reading the label log failed");
         co_return;
       }
-      for (const auto& row : *rows) {
-        batch.push_back({row.seq, std::make_shared<const std::string>(
-                                      EncodeWsFrame(WsOpcode::kBinary, EncodeLabelsFrame(row.seq, row.cbor)))});
+      if (!rows->empty()) {
+        auto run = std::make_shared<const FrameRun>(*rows);
+        for (std::size_t begin = 0; begin < run->size(); begin += kFramesPerWrite) {
+          batch.push_back(FrameSpan{run, begin, std::min(run->size(), begin + kFramesPerWrite)});
+        }
       }
     }
     if (batch.empty()) {
@@ -245,23 +247,31 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
       }
       continue;
     }
-    if (live && feed_.head() - batch.front().seq > static_cast<std::int64_t>(options_.max_lag)) {
+    if (live && feed_.head() - batch.front().first_seq() > static_cast<std::int64_t>(options_.max_lag)) {
       too_slow_->Increment();
       co_await SendErrorAndClose(s, "ConsumerTooSlow", "subscriber fell too far behind; reconnect with its cursor");
       co_return;
     }
-    // Many frames per write; each frame's bytes are shared with every other subscriber.
-    for (std::size_t start = 0; start < batch.size(); start += kFramesPerWrite) {
-      const std::size_t end = std::min(batch.size(), start + kFramesPerWrite);
+    // Up to kFramesPerWrite frames per write, in one buffer per run (a commit's frames are
+    // contiguous); the bytes are shared with every other subscriber.
+    std::size_t start = 0;
+    while (start < batch.size()) {
       buffers.clear();
-      for (std::size_t i = start; i < end; ++i) buffers.push_back(asio::buffer(*batch[i].bytes));
+      std::size_t frames = 0;
+      std::size_t end = start;
+      for (; end < batch.size() && (frames == 0 || frames + batch[end].count() <= kFramesPerWrite); ++end) {
+        const std::string_view bytes = batch[end].bytes();
+        buffers.push_back(asio::buffer(bytes.data(), bytes.size()));
+        frames += batch[end].count();
+      }
       s.writing = true;
       s.write_started = Clock::now();
       auto [ec, n] = co_await asio::async_write(s.socket, buffers, kUseTuple);
       s.writing = false;
       if (ec) co_return;
-      s.position = batch[end - 1].seq;
-      frames_sent_->Increment(static_cast<double>(end - start));
+      s.position = batch[end - 1].last_seq();
+      frames_sent_->Increment(static_cast<double>(frames));
+      start = end;
     }
   }
 }
