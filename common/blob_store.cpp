@@ -7,10 +7,12 @@
 #include <atomic>
 #include <random>
 
-#include <boost/asio/stream_file.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#if defined(BOOST_ASIO_HAS_FILE)
+#include <boost/asio/stream_file.hpp>
+#endif
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
@@ -30,12 +32,75 @@ std::string TempName() {
   return fmt::format("upload-{:016x}-{}", rng(), counter.fetch_add(1));
 }
 
+// The upload's temporary file. On the io_uring build, writes go through the ring; an epoll build
+// (-DPLYR_IO_URING=OFF) has no asynchronous files and writes with plain write(2), which for a
+// regular file is a copy into the page cache and returns without waiting for the disk.
+#if defined(BOOST_ASIO_HAS_FILE)
+class TempFile {
+ public:
+  explicit TempFile(const asio::any_io_executor& executor) : file_(executor) {}
+  boost::system::error_code Create(const fs::path& path) {
+    boost::system::error_code ec;
+    file_.open(path.string(), asio::file_base::write_only | asio::file_base::create | asio::file_base::exclusive, ec);
+    return ec;
+  }
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> Write(std::span<const char> bytes) {
+    auto [ec, n] = co_await asio::async_write(file_, asio::buffer(bytes.data(), bytes.size()),
+                                              asio::as_tuple(asio::use_awaitable));
+    co_return std::pair{ec, n};
+  }
+  boost::system::error_code SyncAndClose() {
+    boost::system::error_code ec;
+    file_.sync_all(ec);
+    if (!ec) file_.close(ec);
+    return ec;
+  }
+  void Close() {
+    boost::system::error_code ignored;
+    file_.close(ignored);
+  }
+
+ private:
+  asio::stream_file file_;
+};
+#else
+class TempFile {
+ public:
+  explicit TempFile(const asio::any_io_executor&) {}
+  boost::system::error_code Create(const fs::path& path) {
+    auto fd = OpenFile(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (!fd) return fd.error();
+    fd_ = std::move(*fd);
+    return {};
+  }
+  asio::awaitable<std::pair<boost::system::error_code, std::size_t>> Write(std::span<const char> bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::write(fd_.get(), bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) co_return std::pair{LastError(), done};
+      done += static_cast<std::size_t>(n);
+    }
+    co_return std::pair{boost::system::error_code{}, done};
+  }
+  boost::system::error_code SyncAndClose() {
+    if (::fsync(fd_.get()) != 0) return LastError();
+    if (::close(fd_.Release()) != 0) return LastError();
+    return {};
+  }
+  void Close() { fd_.Reset(); }
+
+ private:
+  UniqueFd fd_;
+};
+#endif
+
 }  // namespace
 
 struct BlobStore::Writer::State {
   fs::path root;
   fs::path temp_path;
-  asio::stream_file file;
+  TempFile file;
   std::unique_ptr<EVP_MD_CTX, EvpDeleter> sha{EVP_MD_CTX_new()};
   bool committed = false;
 
@@ -99,10 +164,7 @@ boost::system::result<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::Ope
 
 boost::system::result<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
   auto state = std::make_unique<Writer::State>(executor, root_, root_ / ".tmp" / TempName());
-  boost::system::error_code ec;
-  state->file.open(state->temp_path.string(),
-                   asio::file_base::write_only | asio::file_base::create | asio::file_base::exclusive, ec);
-  if (ec) return ec;
+  if (auto ec = state->file.Create(state->temp_path)) return ec;
   if (!state->sha || EVP_DigestInit_ex(state->sha.get(), EVP_sha256(), nullptr) != 1) {
     return boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
   }
@@ -113,8 +175,7 @@ BlobStore::Writer::Writer(std::unique_ptr<State> state) : state_(std::move(state
 
 BlobStore::Writer::~Writer() {
   if (state_ && !state_->committed) {
-    boost::system::error_code ignored;
-    state_->file.close(ignored);
+    state_->file.Close();
     ::unlink(state_->temp_path.c_str());
   }
 }
@@ -122,19 +183,14 @@ BlobStore::Writer::~Writer() {
 asio::awaitable<boost::system::error_code> BlobStore::Writer::Write(std::span<const char> bytes) {
   if (state_->committed) co_return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
   EVP_DigestUpdate(state_->sha.get(), bytes.data(), bytes.size());
-  auto [ec, n] = co_await asio::async_write(state_->file, asio::buffer(bytes.data(), bytes.size()),
-                                            asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] = co_await state_->file.Write(bytes);
   size_ += n;
   co_return ec;
 }
 
 boost::system::result<BlobInfo> BlobStore::Writer::Commit() {
   if (state_->committed) return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
-  boost::system::error_code ec;
-  state_->file.sync_all(ec);
-  if (ec) return ec;
-  state_->file.close(ec);
-  if (ec) return ec;
+  if (auto ec = state_->file.SyncAndClose()) return ec;
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;

@@ -14,8 +14,10 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
+#if defined(BOOST_ASIO_HAS_FILE)
 #include <boost/asio/random_access_file.hpp>
 #include <boost/asio/read_at.hpp>
+#endif
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -410,19 +412,28 @@ class ResponseWriter {
     co_return !ec;
   }
 
-  // io_uring path: read a chunk of the file, send it, repeat.
+  // read path: read a chunk of the file (through io_uring), send it, repeat.
   asio::awaitable<bool> ReadFileSlice(FileSlice& slice, SendResult& result) {
     if (chunk_.empty()) chunk_.resize(options_.file_chunk_bytes);  // only connections that need it
+#if defined(BOOST_ASIO_HAS_FILE)
     asio::random_access_file file(c_.socket.get_executor());
     sys::error_code ec;
     // The file keeps its own descriptor: the slice's may be shared with other segments.
     file.assign(::dup(slice.file->get()), ec);
     if (ec) co_return false;
+#endif
     std::uint64_t offset = slice.offset;
     std::uint64_t left = slice.length;
     while (left > 0) {
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk_.size()));
+#if defined(BOOST_ASIO_HAS_FILE)
       auto [rec, got] = co_await asio::async_read_at(file, offset, asio::buffer(chunk_.data(), want), kUseTuple);
+#else
+      // An epoll build has no asynchronous files: pread(2) from the page cache.
+      ssize_t n = ::pread(slice.file->get(), chunk_.data(), want, static_cast<off_t>(offset));
+      const bool rec = n < 0;
+      const std::size_t got = n > 0 ? static_cast<std::size_t>(n) : 0;
+#endif
       if (got == 0) co_return false;  // the file shrank under us: never send short bodies as complete
       if (!co_await WriteWithPending(asio::buffer(chunk_.data(), got))) co_return false;
       offset += got;
