@@ -21,7 +21,7 @@
 // many buffers, which this does not model (bench/RESULTS.md has the reading). This VM's runs vary
 // by 10-50 %, so run it with repetitions, interleaved:
 //
-//   build/release/bench/streamer_send_paths_bench --benchmark_repetitions=5 \
+//   build/release/bench/streamer_send_paths_bench --benchmark_repetitions=5
 //       --benchmark_enable_random_interleaving=true --benchmark_report_aggregates_only=true
 #include <fcntl.h>
 #include <liburing.h>
