@@ -299,9 +299,9 @@ Uring& SharedUring() {
   return uring;
 }
 
-// Sends buffer[0, got) with IORING_OP_SEND until all of it is out.
-bool UringSendAll(Uring& u, int socket, std::size_t got, std::vector<Completion>& done) {
-  for (std::size_t sent = 0; sent < got;) {
+// Sends buffer[from, got) with IORING_OP_SEND until all of it is out.
+bool UringSendRest(Uring& u, int socket, std::size_t from, std::size_t got, std::vector<Completion>& done) {
+  for (std::size_t sent = from; sent < got;) {
     io_uring_sqe* sqe = io_uring_get_sqe(&u.ring);
     io_uring_prep_send(sqe, socket, u.buffer.data() + sent, got - sent, MSG_NOSIGNAL);
     sqe->user_data = 2;
@@ -316,7 +316,7 @@ bool UringReadSendSlice(Rig& rig, off_t offset, std::size_t length, void* state)
   std::vector<Completion> done;
   while (length > 0) {
     const std::size_t want = std::min(length, kChunk);
-    // Read linked to send: one submission; a short read fails the link, and then we resend.
+    // Read linked to send: one submission for both.
     io_uring_sqe* read = io_uring_get_sqe(&u.ring);
     io_uring_prep_read(read, rig.file(), u.buffer.data(), static_cast<unsigned>(want), static_cast<std::uint64_t>(offset));
     read->user_data = 1;
@@ -328,7 +328,9 @@ bool UringReadSendSlice(Rig& rig, off_t offset, std::size_t length, void* state)
     int got = 0, sent = 0;
     for (const auto& c : done) (c.tag == 1 ? got : sent) = c.res;
     if (got <= 0) return false;
-    if (sent < got && !UringSendAll(u, rig.socket(), static_cast<std::size_t>(got), done)) return false;
+    // A short read cancels the linked send (-ECANCELED); a short send leaves the rest.
+    const auto already = static_cast<std::size_t>(std::max(sent, 0));
+    if (sent < got && !UringSendRest(u, rig.socket(), already, static_cast<std::size_t>(got), done)) return false;
     offset += got;
     length -= static_cast<std::size_t>(got);
   }
