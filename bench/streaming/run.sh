@@ -10,7 +10,7 @@
 #   THREAD_MODEL   plyr-core --thread-model per-core|shared              (default per-core)
 #   SEND_MODE      plyr-core --streamer-file-send-mode read|sendfile     (default sendfile, as
 #                  the server's own default)
-#   DURATION       seconds per wrk run (6 workloads x 3 servers x 3 rounds x 5 s: ~5 min in all) (default 5)
+#   DURATION       seconds per wrk run (6 workloads x 3 servers x 5 rounds x 5 s: ~9 min in all) (default 5)
 #   CONNECTIONS    wrk -c                                                (default 64)
 #   NFILES         files per set (there are two sets: public and gated)  (default 16)
 #   FILE_MB        size of each file in MiB                              (default 4)
@@ -30,7 +30,8 @@
 #                  under test and the load generator never compete for a core.
 #   ROUNDS         how many times every workload is run on every server, interleaved
 #                  (nginx, nginx-nopush-off, plyr-core, nginx, ...); the table reports the median
-#                  of the rounds and the range of plyr-core's per-round ratio (default 3)
+#                  of the rounds and the range of plyr-core's per-round ratio (default 5: a single
+#                  round moves by up to +-15 % on this VM, so 3 rounds left medians 5 % apart)
 #
 # What it does:
 #   1. work dir bench/out/streaming-<UTC timestamp>/; two sets of NFILES random files
@@ -82,7 +83,7 @@ KEEP_DATA=${KEEP_DATA:-0}
 if (($(nproc) >= 2)); then SERVER_CPUS=${SERVER_CPUS:-0} WRK_CPUS=${WRK_CPUS:-1}; fi
 SERVER_CPUS=${SERVER_CPUS:-none}
 WRK_CPUS=${WRK_CPUS:-none}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PLYR_EXTRA_ARGS=${PLYR_EXTRA_ARGS:-}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-/usr/bin/wrk}
