@@ -31,7 +31,7 @@
 #   ROUNDS         how many times every workload is run on every server, interleaved
 #                  (nginx, nginx-nopush-off, plyr-core, nginx, ...); the table reports the median
 #                  of the rounds and the range of plyr-core's per-round ratio (default 5: a single
-#                  round moves by up to +-15 % on this VM, so 3 rounds left medians 5 % apart)
+#                  round moves by up to +-15 % on this VM; the median of 5 is the steadier figure)
 #
 # What it does:
 #   1. work dir bench/out/streaming-<UTC timestamp>/; two sets of NFILES random files
