@@ -168,11 +168,20 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   asio::signal_set signals(runtime.main_context(), SIGINT, SIGTERM);
   asio::steady_timer drain_timer(runtime.main_context());
   std::chrono::steady_clock::time_point drain_deadline;
+  bool closing = false;  // past the drain deadline: the rest were told to close
   std::function<void()> poll_drain = [&] {
     std::size_t open = 0;
     for (auto& service : services) open += service->server().open_connections();
-    if (open == 0 || std::chrono::steady_clock::now() >= drain_deadline) {
-      if (open) spdlog::warn("drain deadline passed with {} connections open", open);
+    const auto now = std::chrono::steady_clock::now();
+    if (open > 0 && now >= drain_deadline && !closing) {
+      // Close what is left and let those sessions unwind (a second at most) while the services
+      // they point into still exist, rather than destroying them half-way with the contexts.
+      spdlog::warn("drain deadline passed with {} connections open; closing them", open);
+      for (auto& service : services) service->server().CloseAll();
+      closing = true;
+      drain_deadline = now + std::chrono::seconds(1);
+    } else if (open == 0 || now >= drain_deadline) {
+      if (open) spdlog::warn("{} connections did not close in time", open);
       runtime.Stop();
       return;
     }

@@ -288,6 +288,20 @@ void HttpServer::BeginShutdown() {
   }
 }
 
+void HttpServer::CloseAll() {
+  std::lock_guard lock(connections_mutex_);
+  for (Connection* c : connections_) {
+    // As in BeginShutdown: the session unregisters on this same executor before it ends.
+    asio::post(c->socket.get_executor(), [this, c] {
+      std::lock_guard inner(connections_mutex_);
+      if (connections_.contains(c)) {
+        sys::error_code ignored;
+        c->socket.close(ignored);
+      }
+    });
+  }
+}
+
 void HttpServer::Register(Connection* c) {
   std::lock_guard lock(connections_mutex_);
   connections_.insert(c);

@@ -14,11 +14,11 @@
 // A handler may take the connection over (Response::take_over, for WebSocket upgrades); the
 // connection still counts toward `max_connections` and is cancelled on shutdown.
 // Shutdown: BeginShutdown() stops accepting and closes idle connections at once; a request in
-// flight finishes, then its connection closes. The owner stops the Runtime when
-// open_connections() reaches zero or its drain deadline passes.
+// flight finishes, then its connection closes. Past its drain deadline the owner calls
+// CloseAll(), and stops the Runtime when open_connections() reaches zero.
 //
-// Thread rule: Create() and Start() on the main thread before Runtime::Run(); BeginShutdown()
-// and open_connections() from any thread.
+// Thread rule: Create() and Start() on the main thread before Runtime::Run(); BeginShutdown(),
+// CloseAll() and open_connections() from any thread.
 #pragma once
 
 #include <atomic>
@@ -75,6 +75,9 @@ class HttpServer {
   void Start();
   // Stops accepting and closes idle connections; requests in flight complete.
   void BeginShutdown();
+  // Closes every connection still open (after the drain deadline): a request in flight ends as
+  // an aborted write, and its session unwinds on its own thread while the server still exists.
+  void CloseAll();
   std::size_t open_connections() const { return open_connections_.load(); }
 
   // Implementation detail shared with the session code in http_server.cpp.

@@ -312,5 +312,25 @@ TEST_F(StreamerTest, SigtermFinishesInFlightRequestsThenExits) {
   EXPECT_EQ(got.size() - body_start - 4, bytes.size()) << "the in-flight response must complete";
 }
 
+TEST_F(StreamerTest, ADownloadThatOutlastsTheDrainDeadlineIsCutAndTheProcessStillExitsCleanly) {
+  const std::string bytes = RandomBytes(16 << 20, 17);
+  const std::string id = AddTrack(bytes, "none");
+  // A client that asks for 16 MiB and reads nothing: the write stalls on a full socket.
+  RawConnection stuck(port_);
+  ASSERT_TRUE(stuck.Send("GET /audio/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto stop_started = std::chrono::steady_clock::now();
+  EXPECT_EQ(process_->Stop(), 0) << process_->log();
+  // The fixture's drain deadline is 2 s; then the rest are closed and given at most a second.
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_started, std::chrono::seconds(6));
+  const std::string log = process_->log();
+  EXPECT_NE(log.find("drain deadline passed with 1 connections open; closing them"), std::string::npos) << log;
+  // The cut session ended on its own (its access line is written), before the process stopped.
+  const auto aborted = log.find("aborted=true");
+  ASSERT_NE(aborted, std::string::npos) << log;
+  EXPECT_LT(aborted, log.find("info stopped")) << log;
+  EXPECT_EQ(log.find("did not close in time"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace plyr::testing
