@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 #include <random>
 #include <string>
@@ -78,10 +79,10 @@ void PinTo(int cpu) {
 class Rig {
  public:
   Rig() {
-    char path[] = "/tmp/plyr-send-bench-XXXXXX";
-    file_ = mkstemp(path);
+    std::string path = (std::filesystem::temp_directory_path() / "plyr-send-bench-XXXXXX").string();
+    file_ = mkstemp(path.data());
     if (file_ < 0) { Fail("mkstemp"); return; }
-    unlink(path);
+    unlink(path.c_str());
     std::vector<char> block(1 << 20);
     std::mt19937_64 rng(42);
     for (std::size_t done = 0; done < kFileBytes; done += block.size()) {
