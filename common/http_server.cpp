@@ -274,30 +274,29 @@ void HttpServer::BeginShutdown() {
       a->close(ignored);
     });
   }
+  PostToEachConnection([](Connection& c) {
+    if (c.idle || c.taken_over) {
+      sys::error_code ignored;
+      c.socket.cancel(ignored);
+    }
+  });
+}
+
+void HttpServer::CloseAll() {
+  PostToEachConnection([](Connection& c) {
+    sys::error_code ignored;
+    c.socket.close(ignored);
+  });
+}
+
+void HttpServer::PostToEachConnection(std::function<void(Connection&)> action) {
   std::lock_guard lock(connections_mutex_);
   for (Connection* c : connections_) {
     // The connection may be gone by the time this runs on its executor; the session keeps it
     // registered until it ends, and ends only on that same executor, so the check is safe.
-    asio::post(c->socket.get_executor(), [this, c] {
+    asio::post(c->socket.get_executor(), [this, c, action] {
       std::lock_guard inner(connections_mutex_);
-      if (connections_.contains(c) && (c->idle || c->taken_over)) {
-        sys::error_code ignored;
-        c->socket.cancel(ignored);
-      }
-    });
-  }
-}
-
-void HttpServer::CloseAll() {
-  std::lock_guard lock(connections_mutex_);
-  for (Connection* c : connections_) {
-    // As in BeginShutdown: the session unregisters on this same executor before it ends.
-    asio::post(c->socket.get_executor(), [this, c] {
-      std::lock_guard inner(connections_mutex_);
-      if (connections_.contains(c)) {
-        sys::error_code ignored;
-        c->socket.close(ignored);
-      }
+      if (connections_.contains(c)) action(*c);
     });
   }
 }

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,6 +92,8 @@ class HttpServer {
                                  const std::string& request_id, const std::string& target_for_log,
                                  std::chrono::steady_clock::time_point started);
   asio::awaitable<void> RejectOverloaded(asio::ip::tcp::socket socket);
+  // Runs `action` on each open connection, on that connection's executor.
+  void PostToEachConnection(std::function<void(Connection&)> action);
   void Register(Connection* c);
   void Unregister(Connection* c);
 
