@@ -8,6 +8,7 @@
 //   BM_ReadSend                 pread(2) into a buffer, then send(2): two copies
 //   BM_Splice                   splice(2) file -> pipe -> socket, through a pipe of 512 KiB
 //   BM_UringReadSend            IORING_OP_READ linked to IORING_OP_SEND (what Asio does, in one submit)
+//   BM_UringReadSendFixedFiles  the same with the file and the socket in the ring's registered file table
 //   BM_UringReadFixedSendZc     READ_FIXED into a registered buffer, then SEND_ZC from it (zero copy
 //                               out of user space; the buffer is reused only after its notification)
 //   BM_UringSplice              SPLICE file -> pipe linked to SPLICE pipe -> socket
@@ -42,6 +43,7 @@
 #include <cstring>
 #include <filesystem>
 #include <ctime>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -159,8 +161,9 @@ using SendFn = bool (*)(Rig&, off_t offset, std::size_t length, void* state);
 // Runs `send` for every iteration and reports throughput and CPU per MiB.
 void Run(benchmark::State& state, SendFn send, void* send_state = nullptr, Rig* shared = nullptr) {
   PinTo(0);
-  Rig local_rig;
-  Rig& rig = shared ? *shared : local_rig;
+  std::optional<Rig> local_rig;
+  if (!shared) local_rig.emplace();
+  Rig& rig = shared ? *shared : *local_rig;
   if (!rig.error().empty()) {
     state.SkipWithError(rig.error().c_str());
     return;
@@ -338,6 +341,30 @@ bool UringReadSendSlice(Rig& rig, off_t offset, std::size_t length, void* state)
   return true;
 }
 
+// BM_UringReadSendFixedFiles: the file is registered as index 0 and the socket as index 1.
+bool UringReadSendFixedFilesSlice(Rig&, off_t offset, std::size_t length, void* state) {
+  Uring& u = *static_cast<Uring*>(state);
+  std::vector<Completion> done;
+  while (length > 0) {
+    const std::size_t want = std::min(length, kChunk);
+    io_uring_sqe* read = io_uring_get_sqe(&u.ring);
+    io_uring_prep_read(read, 0, u.buffer.data(), static_cast<unsigned>(want), static_cast<std::uint64_t>(offset));
+    read->user_data = 1;
+    read->flags |= IOSQE_IO_LINK | IOSQE_FIXED_FILE;
+    io_uring_sqe* send = io_uring_get_sqe(&u.ring);
+    io_uring_prep_send(send, 1, u.buffer.data(), want, MSG_NOSIGNAL | MSG_WAITALL);
+    send->user_data = 2;
+    send->flags |= IOSQE_FIXED_FILE;
+    if (!u.Reap(2, done)) return false;
+    int got = 0, sent = 0;
+    for (const auto& c : done) (c.tag == 1 ? got : sent) = c.res;
+    if (got <= 0 || sent != got) return false;  // MSG_WAITALL on a blocking socket: all or an error
+    offset += got;
+    length -= static_cast<std::size_t>(got);
+  }
+  return true;
+}
+
 bool UringReadFixedSendZcSlice(Rig& rig, off_t offset, std::size_t length, void* state) {
   Uring& u = *static_cast<Uring*>(state);
   std::vector<Completion> done;
@@ -427,6 +454,23 @@ void BM_Splice(benchmark::State& state) {
 }
 
 void BM_UringReadSend(benchmark::State& state) { RunUring(state, UringReadSendSlice); }
+void BM_UringReadSendFixedFiles(benchmark::State& state) {
+  Uring& u = SharedUring();
+  if (!u.ok) {
+    state.SkipWithError(u.error.c_str());
+    return;
+  }
+  PinTo(0);
+  Rig rig;
+  const int fds[2] = {rig.file(), rig.socket()};
+  if (!rig.error().empty() || io_uring_register_files(&u.ring, fds, 2) != 0) {
+    state.SkipWithError(rig.error().empty() ? "io_uring_register_files failed" : rig.error().c_str());
+    return;
+  }
+  Run(state, UringReadSendFixedFilesSlice, &u, &rig);
+  io_uring_unregister_files(&u.ring);
+}
+
 void BM_UringReadFixedSendZc(benchmark::State& state) { RunUring(state, UringReadFixedSendZcSlice); }
 void BM_UringSplice(benchmark::State& state) { RunUring(state, UringSpliceSlice); }
 
@@ -435,6 +479,7 @@ PLYR_SEND_PATH(BM_Sendfile);
 PLYR_SEND_PATH(BM_ReadSend);
 PLYR_SEND_PATH(BM_Splice);
 PLYR_SEND_PATH(BM_UringReadSend);
+PLYR_SEND_PATH(BM_UringReadSendFixedFiles);
 PLYR_SEND_PATH(BM_UringReadFixedSendZc);
 PLYR_SEND_PATH(BM_UringSplice);
 
