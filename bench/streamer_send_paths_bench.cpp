@@ -13,6 +13,7 @@
 //                               out of user space; the buffer is reused only after its notification)
 //   BM_UringSplice              SPLICE file -> pipe linked to SPLICE pipe -> socket
 //
+// Every path sends from the same file, written once per process.
 // Each iteration sends one slice (64 KiB or 1 MiB, at a random unaligned offset of a 64 MiB file
 // in the page cache) over a loopback TCP connection whose far end a reader thread drains. The
 // sender runs on CPU 0 and the reader on CPU 1 when there are two. Figures: bytes/s (real time),
@@ -77,24 +78,46 @@ void PinTo(int cpu) {
   pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-// A file in the page cache, a loopback connection and a reader thread draining its far end.
-class Rig {
- public:
-  Rig() {
+// The file every path sends from, written once: a fresh file per benchmark lands in the page cache
+// in differently sized folios, and that alone moved sendfile's figures by 2x between runs.
+struct SharedFile {
+  int fd = -1;
+  std::string error;
+  SharedFile() {
     std::string path = (std::filesystem::temp_directory_path() / "plyr-send-bench-XXXXXX").string();
-    file_ = mkstemp(path.data());
-    if (file_ < 0) { Fail("mkstemp"); return; }
+    fd = mkstemp(path.data());
+    if (fd < 0) {
+      error = std::string("mkstemp: ") + std::strerror(errno);
+      return;
+    }
     unlink(path.c_str());
     std::vector<char> block(1 << 20);
     std::mt19937_64 rng(42);
-    for (std::size_t done = 0; done < kFileBytes; done += block.size()) {
+    for (std::size_t done = 0; done < kFileBytes && error.empty(); done += block.size()) {
       for (auto& c : block) c = static_cast<char>(rng());
-      if (write(file_, block.data(), block.size()) != static_cast<ssize_t>(block.size())) { Fail("write"); return; }
+      if (write(fd, block.data(), block.size()) != static_cast<ssize_t>(block.size())) error = "write failed";
     }
     // Read it once so every path starts from a warm page cache.
-    for (std::size_t done = 0; done < kFileBytes; done += block.size()) {
-      if (pread(file_, block.data(), block.size(), static_cast<off_t>(done)) <= 0) { Fail("pread"); return; }
+    for (std::size_t done = 0; done < kFileBytes && error.empty(); done += block.size()) {
+      if (pread(fd, block.data(), block.size(), static_cast<off_t>(done)) <= 0) error = "pread failed";
     }
+  }
+};
+
+const SharedFile& TheFile() {
+  static SharedFile file;
+  return file;
+}
+
+// The shared file, a loopback connection and a reader thread draining its far end.
+class Rig {
+ public:
+  Rig() {
+    if (!TheFile().error.empty()) {
+      error_ = TheFile().error;
+      return;
+    }
+    file_ = TheFile().fd;
 
     int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
@@ -118,7 +141,7 @@ class Rig {
   ~Rig() {
     if (socket_ >= 0) shutdown(socket_, SHUT_WR);  // the reader sees end of stream and stops
     if (reader_.joinable()) reader_.join();
-    for (int fd : {file_, socket_, peer_}) {
+    for (int fd : {socket_, peer_}) {
       if (fd >= 0) close(fd);
     }
   }
