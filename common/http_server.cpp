@@ -460,6 +460,10 @@ class ResponseWriter {
   // sendfile path: the kernel copies from the page cache; we wait for writability via io_uring.
   asio::awaitable<bool> SendFileSlice(FileSlice& slice, SendResult& result) {
     const int fd = c_.socket.native_handle();
+    if (slice.length <= kCopySliceMax) {
+      SendSmallSliceCopied(fd, slice, result);
+      if (slice.length == 0 && pending_.empty()) co_return true;
+    }
     if (!pending_.empty()) {
       // The header goes out with MSG_MORE so the kernel coalesces it with the first file bytes
       // (what nginx's tcp_nopush does); only if the socket is full do we wait through io_uring.
@@ -493,6 +497,31 @@ class ResponseWriter {
     }
     if (c_.socket.is_open()) ::fcntl(fd, F_SETFL, flags);
     co_return ok;
+  }
+
+  // Slices up to this size are copied instead: on small slices sendfile(2)'s fixed cost per call
+  // outweighs a copy from a buffer that stays in the CPU cache (bench/RESULTS.md, send paths).
+  static constexpr std::size_t kCopySliceMax = 128 * 1024;
+
+  // One pread into this thread's buffer, then one non-blocking gathered send of the pending header
+  // and the slice. `slice` and `result` advance by what the socket took; the caller sends the rest.
+  void SendSmallSliceCopied(int fd, FileSlice& slice, SendResult& result) {
+    thread_local std::vector<char> buffer(kCopySliceMax);  // no co_await while it is in use
+    const auto length = static_cast<std::size_t>(slice.length);
+    ssize_t got = ::pread(slice.file->get(), buffer.data(), length, static_cast<off_t>(slice.offset));
+    if (got != static_cast<ssize_t>(length)) return;  // a short file: sendfile's path reports it
+    iovec parts[2] = {{pending_.data(), pending_.size()}, {buffer.data(), length}};
+    msghdr message{};
+    message.msg_iov = pending_.empty() ? &parts[1] : parts;
+    message.msg_iovlen = pending_.empty() ? 1 : 2;
+    ssize_t sent = ::sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent <= 0) return;
+    const std::size_t of_header = std::min(static_cast<std::size_t>(sent), pending_.size());
+    pending_.erase(0, of_header);
+    const std::size_t of_body = static_cast<std::size_t>(sent) - of_header;
+    slice.offset += of_body;
+    slice.length -= of_body;
+    result.body_bytes += of_body;
   }
 
   HttpServer::Connection& c_;
