@@ -327,65 +327,53 @@ Uring& SharedUring() {
 }
 
 // Sends buffer[from, got) with IORING_OP_SEND until all of it is out.
-bool UringSendRest(Uring& u, int socket, std::size_t from, std::size_t got, std::vector<Completion>& done) {
+bool UringSendRest(Uring& u, int socket, unsigned sqe_flags, std::size_t from, std::size_t got,
+                   std::vector<Completion>& done) {
   for (std::size_t sent = from; sent < got;) {
     io_uring_sqe* sqe = io_uring_get_sqe(&u.ring);
     io_uring_prep_send(sqe, socket, u.buffer.data() + sent, got - sent, MSG_NOSIGNAL);
     sqe->user_data = 2;
+    sqe->flags |= sqe_flags;
     if (!u.Reap(1, done) || done[0].res <= 0) return false;
     sent += static_cast<std::size_t>(done[0].res);
   }
   return true;
 }
 
-bool UringReadSendSlice(Rig& rig, off_t offset, std::size_t length, void* state) {
-  Uring& u = *static_cast<Uring*>(state);
+// READ linked to SEND, one submission for both. `file` and `socket` are descriptors, or indexes
+// into the ring's registered file table when `sqe_flags` holds IOSQE_FIXED_FILE.
+bool UringReadSend(Uring& u, int file, int socket, unsigned sqe_flags, off_t offset, std::size_t length) {
   std::vector<Completion> done;
   while (length > 0) {
     const std::size_t want = std::min(length, kChunk);
-    // Read linked to send: one submission for both.
     io_uring_sqe* read = io_uring_get_sqe(&u.ring);
-    io_uring_prep_read(read, rig.file(), u.buffer.data(), static_cast<unsigned>(want), static_cast<std::uint64_t>(offset));
+    io_uring_prep_read(read, file, u.buffer.data(), static_cast<unsigned>(want), static_cast<std::uint64_t>(offset));
     read->user_data = 1;
-    read->flags |= IOSQE_IO_LINK;
+    read->flags |= IOSQE_IO_LINK | sqe_flags;
     io_uring_sqe* send = io_uring_get_sqe(&u.ring);
-    io_uring_prep_send(send, rig.socket(), u.buffer.data(), want, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_send(send, socket, u.buffer.data(), want, MSG_NOSIGNAL | MSG_WAITALL);
     send->user_data = 2;
+    send->flags |= sqe_flags;
     if (!u.Reap(2, done)) return false;
     int got = 0, sent = 0;
     for (const auto& c : done) (c.tag == 1 ? got : sent) = c.res;
     if (got <= 0) return false;
     // A short read cancels the linked send (-ECANCELED); a short send leaves the rest.
     const auto already = static_cast<std::size_t>(std::max(sent, 0));
-    if (sent < got && !UringSendRest(u, rig.socket(), already, static_cast<std::size_t>(got), done)) return false;
+    if (sent < got && !UringSendRest(u, socket, sqe_flags, already, static_cast<std::size_t>(got), done)) return false;
     offset += got;
     length -= static_cast<std::size_t>(got);
   }
   return true;
 }
 
+bool UringReadSendSlice(Rig& rig, off_t offset, std::size_t length, void* state) {
+  return UringReadSend(*static_cast<Uring*>(state), rig.file(), rig.socket(), 0, offset, length);
+}
+
 // BM_UringReadSendFixedFiles: the file is registered as index 0 and the socket as index 1.
 bool UringReadSendFixedFilesSlice(Rig&, off_t offset, std::size_t length, void* state) {
-  Uring& u = *static_cast<Uring*>(state);
-  std::vector<Completion> done;
-  while (length > 0) {
-    const std::size_t want = std::min(length, kChunk);
-    io_uring_sqe* read = io_uring_get_sqe(&u.ring);
-    io_uring_prep_read(read, 0, u.buffer.data(), static_cast<unsigned>(want), static_cast<std::uint64_t>(offset));
-    read->user_data = 1;
-    read->flags |= IOSQE_IO_LINK | IOSQE_FIXED_FILE;
-    io_uring_sqe* send = io_uring_get_sqe(&u.ring);
-    io_uring_prep_send(send, 1, u.buffer.data(), want, MSG_NOSIGNAL | MSG_WAITALL);
-    send->user_data = 2;
-    send->flags |= IOSQE_FIXED_FILE;
-    if (!u.Reap(2, done)) return false;
-    int got = 0, sent = 0;
-    for (const auto& c : done) (c.tag == 1 ? got : sent) = c.res;
-    if (got <= 0 || sent != got) return false;  // MSG_WAITALL on a blocking socket: all or an error
-    offset += got;
-    length -= static_cast<std::size_t>(got);
-  }
-  return true;
+  return UringReadSend(*static_cast<Uring*>(state), 0, 1, IOSQE_FIXED_FILE, offset, length);
 }
 
 bool UringReadFixedSendZcSlice(Rig& rig, off_t offset, std::size_t length, void* state) {
