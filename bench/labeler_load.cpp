@@ -7,12 +7,14 @@
 //       answer, and to the moment the subscriber had them all.
 //   labeler_load replay --port P --expect N [--cursor 0] [--server-pid PID]
 //       One subscriber with ?cursor=N counts frames until it has `expect` of them; labels/s.
-//   labeler_load fanout --port P --token T --server-pid PID [--subscribers S] [--labels L] ...
-//       S live subscribers (no cursor); once all are upgraded, a burst of L labels through the
-//       emit API. Delivery latency per (subscriber, label) = receive time - send time of the emit
-//       request that carried the label (seq -> send time comes from the answer); p50/p99/max, the
-//       time until the last subscriber had the last label, and the server's VmRSS before the
-//       subscribers, with them idle, and after the burst.
+//   labeler_load fanout --port P --token T --server-pid PID [--subscribers S] [--labels L] [--bursts K] ...
+//       S live subscribers (no cursor); once all are upgraded, K bursts of L labels each (default
+//       2, a second apart) through the emit API, each measured and reported on its own. Delivery
+//       latency per (subscriber, label) = receive time - send time of the emit request that
+//       carried the label (seq -> send time comes from the answer); p50/p99/max, the time until
+//       the last subscriber had the last label, and the server's VmRSS before the subscribers,
+//       with them idle, and after each burst. The first burst after the server's start also
+//       pays for kernel memory touched for the first time (bench/RESULTS.md, "Labeler").
 //
 // Every mode prints a human summary on stderr and one "RESULT mode=... key=value ..." line on
 // stdout for run.sh; it exits non-zero when a label is missing, an answer is not 200, or the run
@@ -31,6 +33,9 @@
 //                            to cancel and close, instead of closing them when done
 //   --client-keepalive-ms N  raw reader: send the server a message every N ms while frames arrive,
 //                            so it never needs its own keep-alive pings
+//   --request-timeline FILE  fanout: one line per emit request (send, answer, first/median/last
+//                            delivery), to see where a burst's latency goes
+//   --pause-ms N             fanout: idle time before each burst (default 1000)
 // When a subscriber falls short, fanout prints which ones, how far they got and when, and the raw
 // reader prints the bytes around a broken frame.
 #include <sys/resource.h>
@@ -96,6 +101,13 @@ struct Options {
   // Leave the emit connections open and idle after the last request, so that the server's
   // keep-alive timeout cancels their reads (a diagnostic switch, see the Emitter).
   bool keep_emit_connections = false;
+  // Fan-out: write one line per emit request (send, answer, first/median/last delivery, µs after
+  // the burst's start) to this file (a diagnostic switch; empty: off).
+  std::string request_timeline;
+  // Fan-out: bursts measured one after the other over the same subscribers, each reported on its
+  // own, and the idle time before each.
+  std::size_t bursts = 2;
+  std::int64_t pause_ms = 1000;
 };
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -912,10 +924,10 @@ asio::awaitable<int> RunReplay(Options o) {
 
 // --- fanout -----------------------------------------------------------------------------------
 
-// One subscriber's receive time of every label of the burst, as microseconds after the burst's
+// One subscriber's receive time of every label of a burst, as microseconds after the burst's
 // reference point, indexed by seq - (the first seq it saw). 4 bytes a label keeps 1 000 x 10 000
-// samples at 40 MB.
-// `origin` is a reference: RunFanout moves it to the start of the burst after the subscribers exist.
+// samples at 40 MB; Reset() reuses them for the next burst.
+// `origin` is a reference: RunFanout moves it to the start of each burst.
 class TimelineSink final : public LabelSink {
  public:
   static constexpr std::uint32_t kNotReceived = std::numeric_limits<std::uint32_t>::max();
@@ -930,6 +942,12 @@ class TimelineSink final : public LabelSink {
     received_[index] = static_cast<std::uint32_t>((received - origin_) / std::chrono::microseconds(1));
     last_us_ = received_[index];
     ++count_;
+  }
+  void Reset() {
+    std::fill(received_.begin(), received_.end(), kNotReceived);
+    base_ = 0;
+    count_ = unexpected_ = 0;
+    last_us_ = 0;
   }
   std::uint32_t last_us() const { return last_us_; }  // receive time of the newest label
   // The receive time of `seq` (µs after the origin), or kNotReceived.
@@ -949,10 +967,34 @@ class TimelineSink final : public LabelSink {
   std::uint32_t last_us_ = 0;
 };
 
+// One line per acknowledged request, in send order: where a request's labels spent their time
+// (send, answer, first/median/last delivery, µs after the burst's start).
+void WriteRequestTimeline(std::ostream& out, std::size_t burst, const std::vector<Ack>& acks,
+                          const std::vector<std::unique_ptr<TimelineSink>>& sinks, Clock::time_point origin) {
+  out << "# burst " << burst << "\n";
+  out << "request sent_us acked_us first_seq labels first_delivery_us median_delivery_us last_delivery_us\n";
+  auto us = [&](Clock::time_point t) { return static_cast<std::int64_t>((t - origin) / std::chrono::microseconds(1)); };
+  std::vector<std::uint32_t> at;
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    const Ack& ack = acks[i];
+    if (!ack.done || ack.seqs.empty()) continue;
+    at.clear();
+    for (auto seq : ack.seqs) {
+      for (const auto& s : sinks) {
+        if (const auto t = s->At(seq); t != TimelineSink::kNotReceived) at.push_back(t);
+      }
+    }
+    if (at.empty()) continue;
+    std::sort(at.begin(), at.end());
+    out << fmt::format("{} {} {} {} {} {} {} {}\n", i, us(ack.sent), us(ack.acked), ack.seqs.front(), ack.seqs.size(),
+                       at.front(), at[at.size() / 2], at.back());
+  }
+}
+
 asio::awaitable<int> RunFanout(Options o) {
   auto executor = co_await asio::this_coro::executor;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
-  Clock::time_point origin = Clock::now();  // reset just before the burst
+  Clock::time_point origin = Clock::now();  // reset just before each burst
 
   const auto rss_before = ProcessRssBytes(o.server_pid);
   std::vector<std::unique_ptr<TimelineSink>> sinks;
@@ -970,122 +1012,136 @@ asio::awaitable<int> RunFanout(Options o) {
     co_return 1;
   }
   const double connect_s = Seconds(Clock::now() - connect_start);
-  Emitter emitter(o, BuildBatches(o));
-  const bool connected = co_await emitter.Connect();
-  if (!connected) {
-    std::cerr << "fanout: " << emitter.error() << "\n";
-    co_await set.CloseAll();
-    co_return 1;
-  }
-  co_await Sleep(std::chrono::milliseconds(1000));  // let the server settle before reading its memory
-  const auto rss_idle = ProcessRssBytes(o.server_pid);
+  std::ofstream timeline;
+  if (!o.request_timeline.empty()) timeline.open(o.request_timeline);
 
-  const double cpu_before = SelfCpuSeconds();
-  const auto server_cpu_before = ProcessCpuSeconds(o.server_pid);
-  origin = Clock::now();
-  emitter.Start(executor);
-  const bool acked = co_await WaitUntil([&] { return emitter.finished(); }, deadline);
-  const std::size_t expected = emitter.acked_labels();
-  bool delivered = false;
-  if (acked && !emitter.failed()) {
-    delivered = co_await WaitUntil(
-        [&] {
-          return set.errors() > 0 ||
-                 std::all_of(sinks.begin(), sinks.end(), [&](const auto& s) { return s->count() >= expected; });
-        },
-        deadline);
-  }
-  const double client_cpu = SelfCpuSeconds() - cpu_before;
-  const auto server_cpu_after = ProcessCpuSeconds(o.server_pid);
-  const auto rss_after = ProcessRssBytes(o.server_pid);
-  if (!delivered) {
-    // Which subscribers are short, and whether their bytes are stuck in our buffer (a client
-    // problem) or never arrived (look at the server, e.g. `ss -tnp` for its send queues).
-    std::size_t shown = 0, short_subscribers = 0;
-    for (std::size_t i = 0; i < sinks.size(); ++i) {
-      if (sinks[i]->count() >= expected) continue;
-      ++short_subscribers;
-      if (shown++ < 10) {
-        std::cerr << fmt::format(
-            "  subscriber {} (local port {}): {} of {} labels, the last {:.3f} s into the burst; {} bytes read, {} "
-            "buffered, {} pings, error \"{}\"\n",
-            i, set.at(i).local_port(), sinks[i]->count(), expected, sinks[i]->last_us() / 1e6, set.at(i).bytes(),
-            set.at(i).buffered(), set.at(i).pings(), set.at(i).error());
-      }
+  bool ok = true;
+  std::optional<std::int64_t> rss_idle;
+  for (std::size_t burst = 1; burst <= o.bursts && ok; ++burst) {
+    for (auto& sink : sinks) sink->Reset();
+    Options bo = o;
+    bo.run_tag = o.run_tag.substr(0, 7) + static_cast<char>('a' + (burst - 1) % 26);  // distinct subjects per burst
+    Emitter emitter(bo, BuildBatches(bo));
+    co_await Sleep(std::chrono::milliseconds(o.pause_ms));  // let the server settle before reading its memory
+    if (burst == 1) rss_idle = ProcessRssBytes(o.server_pid);
+    // Connected after the pause: a connection that sends no request would meet the server's
+    // header timeout.
+    const bool connected = co_await emitter.Connect();
+    if (!connected) {
+      std::cerr << "fanout: " << emitter.error() << "\n";
+      ok = false;
+      break;
     }
-    std::cerr << fmt::format("fanout: {} of {} subscribers did not get every label in time\n", short_subscribers,
-                             sinks.size());
-  }
 
-  if (!acked || emitter.failed()) {
-    std::cerr << "fanout: " << (acked ? emitter.error() : "timed out waiting for answers") << "\n";
-    co_await set.CloseAll();
-    co_return 1;
-  }
-
-  // Latency of every (subscriber, label): its receive time minus the send time of the request
-  // that carried the label. Spread: its receive time minus the first subscriber's receive time of
-  // that label, i.e. the fan-out alone, without the emit path.
-  std::vector<std::uint32_t> latency, spread;
-  latency.reserve(expected * sinks.size());
-  spread.reserve(expected * sinks.size());
-  std::size_t missing = 0, unexpected = 0;
-  std::uint32_t last_delivery = 0;
-  for (const auto& s : sinks) unexpected += s->unexpected();
-  for (const auto& ack : emitter.acks()) {
-    const auto sent = static_cast<std::int64_t>((ack.sent - origin) / std::chrono::microseconds(1));
-    for (auto seq : ack.seqs) {
-      std::uint32_t first = TimelineSink::kNotReceived;
-      for (const auto& s : sinks) first = std::min(first, s->At(seq));
-      for (const auto& s : sinks) {
-        const std::uint32_t at = s->At(seq);
-        if (at == TimelineSink::kNotReceived) {
-          ++missing;
-          continue;
+    const double cpu_before = SelfCpuSeconds();
+    const auto server_cpu_before = ProcessCpuSeconds(o.server_pid);
+    origin = Clock::now();
+    emitter.Start(executor);
+    const bool acked = co_await WaitUntil([&] { return emitter.finished(); }, deadline);
+    const std::size_t expected = emitter.acked_labels();
+    bool delivered = false;
+    if (acked && !emitter.failed()) {
+      delivered = co_await WaitUntil(
+          [&] {
+            return set.errors() > 0 ||
+                   std::all_of(sinks.begin(), sinks.end(), [&](const auto& s) { return s->count() >= expected; });
+          },
+          deadline);
+    }
+    const double client_cpu = SelfCpuSeconds() - cpu_before;
+    const auto server_cpu_after = ProcessCpuSeconds(o.server_pid);
+    const auto rss_after = ProcessRssBytes(o.server_pid);
+    if (!delivered) {
+      // Which subscribers are short, and whether their bytes are stuck in our buffer (a client
+      // problem) or never arrived (look at the server, e.g. `ss -tnp` for its send queues).
+      std::size_t shown = 0, short_subscribers = 0;
+      for (std::size_t i = 0; i < sinks.size(); ++i) {
+        if (sinks[i]->count() >= expected) continue;
+        ++short_subscribers;
+        if (shown++ < 10) {
+          std::cerr << fmt::format(
+              "  subscriber {} (local port {}): {} of {} labels, the last {:.3f} s into the burst; {} bytes read, {} "
+              "buffered, {} pings, error \"{}\"\n",
+              i, set.at(i).local_port(), sinks[i]->count(), expected, sinks[i]->last_us() / 1e6, set.at(i).bytes(),
+              set.at(i).buffered(), set.at(i).pings(), set.at(i).error());
         }
-        latency.push_back(static_cast<std::uint32_t>(std::max<std::int64_t>(0, at - sent)));
-        spread.push_back(at - first);
-        last_delivery = std::max(last_delivery, at);
+      }
+      std::cerr << fmt::format("fanout: burst {}: {} of {} subscribers did not get every label in time\n", burst,
+                               short_subscribers, sinks.size());
+    }
+    if (!acked || emitter.failed()) {
+      std::cerr << "fanout: burst " << burst << ": " << (acked ? emitter.error() : "timed out waiting for answers")
+                << "\n";
+      ok = false;
+      break;
+    }
+
+    // Latency of every (subscriber, label): its receive time minus the send time of the request
+    // that carried the label. Spread: its receive time minus the first subscriber's receive time
+    // of that label, i.e. the fan-out alone, without the emit path.
+    std::vector<std::uint32_t> latency, spread;
+    latency.reserve(expected * sinks.size());
+    spread.reserve(expected * sinks.size());
+    std::size_t missing = 0, unexpected = 0;
+    std::uint32_t last_delivery = 0;
+    for (const auto& s : sinks) unexpected += s->unexpected();
+    for (const auto& ack : emitter.acks()) {
+      const auto sent = static_cast<std::int64_t>((ack.sent - origin) / std::chrono::microseconds(1));
+      for (auto seq : ack.seqs) {
+        std::uint32_t first = TimelineSink::kNotReceived;
+        for (const auto& s : sinks) first = std::min(first, s->At(seq));
+        for (const auto& s : sinks) {
+          const std::uint32_t at = s->At(seq);
+          if (at == TimelineSink::kNotReceived) {
+            ++missing;
+            continue;
+          }
+          latency.push_back(static_cast<std::uint32_t>(std::max<std::int64_t>(0, at - sent)));
+          spread.push_back(at - first);
+          last_delivery = std::max(last_delivery, at);
+        }
       }
     }
-  }
-  const Summary lat = Summarize(latency);
-  const Summary spr = Summarize(spread);
-  const double emit_s = Seconds(emitter.last_ack() - origin);
-  const double all_delivered_s = static_cast<double>(last_delivery) / 1e6;
-  const double server_cpu = server_cpu_before && server_cpu_after ? *server_cpu_after - *server_cpu_before : -1;
-  const double subscribers = static_cast<double>(o.subscribers);
-  auto mib = [](std::optional<std::int64_t> v) { return v ? static_cast<double>(*v) / (1 << 20) : -1.0; };
-  auto per_subscriber = [&](std::optional<std::int64_t> v) {
-    return v && rss_before ? static_cast<double>(*v - *rss_before) / subscribers : -1.0;
-  };
-  const std::size_t deliveries = latency.size();
+    if (timeline.is_open()) WriteRequestTimeline(timeline, burst, emitter.acks(), sinks, origin);
+    const Summary lat = Summarize(latency);
+    const Summary spr = Summarize(spread);
+    const double emit_s = Seconds(emitter.last_ack() - origin);
+    const double all_delivered_s = static_cast<double>(last_delivery) / 1e6;
+    const double server_cpu = server_cpu_before && server_cpu_after ? *server_cpu_after - *server_cpu_before : -1;
+    const double subscribers = static_cast<double>(o.subscribers);
+    auto mib = [](std::optional<std::int64_t> v) { return v ? static_cast<double>(*v) / (1 << 20) : -1.0; };
+    auto per_subscriber = [&](std::optional<std::int64_t> v) {
+      return v && rss_before ? static_cast<double>(*v - *rss_before) / subscribers : -1.0;
+    };
+    const std::size_t deliveries = latency.size();
 
-  std::cerr << fmt::format(
-      "fanout: {} subscribers (connected in {:.2f} s), burst of {} labels ({} per request, {} connections) emitted "
-      "in {:.3f} s; every subscriber had every label after {:.3f} s\n"
-      "  delivery latency (receive - emit send): p50 {:.1f} ms, p99 {:.1f} ms, p99.9 {:.1f} ms, max {:.1f} ms over "
-      "{} deliveries; spread after the first subscriber: p50 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms\n"
-      "  missing {}, unexpected {}; server VmRSS {:.1f} MiB before, {:.1f} MiB with subscribers idle "
-      "({:.0f} B/subscriber), {:.1f} MiB after the burst ({:.0f} B/subscriber)\n"
-      "  client CPU {:.2f} s ({:.0f}% of the burst), server CPU {:.2f} s ({:.2f} µs per delivery)\n",
-      o.subscribers, connect_s, expected, o.batch, o.connections, emit_s, all_delivered_s, lat.p50 / 1e3,
-      lat.p99 / 1e3, lat.p999 / 1e3, lat.max / 1e3, deliveries, spr.p50 / 1e3, spr.p99 / 1e3, spr.max / 1e3, missing,
-      unexpected, mib(rss_before), mib(rss_idle), per_subscriber(rss_idle), mib(rss_after), per_subscriber(rss_after),
-      client_cpu, 100 * client_cpu / std::max(all_delivered_s, 1e-9), server_cpu,
-      server_cpu >= 0 && deliveries ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0);
-  std::cout << fmt::format(
-      "RESULT mode=fanout subscribers={} labels={} batch={} connections={} emit_s={:.4f} all_delivered_s={:.4f} "
-      "lat_p50_ms={:.2f} lat_p99_ms={:.2f} lat_p999_ms={:.2f} lat_max_ms={:.2f} spread_p50_ms={:.2f} "
-      "spread_p99_ms={:.2f} spread_max_ms={:.2f} deliveries={} missing={} unexpected={} rss_before_b={} "
-      "rss_idle_b={} rss_after_b={} idle_b_per_sub={:.0f} after_b_per_sub={:.0f} client_cpu_s={:.3f} "
-      "server_cpu_s={:.3f} connect_s={:.3f}\n",
-      o.subscribers, expected, o.batch, o.connections, emit_s, all_delivered_s, lat.p50 / 1e3, lat.p99 / 1e3,
-      lat.p999 / 1e3, lat.max / 1e3, spr.p50 / 1e3, spr.p99 / 1e3, spr.max / 1e3, deliveries, missing, unexpected,
-      rss_before.value_or(-1), rss_idle.value_or(-1), rss_after.value_or(-1), per_subscriber(rss_idle),
-      per_subscriber(rss_after), client_cpu, server_cpu, connect_s);
-  std::cout.flush();
-  const bool ok = delivered && missing == 0 && unexpected == 0 && set.errors() == 0;
+    std::cerr << fmt::format(
+        "fanout burst {} of {}{}: {} subscribers (connected in {:.2f} s), {} labels ({} per request, {} connections) "
+        "emitted in {:.3f} s; every subscriber had every label after {:.3f} s\n"
+        "  delivery latency (receive - emit send): p50 {:.1f} ms, p99 {:.1f} ms, p99.9 {:.1f} ms, max {:.1f} ms over "
+        "{} deliveries; spread after the first subscriber: p50 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms\n"
+        "  missing {}, unexpected {}; server VmRSS {:.1f} MiB before, {:.1f} MiB with subscribers idle "
+        "({:.0f} B/subscriber), {:.1f} MiB after the burst ({:.0f} B/subscriber)\n"
+        "  client CPU {:.2f} s ({:.0f}% of the burst), server CPU {:.2f} s ({:.2f} µs per delivery)\n",
+        burst, o.bursts, burst == 1 ? " (the first after start)" : "", o.subscribers, connect_s, expected, o.batch,
+        o.connections, emit_s, all_delivered_s, lat.p50 / 1e3, lat.p99 / 1e3, lat.p999 / 1e3, lat.max / 1e3,
+        deliveries, spr.p50 / 1e3, spr.p99 / 1e3, spr.max / 1e3, missing, unexpected, mib(rss_before), mib(rss_idle),
+        per_subscriber(rss_idle), mib(rss_after), per_subscriber(rss_after), client_cpu,
+        100 * client_cpu / std::max(all_delivered_s, 1e-9), server_cpu,
+        server_cpu >= 0 && deliveries ? server_cpu * 1e6 / static_cast<double>(deliveries) : -1.0);
+    std::cout << fmt::format(
+        "RESULT mode=fanout burst={} subscribers={} labels={} batch={} connections={} emit_s={:.4f} "
+        "all_delivered_s={:.4f} lat_p50_ms={:.2f} lat_p99_ms={:.2f} lat_p999_ms={:.2f} lat_max_ms={:.2f} "
+        "spread_p50_ms={:.2f} spread_p99_ms={:.2f} spread_max_ms={:.2f} deliveries={} missing={} unexpected={} "
+        "rss_before_b={} rss_idle_b={} rss_after_b={} idle_b_per_sub={:.0f} after_b_per_sub={:.0f} "
+        "client_cpu_s={:.3f} server_cpu_s={:.3f} connect_s={:.3f}\n",
+        burst, o.subscribers, expected, o.batch, o.connections, emit_s, all_delivered_s, lat.p50 / 1e3, lat.p99 / 1e3,
+        lat.p999 / 1e3, lat.max / 1e3, spr.p50 / 1e3, spr.p99 / 1e3, spr.max / 1e3, deliveries, missing, unexpected,
+        rss_before.value_or(-1), rss_idle.value_or(-1), rss_after.value_or(-1), per_subscriber(rss_idle),
+        per_subscriber(rss_after), client_cpu, server_cpu, connect_s);
+    std::cout.flush();
+    ok = delivered && missing == 0 && unexpected == 0 && set.errors() == 0;
+  }
   if (!ok) std::cerr << "fanout: FAILED: " << set.errors() << " subscriber errors, first: " << set.first_error() << "\n";
   co_await set.CloseAll();
   co_return ok ? 0 : 1;
@@ -1149,6 +1205,15 @@ int main(int argc, char** argv) {
   common(fanout);
   emitting(fanout);
   fanout->add_option("--subscribers", o.subscribers, "Live subscribers")->capture_default_str()->check(CLI::PositiveNumber);
+  fanout->add_option("--request-timeline", o.request_timeline,
+                     "Write one line per emit request (send, answer, first/median/last delivery) to this file "
+                     "(diagnostic)");
+  fanout->add_option("--bursts", o.bursts,
+                     "Bursts, one after the other over the same subscribers, each reported on its own (the first "
+                     "after the server's start pays for cold kernel memory, see bench/RESULTS.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 26));
+  fanout->add_option("--pause-ms", o.pause_ms, "Idle time before each burst")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (fanout->parsed()) {
     // Defaults for the fan-out burst when not given: 10 000 labels, 100 per request, 4 connections.
