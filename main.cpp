@@ -8,11 +8,13 @@
 // docs/configuration.md).
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,7 +74,17 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
   file.Bind(serve, "http.max_connections", s.max_connections, "Open connections per listener (503 beyond)");
   file.Bind(serve, "http.drain_timeout_ms", s.drain_timeout_ms,
             "On SIGTERM/SIGINT, how long in-flight requests may finish");
-  serve.add_option("services", s.services, "Services to run (default: all)")->check(CLI::IsMember(kAllServices));
+  // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
+  // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
+  serve.add_option("services", s.services, "Services to run: streamer, labeler (default: all)");
+}
+
+// The first requested service this build does not have, if any.
+std::optional<std::string> UnknownService(const ServeSettings& s) {
+  for (const auto& name : s.services) {
+    if (std::find(kAllServices.begin(), kAllServices.end(), name) == kAllServices.end()) return name;
+  }
+  return std::nullopt;
 }
 
 int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings,
@@ -225,7 +237,16 @@ int main(int argc, char** argv) {
   plyr::labeler::LabelerSettings labeler_settings;
   plyr::streamer::AddStreamerSettings(*serve, *file, streamer_settings);
   plyr::labeler::AddLabelerSettings(*serve, *file, labeler_settings);
-  serve->callback([&] { action = [&] { return RunServe(serve_settings, streamer_settings, labeler_settings); }; });
+  serve->callback([&] {
+    action = [&] {
+      if (auto unknown = UnknownService(serve_settings)) {
+        std::string known;
+        for (const auto& name : kAllServices) known += (known.empty() ? "" : ", ") + name;
+        return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + known + ")"));
+      }
+      return RunServe(serve_settings, streamer_settings, labeler_settings);
+    };
+  });
 
   plyr::streamer::AddTicketCommand(app, *file, action);
   plyr::labeler::AddLabelerCommand(app, *file, action);
