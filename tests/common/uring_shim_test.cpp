@@ -12,21 +12,26 @@
 
 namespace {
 
+// Submits a NOP tagged `tag` and waits for its completion, which must carry the same tag.
+void ExpectNopRoundTrip(io_uring& ring, void* tag) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  ASSERT_NE(sqe, nullptr);
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data(sqe, tag);
+  ASSERT_EQ(io_uring_submit(&ring), 1);
+  io_uring_cqe* cqe = nullptr;
+  ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
+  EXPECT_EQ(io_uring_cqe_get_data(cqe), tag);
+  io_uring_cqe_seen(&ring, cqe);
+}
+
 TEST(UringShim, ReusedSubmissionEntriesStartWithoutUserData) {
   io_uring ring{};
   ASSERT_EQ(io_uring_queue_init(1, &ring, 0), 0);
   // Use the ring's only slot for an operation with user_data set, as Asio does...
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-  ASSERT_NE(sqe, nullptr);
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data(sqe, reinterpret_cast<void*>(0xdead));
-  ASSERT_EQ(io_uring_submit(&ring), 1);
-  io_uring_cqe* cqe = nullptr;
-  ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
-  EXPECT_EQ(io_uring_cqe_get_data(cqe), reinterpret_cast<void*>(0xdead));
-  io_uring_cqe_seen(&ring, cqe);
+  ASSERT_NO_FATAL_FAILURE(ExpectNopRoundTrip(ring, reinterpret_cast<void*>(0xdead)));
   // ...then take the same slot again, as Asio does for a cancel request it does not tag.
-  sqe = io_uring_get_sqe(&ring);
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
   ASSERT_NE(sqe, nullptr);
   io_uring_prep_cancel(sqe, reinterpret_cast<void*>(0xbeef), 0);
   EXPECT_EQ(sqe->user_data, 0u);  // the stale 0xdead without the shim
@@ -45,15 +50,7 @@ TEST(UringShim, RingsRunCompletionsCooperativelyWhereTheKernelCan) {
   ASSERT_EQ(io_uring_queue_init(4, &ring, 0), 0);
   const unsigned flags = ring.flags;
   // A ring made this way still delivers completions: a NOP goes round through peek and wait.
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
-  ASSERT_NE(sqe, nullptr);
-  io_uring_prep_nop(sqe);
-  io_uring_sqe_set_data(sqe, reinterpret_cast<void*>(0x1234));
-  ASSERT_EQ(io_uring_submit(&ring), 1);
-  io_uring_cqe* cqe = nullptr;
-  ASSERT_EQ(io_uring_wait_cqe(&ring, &cqe), 0);
-  EXPECT_EQ(io_uring_cqe_get_data(cqe), reinterpret_cast<void*>(0x1234));
-  io_uring_cqe_seen(&ring, cqe);
+  ASSERT_NO_FATAL_FAILURE(ExpectNopRoundTrip(ring, reinterpret_cast<void*>(0x1234)));
   io_uring_queue_exit(&ring);
 
   if (!KernelAtLeast(5, 19)) GTEST_SKIP() << "IORING_SETUP_COOP_TASKRUN needs Linux 5.19";
