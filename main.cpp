@@ -55,6 +55,13 @@ struct ServeSettings {
 
 const std::vector<std::string> kAllServices = {"streamer", "labeler"};
 
+// "streamer, labeler": the services this build has, for help and errors.
+std::string ServiceNames() {
+  std::string names;
+  for (const auto& name : kAllServices) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
 void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& s) {
   file.Bind(serve, "data", s.data_dir, "Folder holding everything the process persists");
   file.Bind(serve, "admin_token", s.admin_token,
@@ -76,7 +83,7 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
             "On SIGTERM/SIGINT, how long in-flight requests may finish");
   // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
   // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
-  serve.add_option("services", s.services, "Services to run: streamer, labeler (default: all)");
+  serve.add_option("services", s.services, "Services to run: " + ServiceNames() + " (default: all)");
 }
 
 // The first requested service this build does not have, if any.
@@ -240,9 +247,7 @@ int main(int argc, char** argv) {
   serve->callback([&] {
     action = [&] {
       if (auto unknown = UnknownService(serve_settings)) {
-        std::string known;
-        for (const auto& name : kAllServices) known += (known.empty() ? "" : ", ") + name;
-        return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + known + ")"));
+        return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + ServiceNames() + ")"));
       }
       return RunServe(serve_settings, streamer_settings, labeler_settings);
     };

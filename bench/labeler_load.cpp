@@ -1020,7 +1020,7 @@ asio::awaitable<int> RunFanout(Options o) {
   for (std::size_t burst = 1; burst <= o.bursts && ok; ++burst) {
     for (auto& sink : sinks) sink->Reset();
     Options bo = o;
-    bo.run_tag = o.run_tag.substr(0, 7) + static_cast<char>('a' + (burst - 1) % 26);  // distinct subjects per burst
+    bo.run_tag = o.run_tag.substr(0, 7) + static_cast<char>('a' + burst - 1);  // distinct subjects per burst (--bursts <= 26)
     Emitter emitter(bo, BuildBatches(bo));
     co_await Sleep(std::chrono::milliseconds(o.pause_ms));  // let the server settle before reading its memory
     if (burst == 1) rss_idle = ProcessRssBytes(o.server_pid);
