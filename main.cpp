@@ -31,6 +31,7 @@
 #include "labeler/labeler_service.h"
 #include "streamer/streamer_command.h"
 #include "streamer/streamer_service.h"
+#include "transcoder/transcode_command.h"
 
 namespace {
 
@@ -255,6 +256,7 @@ int main(int argc, char** argv) {
 
   plyr::streamer::AddTicketCommand(app, *file, action);
   plyr::labeler::AddLabelerCommand(app, *file, action);
+  plyr::transcoder::AddTranscodeCommand(app, *file, action);
 
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;
