@@ -32,6 +32,7 @@
 #include "streamer/streamer_command.h"
 #include "streamer/streamer_service.h"
 #include "transcoder/transcode_command.h"
+#include "transcoder/transcoder_service.h"
 
 namespace {
 
@@ -54,7 +55,7 @@ struct ServeSettings {
   std::vector<std::string> services;
 };
 
-const std::vector<std::string> kAllServices = {"streamer", "labeler"};
+const std::vector<std::string> kAllServices = {"streamer", "labeler", "transcoder"};
 
 // "streamer, labeler": the services this build has, for help and errors.
 std::string ServiceNames() {
@@ -96,7 +97,7 @@ std::optional<std::string> UnknownService(const ServeSettings& s) {
 }
 
 int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings,
-             const labeler::LabelerSettings& labeler_settings) {
+             const labeler::LabelerSettings& labeler_settings, transcoder::TranscoderSettings transcoder_settings) {
   InitLogging(s.log_level);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
   // Each connection and each cached blob holds a descriptor: use every one the hard limit allows.
@@ -165,6 +166,21 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       auto service = labeler::LabelerService::Create(env, labeler_settings, &error);
       if (!service) {
         spdlog::critical("labeler: {}", error.empty() ? service.error().message() : error);
+        return 1;
+      }
+      services.push_back(std::move(*service));
+    } else if (name == "transcoder") {
+      // In one process the transcoder hands its renditions to the streamer beside it, over HTTP.
+      if (transcoder_settings.streamer_url.empty()) {
+        for (auto& other : services) {
+          if (other->name() == "streamer") {
+            transcoder_settings.streamer_url = "http://127.0.0.1:" + std::to_string(other->server().port());
+          }
+        }
+      }
+      auto service = transcoder::TranscoderService::Create(env, transcoder_settings);
+      if (!service.ok()) {
+        spdlog::critical("transcoder: {}", service.status().message());
         return 1;
       }
       services.push_back(std::move(*service));
@@ -245,12 +261,14 @@ int main(int argc, char** argv) {
   plyr::labeler::LabelerSettings labeler_settings;
   plyr::streamer::AddStreamerSettings(*serve, *file, streamer_settings);
   plyr::labeler::AddLabelerSettings(*serve, *file, labeler_settings);
+  plyr::transcoder::TranscoderSettings transcoder_settings;
+  plyr::transcoder::AddTranscoderSettings(*serve, *file, transcoder_settings);
   serve->callback([&] {
     action = [&] {
       if (auto unknown = UnknownService(serve_settings)) {
         return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + ServiceNames() + ")"));
       }
-      return RunServe(serve_settings, streamer_settings, labeler_settings);
+      return RunServe(serve_settings, streamer_settings, labeler_settings, transcoder_settings);
     };
   });
 

@@ -1,21 +1,38 @@
 #include "common/http_client.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <optional>
+
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
-#include <boost/beast/version.hpp>
+#include <boost/url/parse.hpp>
+
+#include "common/file_util.h"
 
 namespace plyr {
 
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 
 HttpClient::HttpClient() : tls_(std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client)) {
@@ -25,69 +42,268 @@ HttpClient::HttpClient() : tls_(std::make_unique<asio::ssl::context>(asio::ssl::
 
 HttpClient::~HttpClient() = default;
 
+std::string_view HttpClientResponse::Header(std::string_view name) const {
+  for (const auto& [field, value] : headers) {
+    if (beast::iequals(field, name)) return value;
+  }
+  return {};
+}
+
 namespace {
 
-// Sends the request and reads the response on an established stream (plain or TLS).
+// A file body moves through one buffer of this size, one pread and one socket write at a time:
+// large enough that the syscalls vanish next to the copy, small enough for many uploads at once.
+constexpr std::size_t kFileChunk = 256 * 1024;
+constexpr std::uint32_t kResponseHeaderLimit = 16 * 1024;
+// Beast keeps field sizes in 16 bits and throws past them; our cap stays well below.
+constexpr std::size_t kFieldValueLimit = 8 * 1024;
+
+sys::error_code Errc(sys::errc::errc_t code) { return sys::errc::make_error_code(code); }
+
+// Beast reports its own codes for an expired stream deadline and for parser limits; callers
+// test for the ones in the header's contract.
+sys::error_code Normalize(sys::error_code ec) {
+  if (ec == beast::error::timeout) return asio::error::timed_out;
+  if (ec == http::error::body_limit || ec == http::error::header_limit) return Errc(sys::errc::message_size);
+  return ec;
+}
+
+// RFC 9110 token: the only characters a field name may hold.
+bool IsToken(std::string_view s) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kSymbols.find(c) != std::string_view::npos;
+  });
+}
+
+// No control characters but tab: a CR or LF here would let a value inject fields of its own.
+bool IsFieldValue(std::string_view s) {
+  return s.size() <= kFieldValueLimit && std::none_of(s.begin(), s.end(), [](char c) {
+           const auto u = static_cast<unsigned char>(c);
+           return (u < 0x20 && u != '\t') || u == 0x7f;
+         });
+}
+
+struct BodyFile {
+  UniqueFd fd;
+  std::uint64_t size = 0;
+};
+
+sys::result<BodyFile> OpenBodyFile(const std::filesystem::path& path) {
+  // O_NONBLOCK: opening a FIFO by mistake must not block the I/O thread waiting for a writer
+  // (it is then refused below); on a regular file the flag changes nothing.
+  auto fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
+  if (!fd) return fd.error();
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0) return LastError();
+  // Only a regular file has a size to announce in Content-Length.
+  if (!S_ISREG(st.st_mode)) return Errc(sys::errc::invalid_argument);
+  return BodyFile{std::move(*fd), static_cast<std::uint64_t>(st.st_size)};
+}
+
+// Resolves `host`, giving up at `deadline`. getaddrinfo cannot be interrupted, so on timeout the
+// lookup is abandoned rather than cancelled: it finishes in the background, keeping its state
+// alive through the handler, and its result is dropped.
+asio::awaitable<sys::result<tcp::resolver::results_type>> Resolve(const asio::any_io_executor& executor,
+                                                                  const std::string& host, const std::string& port,
+                                                                  Clock::time_point deadline) {
+  struct Lookup {
+    explicit Lookup(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    bool done = false;
+    sys::error_code ec;
+    tcp::resolver::results_type results;
+  };
+  auto lookup = std::make_shared<Lookup>(executor);
+  lookup->timer.expires_at(deadline);
+  lookup->resolver.async_resolve(host, port, [lookup](sys::error_code ec, tcp::resolver::results_type results) {
+    lookup->done = true;
+    lookup->ec = ec;
+    lookup->results = std::move(results);
+    lookup->timer.cancel();
+  });
+  co_await lookup->timer.async_wait(kUseTuple);
+  // The timer may have expired just as the lookup finished; `done` decides.
+  if (!lookup->done) {
+    lookup->resolver.cancel();
+    co_return sys::error_code(asio::error::timed_out);
+  }
+  if (lookup->ec) co_return lookup->ec;
+  co_return std::move(lookup->results);
+}
+
+// Streams `file` after the header. pread blocks the I/O thread for one chunk at a time, which
+// from the page cache or a local disk is short next to the socket write; each write carries the
+// stream's deadline, so a slow peer cannot hold the call past it.
 template <typename Stream>
-asio::awaitable<boost::system::result<HttpClientResponse>> Exchange(Stream& stream,
-                                                                     const http::request<http::empty_body>& req,
-                                                                     std::size_t body_limit) {
-  auto [wec, wn] = co_await http::async_write(stream, req, kUseTuple);
-  if (wec) co_return wec;
+asio::awaitable<sys::error_code> WriteFileBody(Stream& stream, const BodyFile& file) {
+  std::vector<char> chunk(static_cast<std::size_t>(std::min<std::uint64_t>(file.size, kFileChunk)));
+  std::uint64_t offset = 0;
+  while (offset < file.size) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(file.size - offset, chunk.size()));
+    const ssize_t n = ::pread(file.fd.get(), chunk.data(), want, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      co_return LastError();
+    }
+    // The header promised file.size bytes; the file shrank, and a shorter body would leave the
+    // peer waiting for the rest.
+    if (n == 0) co_return Errc(sys::errc::io_error);
+    auto [ec, written] =
+        co_await asio::async_write(stream, asio::buffer(chunk.data(), static_cast<std::size_t>(n)), kUseTuple);
+    if (ec) co_return ec;
+    offset += static_cast<std::uint64_t>(n);
+  }
+  co_return sys::error_code{};
+}
+
+// The header through Beast, then the body's bytes as they are: `body`, or `file` when set.
+template <typename Stream>
+asio::awaitable<sys::error_code> WriteRequest(Stream& stream, http::request<http::empty_body>& header,
+                                              std::string_view body, const BodyFile* file) {
+  http::request_serializer<http::empty_body> serializer(header);
+  auto [ec, n] = co_await http::async_write_header(stream, serializer, kUseTuple);
+  if (ec) co_return ec;
+  if (file) co_return co_await WriteFileBody(stream, *file);
+  if (body.empty()) co_return sys::error_code{};
+  auto [bec, bn] = co_await asio::async_write(stream, asio::buffer(body), kUseTuple);
+  co_return bec;
+}
+
+template <typename Stream>
+asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, http::verb method,
+                                                              std::size_t body_limit) {
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
+  parser.header_limit(kResponseHeaderLimit);
   parser.body_limit(body_limit);
-  auto [rec, rn] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-  if (rec == http::error::body_limit) co_return boost::system::errc::make_error_code(boost::system::errc::message_size);
-  if (rec) co_return rec;
-  auto res = parser.release();
-  co_return HttpClientResponse{res.result_int(), std::move(res.body())};
+  // A HEAD answer announces the length a GET would get, and carries no body.
+  if (method == http::verb::head) parser.skip(true);
+  auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+  if (ec) co_return ec;
+  auto message = parser.release();
+  HttpClientResponse response;
+  response.status = message.result_int();
+  for (const auto& field : message) response.headers.emplace_back(field.name_string(), field.value());
+  response.body = std::move(message.body());
+  co_return response;
+}
+
+template <typename Stream>
+asio::awaitable<sys::result<HttpClientResponse>> Exchange(Stream& stream, http::request<http::empty_body>& header,
+                                                          std::string_view body, const BodyFile* file,
+                                                          std::size_t body_limit) {
+  const sys::error_code write_error = co_await WriteRequest(stream, header, body, file);
+  if (!write_error) co_return co_await ReadResponse(stream, header.method(), body_limit);
+  // A server may refuse an upload early (413, 401) and close before taking it all. Its answer,
+  // when it can still be read, says more than the broken pipe. Only for a connection the peer
+  // broke: after a file error the peer is still waiting for the body and would never answer.
+  if (write_error == asio::error::broken_pipe || write_error == asio::error::connection_reset) {
+    auto early = co_await ReadResponse(stream, header.method(), body_limit);
+    if (early) co_return early;
+  }
+  co_return write_error;
+}
+
+// now + timeout, saturating: a caller's "forever" (milliseconds::max()) must not wrap around
+// into the past. Beast treats time_point::max() as no deadline at all.
+Clock::time_point DeadlineAfter(std::chrono::milliseconds timeout) {
+  const auto now = Clock::now();
+  if (timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(Clock::time_point::max() - now)) {
+    return Clock::time_point::max();
+  }
+  return now + timeout;
+}
+
+bool AllowsEmptyContentLength(http::verb method) {
+  return method == http::verb::post || method == http::verb::put || method == http::verb::patch;
 }
 
 }  // namespace
 
-asio::awaitable<boost::system::result<HttpClientResponse>> HttpClient::Get(asio::any_io_executor executor,
-                                                                            boost::urls::url_view url,
-                                                                            std::chrono::milliseconds timeout,
-                                                                            std::size_t body_limit) {
-  const bool tls = url.scheme() == "https";
-  if ((!tls && url.scheme() != "http") || url.host().empty()) {
-    co_return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Send(asio::any_io_executor executor,
+                                                                   const HttpClientRequest& request) {
+  const auto deadline = DeadlineAfter(request.timeout);
+  const auto invalid = Errc(sys::errc::invalid_argument);
+  auto url = boost::urls::parse_uri(request.url);
+  if (!url) co_return invalid;
+  const bool tls = url->scheme_id() == boost::urls::scheme::https;
+  if ((!tls && url->scheme_id() != boost::urls::scheme::http) || url->host().empty() ||
+      request.method == http::verb::unknown || !IsFieldValue(url->encoded_host_and_port())) {
+    co_return invalid;
   }
-  const std::string host = url.host_address();
-  const std::string port = url.has_port() ? std::string(url.port()) : (tls ? "443" : "80");
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const std::string host = url->host_address();
+  const std::string port = url->has_port() ? std::string(url->port()) : (tls ? "443" : "80");
+  std::string_view target = url->encoded_target();
+  if (target.empty()) target = "/";  // "http://host" asks for the root
 
+  http::request<http::empty_body> header(request.method, target, 11);
+  header.set(http::field::host, url->encoded_host_and_port());
+  header.set(http::field::user_agent, "plyr-core");
+  // One request per connection; saying so lets the server let go of it as soon as it answers.
+  header.keep_alive(false);
+  // A caller's field replaces a default of the same name; several of the same name all go out.
+  for (const auto& [name, value] : request.headers) {
+    if (!IsToken(name) || !IsFieldValue(value) || beast::iequals(name, "Content-Length") ||
+        beast::iequals(name, "Transfer-Encoding")) {
+      co_return invalid;
+    }
+    header.erase(name);
+  }
+  for (const auto& [name, value] : request.headers) header.insert(name, value);
+
+  std::optional<BodyFile> file;
+  if (!request.body_file.empty()) {
+    auto opened = OpenBodyFile(request.body_file);
+    if (!opened) co_return opened.error();
+    file = std::move(*opened);
+    header.content_length(file->size);
+  } else if (!request.body.empty() || AllowsEmptyContentLength(request.method)) {
+    header.content_length(request.body.size());
+  }
+
+  auto endpoints = co_await Resolve(executor, host, port, deadline);
+  if (!endpoints) co_return endpoints.error();
   beast::tcp_stream stream(executor);
+  // One absolute expiry: Beast applies it to every later operation on the stream, so connect,
+  // handshake, each write and each read together end at the deadline.
   stream.expires_at(deadline);
-  tcp::resolver resolver(executor);
-  auto [rec, endpoints] = co_await resolver.async_resolve(host, port, kUseTuple);
-  if (rec) co_return rec;
-  if (std::chrono::steady_clock::now() >= deadline) co_return boost::system::error_code(asio::error::timed_out);
-  auto [cec, ep] = co_await stream.async_connect(endpoints, kUseTuple);
-  if (cec) co_return cec == beast::error::timeout ? boost::system::error_code(asio::error::timed_out) : cec;
+  auto [cec, ep] = co_await stream.async_connect(*endpoints, kUseTuple);
+  if (cec) co_return Normalize(cec);
+  // The header and a small body go out as separate writes; Nagle would hold the body back for
+  // the server's delayed ACK.
+  sys::error_code ignored;
+  stream.socket().set_option(tcp::no_delay(true), ignored);
 
-  http::request<http::empty_body> req(http::verb::get, url.encoded_target(), 11);
-  req.set(http::field::host, url.encoded_host_and_port());
-  req.set(http::field::user_agent, "plyr-core");
-  req.set(http::field::accept, "application/json");
-
-  boost::system::result<HttpClientResponse> result;
+  sys::result<HttpClientResponse> result;
   if (tls) {
     beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
     if (!SSL_set_tlsext_host_name(tls_stream.native_handle(), host.c_str())) {
-      co_return boost::system::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+      co_return sys::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
     }
     tls_stream.set_verify_callback(asio::ssl::host_name_verification(host));
     auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kUseTuple);
-    if (hec) co_return hec == beast::error::timeout ? boost::system::error_code(asio::error::timed_out) : hec;
-    result = co_await Exchange(tls_stream, req, body_limit);
+    if (hec) co_return Normalize(hec);
+    result = co_await Exchange(tls_stream, header, request.body, file ? &*file : nullptr, request.body_limit);
   } else {
-    result = co_await Exchange(stream, req, body_limit);
+    result = co_await Exchange(stream, header, request.body, file ? &*file : nullptr, request.body_limit);
   }
-  if (!result && result.error() == beast::error::timeout) co_return boost::system::error_code(asio::error::timed_out);
+  if (!result) co_return Normalize(result.error());
   co_return result;
 }
 
-}  // namespace plyr
+asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Get(asio::any_io_executor executor,
+                                                                  boost::urls::url_view url,
+                                                                  std::chrono::milliseconds timeout,
+                                                                  std::size_t body_limit) {
+  HttpClientRequest request;
+  request.url = std::string(url.buffer());
+  request.headers = {{"Accept", "application/json"}};
+  request.timeout = timeout;
+  request.body_limit = body_limit;
+  co_return co_await Send(std::move(executor), request);
+}
 
+}  // namespace plyr

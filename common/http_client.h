@@ -1,17 +1,29 @@
-// HttpClient: one-shot HTTP/1.1 GET requests over plain TCP or TLS (Beast over OpenSSL 3).
+// HttpClient: one-shot HTTP/1.1 requests over plain TCP or TLS (Beast over OpenSSL 3).
 //
-// Used to call other services' public HTTP APIs. TLS verifies the peer's certificate chain
-// against the system store and its host name (SNI is sent). Every call has a total deadline
-// covering resolve, connect, handshake, request and response, and a cap on the body size.
-// Thread-safe: the TLS context is shared read-only; each call has its own connection.
+// Used by one service to call another's HTTP API: GET JSON, PUT or POST a JSON body, PUT a large
+// file. Each call opens its own connection, sends one request (with `Connection: close`), reads
+// one response and closes. TLS verifies the peer's certificate chain against the system store
+// and its host name (SNI is sent). Every call has a total deadline covering resolve, connect,
+// handshake, the request (a file body included, however slowly the peer takes it) and the
+// response, and a cap on the response body. Nothing throws; failures come back as error codes.
+//
+// Thread-safe: the TLS context is shared read-only; each call has its own connection. A call's
+// I/O completes on the `executor` passed in, which must be the one the calling coroutine runs on
+// (or a strand it is confined to).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <boost/system/result.hpp>
 #include <boost/url/url_view.hpp>
 
@@ -23,19 +35,59 @@ class context;
 
 namespace plyr {
 
+struct HttpClientRequest {
+  http::verb method = http::verb::get;
+  std::string url;  // http:// or https://; the fragment is not sent
+  // Extra fields (Authorization, Content-Type, ...); they replace the defaults (User-Agent,
+  // Connection) of the same name. Framing is the client's: Content-Length and Transfer-Encoding
+  // are refused.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Sent when body_file is empty, with Content-Length when non-empty (and 0 on an empty POST,
+  // PUT or PATCH).
+  std::string body;
+  // When set, the body is this regular file, streamed from disk in chunks with Content-Length =
+  // its size at the start of the call; it is never held whole in memory. It is opened before any
+  // network I/O, so a bad path costs no connection.
+  std::filesystem::path body_file;
+  // Total deadline: resolve, connect, TLS, request, response. milliseconds::max() means none.
+  std::chrono::milliseconds timeout{30'000};
+  std::size_t body_limit = 1 << 20;  // cap on the response body
+};
+
 struct HttpClientResponse {
   unsigned status = 0;
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received (names as the server sent them)
+
+  // The value of the first field named `name` (compared case-insensitively), or empty if absent.
+  // The view points into `headers` and lives as long as this response is not modified.
+  std::string_view Header(std::string_view name) const;
 };
 
 class HttpClient {
  public:
   HttpClient();
   ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
 
-  // GETs `url` (scheme http or https). Errors: asio::error::timed_out past `timeout`,
-  // errc::invalid_argument for an unsupported URL, errc::message_size when the body exceeds
-  // `body_limit`, and the underlying network or TLS error otherwise.
+  // Sends `request` and reads the whole response. Any HTTP status is a success; the caller
+  // reads `status`. `request` must stay alive until the call completes. Errors:
+  //   - errc::invalid_argument: the URL is not http(s) with a host, the method is unknown, a
+  //     header name is not a token, a value holds a control character other than tab (CR, LF,
+  //     ...) or exceeds 8 KiB, a framing header was given, or body_file is not a regular file;
+  //   - the errno code of open(2), fstat(2) or pread(2) on body_file (no_such_file_or_directory, ...);
+  //   - errc::io_error: body_file shrank during the upload (fewer bytes than announced);
+  //   - asio::error::timed_out: the deadline passed;
+  //   - errc::message_size: the response body exceeds `body_limit`, or its header 16 KiB;
+  //   - the underlying network or TLS error otherwise.
+  // A server that answers before taking the whole body (413, 401) and closes makes the upload
+  // fail; if its answer can still be read, that answer is returned instead of the write error.
+  asio::awaitable<boost::system::result<HttpClientResponse>> Send(asio::any_io_executor executor,
+                                                                   const HttpClientRequest& request);
+
+  // GETs `url` with `Accept: application/json`: Send() with a GET request. The string `url`
+  // views must stay alive until the call completes.
   asio::awaitable<boost::system::result<HttpClientResponse>> Get(asio::any_io_executor executor,
                                                                   boost::urls::url_view url,
                                                                   std::chrono::milliseconds timeout,

@@ -12,7 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
-#include "labeler/run_blocking.h"
+#include "common/run_blocking.h"
 #include "labeler/ws_frame.h"
 
 namespace plyr::labeler {

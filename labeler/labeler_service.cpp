@@ -10,7 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
-#include "labeler/run_blocking.h"
+#include "common/run_blocking.h"
 
 namespace plyr::labeler {
 

@@ -9,6 +9,7 @@ packages=(
   libboost1.81-all-dev libboost-json1.81-dev
   liburing-dev libssl-dev libsodium-dev libsqlite3-dev libcbor-dev libsecp256k1-dev
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
+  libavformat-dev libavcodec-dev libavfilter-dev libswresample-dev libavutil-dev ffmpeg
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev ca-certificates
   nginx-light wrk chromium
 )

@@ -17,8 +17,8 @@ TEST(ServeCommand, AnUnknownOptionIsNamedEvenWhenAValueFollowsIt) {
 
 TEST(ServeCommand, AnUnknownServiceIsNamedWithTheKnownOnes) {
   std::string out;
-  EXPECT_NE(PlyrProcess::RunToCompletion({"serve", "transcoder"}, &out), 0);
-  EXPECT_NE(out.find("'transcoder' is not a service (streamer, labeler)"), std::string::npos) << out;
+  EXPECT_NE(PlyrProcess::RunToCompletion({"serve", "fingerprint"}, &out), 0);
+  EXPECT_NE(out.find("'fingerprint' is not a service (streamer, labeler, transcoder)"), std::string::npos) << out;
 }
 
 }  // namespace

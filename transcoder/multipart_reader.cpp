@@ -136,7 +136,9 @@ StatusOr<MultipartPart> ParsePartHeaders(std::string_view lines, std::size_t par
         return PartError(part_number, "control character in a header line");
       }
     }
-    if (!line.empty() && IsSpaceOrTab(line.front())) return PartError(part_number, "folded header lines are not supported");
+    if (!line.empty() && IsSpaceOrTab(line.front())) {
+      return PartError(part_number, "folded header lines are not supported");
+    }
     const std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) return PartError(part_number, "header line without ':'");
     const std::string_view name = line.substr(0, colon);
@@ -266,7 +268,8 @@ Status MultipartReader::ScanBody(std::string_view& bytes) {
   }
   const std::string_view tail = bytes.substr(bytes.size() - std::min(bytes.size(), delimiter.size() - 1));
   const std::size_t cr = tail.rfind('\r');
-  const std::size_t keep = cr != std::string_view::npos && delimiter.starts_with(tail.substr(cr)) ? tail.size() - cr : 0;
+  const bool may_start = cr != std::string_view::npos && delimiter.starts_with(tail.substr(cr));
+  const std::size_t keep = may_start ? tail.size() - cr : 0;
   Status status = Deliver(bytes.substr(0, bytes.size() - keep));
   held_.assign(bytes.substr(bytes.size() - keep));
   bytes = {};

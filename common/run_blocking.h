@@ -1,4 +1,4 @@
-// RunBlocking: runs a blocking call (a SQLite read) on a thread pool and resumes the calling
+// RunBlocking: runs a blocking call (a SQLite read or write, an fsync) on a thread pool and resumes the calling
 // coroutine on its own executor with the result, so I/O threads never wait for the disk.
 #pragma once
 
@@ -11,7 +11,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-namespace plyr::labeler {
+namespace plyr {
 
 template <typename T>
 boost::asio::awaitable<T> RunBlocking(boost::asio::thread_pool& pool, std::function<T()> call) {
@@ -29,4 +29,4 @@ boost::asio::awaitable<T> RunBlocking(boost::asio::thread_pool& pool, std::funct
       boost::asio::use_awaitable, std::move(call));
 }
 
-}  // namespace plyr::labeler
+}  // namespace plyr

@@ -1,0 +1,1075 @@
+#include "transcoder/transcoder_service.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <chrono>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/url/parse.hpp>
+#include <fmt/format.h>
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include "common/file_util.h"
+#include "common/run_blocking.h"
+#include "transcoder/multipart_reader.h"
+#include "transcoder/transcode_json.h"
+
+namespace plyr::transcoder {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t kJsonBodyLimit = 64 * 1024;
+constexpr std::size_t kUploadChunk = 256 * 1024;
+constexpr std::size_t kListLimitMax = 500;
+constexpr int kStreamerAttempts = 5;
+
+std::int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string RandomHex(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  randombytes_buf(raw.data(), raw.size());
+  std::string hex;
+  for (unsigned char c : raw) hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
+bool IsValidJobId(std::string_view id) {
+  return id.size() == 24 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool IsPlausibleDid(std::string_view did) {
+  if (did.size() < 8 || did.size() > 2048 || !did.starts_with("did:")) return false;
+  auto method_end = did.find(':', 4);
+  if (method_end == std::string_view::npos || method_end == 4 || method_end + 1 == did.size()) return false;
+  for (char c : did.substr(method_end + 1)) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '%' || c == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The Content-Type to give the original in the streamer: the submitter's if it names audio,
+// else what probing found.
+std::string ContentTypeForContainer(std::string_view container, std::string_view codec) {
+  if (container == "mp3") return "audio/mpeg";
+  if (container == "flac") return "audio/flac";
+  if (container == "wav") return "audio/wav";
+  if (container == "aiff") return "audio/aiff";
+  if (container == "ogg") return "audio/ogg";
+  if (container.find("webm") != std::string_view::npos || container.find("matroska") != std::string_view::npos) {
+    return "audio/webm";
+  }
+  if (container.find("mp4") != std::string_view::npos) return codec == "alac" ? "audio/mp4" : "audio/mp4";
+  return "application/octet-stream";
+}
+
+Response ErrorFromStatus(const Status& status) {
+  http::status code = http::status::internal_server_error;
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument: code = http::status::bad_request; break;
+    case StatusCode::kNotFound: code = http::status::not_found; break;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition: code = http::status::conflict; break;
+    case StatusCode::kResourceExhausted: code = http::status::insufficient_storage; break;
+    case StatusCode::kUnimplemented: code = http::status::unsupported_media_type; break;
+    case StatusCode::kUnavailable: code = http::status::bad_gateway; break;
+    case StatusCode::kDeadlineExceeded: code = http::status::gateway_timeout; break;
+    default: break;
+  }
+  return ErrorResponse(code, StatusCodeName(status.code()), status.message());
+}
+
+boost::json::object ErrorJson(const Status& status) {
+  return {{"error", StatusCodeName(status.code())}, {"message", status.message()}};
+}
+
+json::value ParseOr(const std::string& text, json::value fallback = nullptr) {
+  if (text.empty()) return fallback;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return ec ? fallback : v;
+}
+
+// What a submitter may ask of a job.
+struct JobOptions {
+  std::vector<RenditionSpec> renditions;
+  std::string owner_did;
+  std::string gate = "none";
+  std::string track_uri;
+  std::string callback_url;
+
+  json::object ToJson() const {
+    json::object o{{"renditions", LadderText(renditions)}, {"owner_did", owner_did}, {"gate", gate}};
+    o["track_uri"] = track_uri.empty() ? json::value(nullptr) : json::value(track_uri);
+    o["callback_url"] = callback_url.empty() ? json::value(nullptr) : json::value(callback_url);
+    return o;
+  }
+};
+
+// Reads options from a lookup (query parameters or JSON members) and checks them.
+StatusOr<JobOptions> ParseOptions(const std::function<std::optional<std::string>(std::string_view)>& get,
+                                  const std::vector<RenditionSpec>& default_ladder) {
+  JobOptions o;
+  o.renditions = default_ladder;
+  if (auto r = get("renditions")) {
+    auto ladder = ParseLadder(*r);
+    if (!ladder.ok()) return ladder.status();
+    o.renditions = std::move(*ladder);
+  }
+  auto owner = get("owner_did");
+  if (!owner || !IsPlausibleDid(*owner)) {
+    return Status(StatusCode::kInvalidArgument, "owner_did must be the track owner's DID, e.g. did:plc:abc123");
+  }
+  o.owner_did = *owner;
+  if (auto gate = get("gate")) {
+    if (*gate != "none" && *gate != "any" && *gate != "copyright") {
+      return Status(StatusCode::kInvalidArgument, "gate must be one of none, any, copyright");
+    }
+    o.gate = *gate;
+  }
+  if (auto uri = get("track_uri")) {
+    if (!uri->starts_with("at://") || uri->size() > 8192 || !boost::urls::parse_uri(*uri)) {
+      return Status(StatusCode::kInvalidArgument, "track_uri must be an at:// URI");
+    }
+    o.track_uri = *uri;
+  }
+  if (auto url = get("callback_url")) {
+    auto parsed = boost::urls::parse_uri(*url);
+    if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") || parsed->host().empty() ||
+        url->size() > 2048) {
+      return Status(StatusCode::kInvalidArgument, "callback_url must be an http(s) URL");
+    }
+    o.callback_url = *url;
+  }
+  return o;
+}
+
+// Parses the job's stored options (written by JobOptions::ToJson).
+JobOptions StoredOptions(const std::string& text) {
+  JobOptions o;
+  json::value v = ParseOr(text, json::object{});
+  if (!v.is_object()) return o;
+  const auto& obj = v.as_object();
+  auto str = [&](const char* key) -> std::string {
+    const json::value* x = obj.if_contains(key);
+    return x && x->is_string() ? std::string(x->as_string()) : std::string();
+  };
+  if (auto ladder = ParseLadder(str("renditions")); ladder.ok()) o.renditions = std::move(*ladder);
+  o.owner_did = str("owner_did");
+  o.gate = str("gate");
+  o.track_uri = str("track_uri");
+  o.callback_url = str("callback_url");
+  return o;
+}
+
+std::string HmacSha256Hex(std::string_view key, std::string_view message) {
+  unsigned char mac[crypto_auth_hmacsha256_BYTES];
+  crypto_auth_hmacsha256_state state;
+  crypto_auth_hmacsha256_init(&state, reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  crypto_auth_hmacsha256_update(&state, reinterpret_cast<const unsigned char*>(message.data()), message.size());
+  crypto_auth_hmacsha256_final(&state, mac);
+  std::string hex;
+  for (unsigned char c : mac) hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
+// The secret that signs callbacks: configured, or kept in the data folder (created once).
+StatusOr<std::string> ResolveCallbackKey(const std::string& configured, const fs::path& dir) {
+  if (!configured.empty()) return configured;
+  const fs::path path = dir / "callback-key";
+  if (auto existing = ReadSmallFile(path, 4096)) {
+    std::string key = *existing;
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    if (!key.empty()) return key;
+  }
+  std::string key = RandomHex(32);
+  if (auto ec = WriteFileAtomically(path, key + "\n", 0600)) {
+    return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
+  }
+  return key;
+}
+
+asio::awaitable<void> SleepFor(std::chrono::milliseconds delay) {
+  asio::steady_timer timer(co_await asio::this_coro::executor);
+  timer.expires_after(delay);
+  co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+}  // namespace
+
+// A queued or running job, shared by the runner, the API handlers and the encoder pool.
+struct TranscoderService::ActiveJob {
+  JobRecord record;       // guarded by the service's mutex_
+  double progress = 0;    // guarded by the service's mutex_
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+};
+
+void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, TranscoderSettings& s) {
+  file.Bind(command, "transcoder.listen", s.listen, "Transcoder listen address (host:port)");
+  file.Bind(command, "transcoder.workers", s.workers, "Encoder threads shared by all jobs (0: one per core)");
+  file.Bind(command, "transcoder.renditions", s.renditions, "Default rendition ladder of a job");
+  file.Bind(command, "transcoder.upload_max_bytes", s.upload_max_bytes, "Largest upload a job or /transcode takes");
+  file.Bind(command, "transcoder.max_duration_s", s.max_duration_s, "Longest audio a job takes (seconds)");
+  file.Bind(command, "transcoder.job_timeout_s", s.job_timeout_s, "Wall time a job may run before it fails");
+  file.Bind(command, "transcoder.max_running_jobs", s.max_running_jobs, "Jobs transcoding at once");
+  file.Bind(command, "transcoder.queue_limit", s.queue_limit, "Jobs waiting at most (429 beyond)");
+  file.Bind(command, "transcoder.streamer_url", s.streamer_url,
+            "Streamer that receives the renditions (default: the one in this process, else http://127.0.0.1:8410)");
+  file.Bind(command, "transcoder.streamer_token", s.streamer_token,
+            "The streamer's admin token (default: this process's admin token)");
+  file.Bind(command, "transcoder.streamer_timeout_ms", s.streamer_timeout_ms, "Deadline of one call to the streamer");
+  file.Bind(command, "transcoder.callback_key", s.callback_key,
+            "HMAC-SHA256 key that signs job callbacks (default: <data>/transcoder/callback-key)");
+  file.Bind(command, "transcoder.callback_attempts", s.callback_attempts, "Deliveries tried before a callback is dropped");
+  file.Bind(command, "transcoder.drop_in_key", s.drop_in_key,
+            "X-Transcoder-Key accepted by POST /transcode (default: the admin token)");
+}
+
+TranscoderService::TranscoderService(ServiceEnv& env, const TranscoderSettings& settings)
+    : env_(env), settings_(settings) {}
+
+TranscoderService::~TranscoderService() {
+  shutting_down_->store(true);
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, job] : active_) job->cancel->store(true);
+  }
+  if (encoder_pool_) encoder_pool_->join();
+  if (blocking_pool_) blocking_pool_->join();
+}
+
+StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEnv& env,
+                                                                      const TranscoderSettings& settings) {
+  std::unique_ptr<TranscoderService> service(new TranscoderService(env, settings));
+  auto ladder = ParseLadder(settings.renditions);
+  if (!ladder.ok()) return Status(StatusCode::kInvalidArgument, "transcoder.renditions: " + ladder.status().message());
+  service->default_ladder_ = std::move(*ladder);
+  if (settings.max_duration_s <= 0 || settings.job_timeout_s <= 0 || settings.upload_max_bytes == 0 ||
+      settings.max_running_jobs == 0 || settings.streamer_timeout_ms <= 0 || settings.callback_attempts < 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  "transcoder limits must be positive (max_duration_s, job_timeout_s, upload_max_bytes, "
+                  "max_running_jobs, streamer_timeout_ms)");
+  }
+  if (sodium_init() < 0) return Status(StatusCode::kInternal, "libsodium failed to initialise");
+
+  const fs::path dir = env.data_dir / "transcoder";
+  service->work_dir_ = dir / "work";
+  std::error_code ec;
+  fs::remove_all(service->work_dir_, ec);  // what a previous run left half-made is never used
+  fs::create_directories(service->work_dir_, ec);
+  if (ec) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string() + ": " + ec.message());
+
+  auto uploads = BlobStore::Open(dir / "uploads");
+  if (!uploads) {
+    return Status(StatusCode::kInternal, "cannot open " + (dir / "uploads").string() + ": " + uploads.error().message());
+  }
+  service->uploads_ = std::move(*uploads);
+  auto drop_in_uploads = BlobStore::Open(service->work_dir_ / "drop-in");
+  if (!drop_in_uploads) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string());
+  service->drop_in_uploads_ = std::move(*drop_in_uploads);
+  std::string db_error;
+  auto db = SqliteDb::Open(dir / "jobs.db", &db_error);
+  if (!db) return Status(StatusCode::kInternal, "cannot open the job database: " + db_error);
+  auto jobs = JobStore::Open(std::move(*db));
+  if (!jobs.ok()) return jobs.status();
+  service->jobs_ = std::move(*jobs);
+
+  auto key = ResolveCallbackKey(settings.callback_key, dir);
+  if (!key.ok()) return key.status();
+  service->callback_key_ = std::move(*key);
+  service->streamer_url_ = settings.streamer_url.empty() ? "http://127.0.0.1:8410" : settings.streamer_url;
+  while (!service->streamer_url_.empty() && service->streamer_url_.back() == '/') service->streamer_url_.pop_back();
+  if (!boost::urls::parse_uri(service->streamer_url_)) {
+    return Status(StatusCode::kInvalidArgument, "transcoder.streamer_url is not a URL: " + settings.streamer_url);
+  }
+  service->streamer_token_ = settings.streamer_token.empty() ? env.admin_token : settings.streamer_token;
+  service->drop_in_key_ = settings.drop_in_key.empty() ? env.admin_token : settings.drop_in_key;
+
+  const unsigned workers = settings.workers ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
+  service->encoder_pool_ = std::make_unique<asio::thread_pool>(workers);
+  service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
+
+  auto endpoint = ParseListenAddress(settings.listen);
+  if (!endpoint) return Status(StatusCode::kInvalidArgument, "transcoder.listen is not host:port: " + settings.listen);
+  HttpServerOptions options = env.server_defaults;
+  options.service = "transcoder";
+  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
+  if (!server) {
+    return Status(StatusCode::kUnavailable, "cannot listen on " + settings.listen + ": " + server.error().message());
+  }
+  service->server_ = std::move(*server);
+
+  // Jobs a previous run accepted and did not finish run again, in their order.
+  auto recovered = service->jobs_->Recover();
+  if (!recovered.ok()) return recovered.status();
+  {
+    std::lock_guard lock(service->mutex_);
+    for (auto& record : *recovered) {
+      auto job = std::make_shared<ActiveJob>();
+      job->record = std::move(record);
+      service->queue_.push_back(job->record.id);
+      service->active_.emplace(job->record.id, std::move(job));
+    }
+  }
+  if (!recovered->empty()) spdlog::info("transcoder: {} unfinished jobs queued again", recovered->size());
+  TranscoderService* self = service.get();
+  asio::post(env.runtime.main_context(), [self] {
+    std::lock_guard lock(self->mutex_);
+    self->PumpLocked();
+  });
+  for (auto& record : service->jobs_->PendingCallbacks()) {
+    asio::co_spawn(env.runtime.main_context(), service->DeliverCallback(std::move(record)), asio::detached);
+  }
+  return service;
+}
+
+Router TranscoderService::BuildRouter() {
+  Router router;
+  auto bind = [this](asio::awaitable<Response> (TranscoderService::*method)(Request&)) {
+    return [this, method](Request& request) { return (this->*method)(request); };
+  };
+  router.Add(http::verb::post, "/v1/jobs", bind(&TranscoderService::SubmitJob));
+  router.Add(http::verb::get, "/v1/jobs", bind(&TranscoderService::ListJobs));
+  router.Add(http::verb::get, "/v1/jobs/{id}", bind(&TranscoderService::GetJob));
+  router.Add(http::verb::delete_, "/v1/jobs/{id}", bind(&TranscoderService::CancelJob));
+  router.Add(http::verb::get, "/v1/jobs/{id}/events", bind(&TranscoderService::JobEvents));
+  router.Add(http::verb::post, "/transcode", bind(&TranscoderService::DropInTranscode));
+  return router;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job API
+
+json::object TranscoderService::JobJson(const JobRecord& r, double progress) const {
+  json::object o{{"id", r.id},
+                 {"state", JobStateName(r.state)},
+                 {"progress", r.state == JobState::kDone ? 1.0 : std::round(progress * 1000) / 1000},
+                 {"created_at_ms", r.created_ms},
+                 {"updated_at_ms", r.updated_ms},
+                 {"attempts", r.attempts},
+                 {"options", ParseOr(r.options_json, json::object{})},
+                 {"input", ParseOr(r.input_json, json::object{})},
+                 {"result", ParseOr(r.result_json)},
+                 {"error", ParseOr(r.error_json)}};
+  return o;
+}
+
+std::optional<std::pair<JobRecord, double>> TranscoderService::Snapshot(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return std::nullopt;
+  return std::pair{it->second->record, it->second->progress};
+}
+
+asio::awaitable<Status> TranscoderService::Persist(JobRecord record, bool insert) {
+  // GCC 12 may destroy non-trivial temporaries of a co_await expression twice: every blocking
+  // call is built as a named local first (the same below).
+  std::function<Status()> write = [this, record = std::move(record), insert] {
+    return insert ? jobs_->Insert(record) : jobs_->Update(record);
+  };
+  co_return co_await RunBlocking(*blocking_pool_, std::move(write));
+}
+
+asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() >= settings_.queue_limit) {
+      Response r = ErrorResponse(http::status::too_many_requests, "QueueFull",
+                                 fmt::format("{} jobs are waiting, the most this transcoder queues; retry later",
+                                             queue_.size()));
+      r.header.set(http::field::retry_after, "30");
+      co_return r;
+    }
+  }
+  const std::uint64_t limit = settings_.upload_max_bytes;
+  auto too_large = [&] {
+    return ErrorResponse(http::status::payload_too_large, "PayloadTooLarge",
+                         fmt::format("uploads are limited to {} bytes", limit));
+  };
+  const std::string_view content_type = request.Field(http::field::content_type);
+  const bool json_body = content_type.starts_with("application/json");
+
+  JobRecord record;
+  json::object input;
+  StatusOr<JobOptions> options = Status(StatusCode::kInternal, "unset");
+  if (json_body) {
+    auto body = co_await request.ReadAll(kJsonBodyLimit);
+    if (auto* e = std::get_if<BodyError>(&body)) co_return ErrorResponseFor(*e, kJsonBodyLimit);
+    boost::system::error_code ec;
+    json::value doc = json::parse(std::get<std::string>(body), ec);
+    if (ec || !doc.is_object()) co_return ErrorResponse(http::status::bad_request, "InvalidRequest", "the body must be a JSON object");
+    const json::object& obj = doc.as_object();
+    options = ParseOptions(
+        [&](std::string_view key) -> std::optional<std::string> {
+          const json::value* v = obj.if_contains(key);
+          if (!v || v->is_null()) return std::nullopt;
+          if (v->is_string()) return std::string(v->as_string());
+          if (v->is_array()) {  // "renditions": ["mp3-320", ...]
+            std::string joined;
+            for (const auto& item : v->as_array()) {
+              joined += (joined.empty() ? "" : ",") + (item.is_string() ? std::string(item.as_string()) : "?");
+            }
+            return joined;
+          }
+          return "?";
+        },
+        default_ladder_);
+    if (!options.ok()) co_return ErrorFromStatus(options.status());
+    const json::value* id = obj.if_contains("file_id");
+    if (!id || !id->is_string() || !BlobStore::IsValidId(id->as_string())) {
+      co_return ErrorResponse(http::status::bad_request, "InvalidRequest",
+                              "a JSON submission names a stored upload: {\"file_id\": \"<16 hex>\"}");
+    }
+    const std::string file_id(id->as_string());
+    auto blob = uploads_->OpenForRead(file_id);
+    if (!blob) {
+      co_return ErrorResponse(http::status::not_found, "FileNotFound",
+                              "no upload with this file_id is stored in the transcoder; send the audio as the body");
+    }
+    input = {{"file_id", file_id}, {"size", blob->size}, {"content_type", nullptr}};
+  } else {
+    options = ParseOptions([&](std::string_view key) { return request.Query(key); }, default_ladder_);
+    if (!options.ok()) co_return ErrorFromStatus(options.status());
+    if (auto length = request.ContentLength(); length && *length > limit) co_return too_large();
+    auto writer = uploads_->Begin(co_await asio::this_coro::executor);
+    if (!writer) {
+      spdlog::error("transcoder: cannot create an upload file error=\"{}\"", writer.error().message());
+      co_return ErrorResponse(http::status::insufficient_storage, "StorageError", "cannot store the upload");
+    }
+    std::vector<char> buffer(kUploadChunk);
+    for (;;) {
+      auto got = co_await request.ReadSome(buffer);
+      if (auto* e = std::get_if<BodyError>(&got)) co_return ErrorResponseFor(*e, limit);
+      const std::size_t n = std::get<std::size_t>(got);
+      if (n == 0) break;
+      if ((*writer)->size() + n > limit) co_return too_large();
+      if (auto ec = co_await (*writer)->Write(std::span<const char>(buffer.data(), n))) {
+        spdlog::error("transcoder: upload write failed error=\"{}\"", ec.message());
+        co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
+                                "cannot store the upload: " + ec.message());
+      }
+    }
+    if ((*writer)->size() == 0) {
+      co_return ErrorResponse(http::status::bad_request, "EmptyUpload", "the request body (the audio) is empty");
+    }
+    std::function<boost::system::result<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
+    auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
+    if (!committed) {
+      co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
+                              "cannot store the upload: " + committed.error().message());
+    }
+    input = {{"file_id", committed->file_id}, {"size", committed->size}};
+    if (!content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/")) {
+      input["content_type"] = content_type;
+    } else {
+      input["content_type"] = nullptr;  // found by probing
+    }
+  }
+
+  record.id = RandomHex(12);
+  record.state = JobState::kQueued;
+  record.created_ms = record.updated_ms = NowMs();
+  record.options_json = json::serialize(options->ToJson());
+  record.input_json = json::serialize(input);
+  record.callback = CallbackState::kNone;
+  if (auto s = co_await Persist(record, /*insert=*/true); !s.ok()) {
+    spdlog::error("transcoder: cannot record a job error=\"{}\"", s.message());
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the job");
+  }
+  {
+    std::lock_guard lock(mutex_);
+    auto job = std::make_shared<ActiveJob>();
+    job->record = record;
+    active_.emplace(record.id, job);
+    queue_.push_back(record.id);
+    PumpLocked();
+  }
+  spdlog::info("transcoder: job accepted id={} input={} renditions={}", record.id,
+               std::string(input.at("file_id").as_string()), LadderText(options->renditions));
+  Response r = JsonResponse(http::status::accepted, json::object{{"id", record.id}, {"state", "queued"}});
+  r.header.set(http::field::location, "/v1/jobs/" + record.id);
+  co_return r;
+}
+
+asio::awaitable<Response> TranscoderService::GetJob(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& id = *request.Param("id");
+  if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  if (auto snapshot = Snapshot(id)) co_return JsonResponse(http::status::ok, JobJson(snapshot->first, snapshot->second));
+  std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+  auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+  if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  co_return JsonResponse(http::status::ok, JobJson(*record, 0));
+}
+
+asio::awaitable<Response> TranscoderService::ListJobs(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  std::optional<JobState> state;
+  if (auto text = request.Query("state")) {
+    state = ParseJobState(*text);
+    if (!state) {
+      co_return ErrorResponse(http::status::bad_request, "InvalidRequest",
+                              "state must be one of queued, running, done, failed, cancelled");
+    }
+  }
+  std::size_t limit = 50;
+  if (auto text = request.Query("limit")) {
+    std::size_t n = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), n);
+    if (ec != std::errc() || end != text->data() + text->size() || n == 0 || n > kListLimitMax) {
+      co_return ErrorResponse(http::status::bad_request, "InvalidRequest", "limit must be 1-500");
+    }
+    limit = n;
+  }
+  std::function<std::vector<JobRecord>()> list = [this, state, limit] { return jobs_->List(state, limit); };
+  auto records = co_await RunBlocking(*blocking_pool_, std::move(list));
+  json::array jobs;
+  for (auto& record : records) {
+    // A live job's newest state and progress are in memory.
+    auto live = Snapshot(record.id);
+    if (live) {
+      jobs.push_back(JobJson(live->first, live->second));
+    } else {
+      jobs.push_back(JobJson(record, 0));
+    }
+  }
+  co_return JsonResponse(http::status::ok, json::object{{"jobs", std::move(jobs)}});
+}
+
+asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& id = *request.Param("id");
+  if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  std::optional<JobRecord> cancelled_now;
+  std::optional<std::pair<JobRecord, double>> running;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = active_.find(id);
+    if (it != active_.end()) {
+      auto& job = *it->second;
+      job.cancel->store(true);
+      if (job.record.state == JobState::kQueued) {
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+        job.record.state = JobState::kCancelled;
+        job.record.updated_ms = NowMs();
+        job.record.error_json = json::serialize(ErrorJson(Status(StatusCode::kCancelled, "cancelled before it ran")));
+        if (!StoredOptions(job.record.options_json).callback_url.empty()) job.record.callback = CallbackState::kPending;
+        cancelled_now = job.record;
+        active_.erase(it);
+      } else {
+        running = std::pair{job.record, job.progress};
+      }
+    }
+  }
+  if (cancelled_now) {
+    if (auto s = co_await Persist(*cancelled_now); !s.ok()) spdlog::error("transcoder: {}", s.message());
+    if (cancelled_now->callback == CallbackState::kPending) {
+      asio::co_spawn(co_await asio::this_coro::executor, DeliverCallback(*cancelled_now), asio::detached);
+    }
+    co_return JsonResponse(http::status::ok, JobJson(*cancelled_now, 0));
+  }
+  if (running) {
+    // The runner stops at its next chunk and records the cancellation.
+    co_return JsonResponse(http::status::accepted, JobJson(running->first, running->second));
+  }
+  std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+  auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+  if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  co_return ErrorResponse(http::status::conflict, "JobFinished",
+                          "the job has already ended (" + std::string(JobStateName(record->state)) + ")");
+}
+
+asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string id = *request.Param("id");
+  if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  if (!Snapshot(id)) {
+    std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+    auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+    if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  }
+  Response response;
+  response.take_over = [this, id](asio::ip::tcp::socket& socket, const RequestHeader&) -> asio::awaitable<void> {
+    auto send = [&](std::string text) -> asio::awaitable<bool> {
+      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(text), asio::as_tuple(asio::use_awaitable));
+      co_return !ec;
+    };
+    if (!co_await send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
+                       "Connection: close\r\n\r\n")) {
+      co_return;
+    }
+    std::string last;
+    auto quiet_since = std::chrono::steady_clock::now();
+    for (;;) {
+      auto snapshot = Snapshot(id);
+      if (!snapshot) {
+        // Ended: the stored record is final.
+        std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+        auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+        if (record) {
+          co_await send(fmt::format("event: {}\ndata: {}\n\n", JobStateName(record->state),
+                                    json::serialize(JobJson(*record, 1.0))));
+        }
+        co_return;
+      }
+      json::object progress{{"id", id},
+                            {"state", JobStateName(snapshot->first.state)},
+                            {"progress", std::round(snapshot->second * 1000) / 1000}};
+      std::string line = json::serialize(progress);
+      if (line != last) {
+        if (!co_await send("event: progress\ndata: " + line + "\n\n")) co_return;
+        last = std::move(line);
+        quiet_since = std::chrono::steady_clock::now();
+      } else if (std::chrono::steady_clock::now() - quiet_since > std::chrono::seconds(15)) {
+        if (!co_await send(": keep-alive\n\n")) co_return;  // lets proxies and clients see the stream is alive
+        quiet_since = std::chrono::steady_clock::now();
+      }
+      if (shutting_down_->load()) co_return;
+      co_await SleepFor(std::chrono::milliseconds(200));
+    }
+  };
+  co_return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running jobs
+
+void TranscoderService::PumpLocked() {
+  while (running_ < settings_.max_running_jobs && !queue_.empty()) {
+    const std::string id = queue_.front();
+    queue_.pop_front();
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;
+    ++running_;
+    it->second->record.state = JobState::kRunning;
+    // Posted, never started inline: co_spawn may run the coroutine at once on this thread, which
+    // holds mutex_.
+    asio::post(env_.runtime.main_context(), [this, job = it->second] {
+      asio::co_spawn(env_.runtime.main_context(), RunJob(job), asio::detached);
+    });
+  }
+}
+
+asio::awaitable<StatusOr<TranscodeResult>> TranscoderService::RunTranscode(TranscodeRequest transcode) {
+  using Result = StatusOr<TranscodeResult>;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Result)>(
+      [this](auto handler, TranscodeRequest transcode) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        StartTranscode(*encoder_pool_, std::move(transcode), [shared](Result result) {
+          auto executor = asio::get_associated_executor(*shared);
+          asio::post(executor, [shared, result = std::move(result)]() mutable { std::move (*shared)(std::move(result)); });
+        });
+      },
+      asio::use_awaitable, std::move(transcode));
+}
+
+asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) {
+  JobRecord record;
+  std::shared_ptr<std::atomic<bool>> cancel;
+  {
+    std::lock_guard lock(mutex_);
+    job->record.attempts += 1;
+    job->record.updated_ms = NowMs();
+    record = job->record;
+    cancel = job->cancel;
+  }
+  if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+  spdlog::info("transcoder: job running id={} attempt={}", record.id, record.attempts);
+
+  const JobOptions options = StoredOptions(record.options_json);
+  const json::value input = ParseOr(record.input_json, json::object{});
+  const std::string input_id =
+      input.is_object() && input.as_object().contains("file_id") ? std::string(input.at("file_id").as_string()) : "";
+  const fs::path scratch = work_dir_ / record.id;
+
+  Status status;
+  json::object result_json;
+  if (!uploads_->Contains(input_id)) {
+    status = Status(StatusCode::kNotFound, "the job's upload is no longer stored");
+  } else {
+    std::error_code ec;
+    fs::remove_all(scratch, ec);
+    fs::create_directories(scratch, ec);
+    if (ec) status = Status(StatusCode::kResourceExhausted, "cannot create a work folder: " + ec.message());
+  }
+  if (status.ok()) {
+    TranscodeRequest transcode;
+    transcode.input = uploads_->PathFor(input_id);
+    transcode.output_dir = scratch;
+    transcode.renditions = options.renditions;
+    transcode.max_duration_ms = settings_.max_duration_s * 1000;
+    transcode.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(settings_.job_timeout_s);
+    transcode.cancel = cancel;
+    transcode.on_progress = [this, job](double p) {
+      std::lock_guard lock(mutex_);
+      job->progress = std::max(job->progress, p * 0.95);  // the rest is publishing
+    };
+    auto transcoded = co_await RunTranscode(std::move(transcode));
+    if (!transcoded.ok()) {
+      status = transcoded.status();
+    } else {
+      auto published = co_await Publish(record, *transcoded);
+      if (published.ok()) {
+        result_json = std::move(*published);
+      } else {
+        status = published.status();
+      }
+    }
+  }
+  if (shutting_down_->load() && status.code() == StatusCode::kCancelled && !record.id.empty()) {
+    // Stopped by our own shutdown, not by the submitter: it stays running in the database and
+    // runs again on the next start.
+    co_return;
+  }
+
+  {
+    std::lock_guard lock(mutex_);
+    JobRecord& r = job->record;
+    r.updated_ms = NowMs();
+    if (status.ok()) {
+      r.state = JobState::kDone;
+      r.result_json = json::serialize(result_json);
+      job->progress = 1.0;
+    } else {
+      r.state = status.code() == StatusCode::kCancelled ? JobState::kCancelled : JobState::kFailed;
+      r.error_json = json::serialize(ErrorJson(status));
+    }
+    r.callback = options.callback_url.empty() ? CallbackState::kNone : CallbackState::kPending;
+    record = r;
+  }
+  if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+  if (status.ok()) {
+    spdlog::info("transcoder: job done id={}", record.id);
+  } else {
+    spdlog::warn("transcoder: job {} id={} error=\"{}\"", JobStateName(record.state), record.id, status.ToString());
+  }
+  std::function<bool()> clean = [scratch] {
+    std::error_code ec;
+    fs::remove_all(scratch, ec);
+    return true;
+  };
+  co_await RunBlocking(*blocking_pool_, std::move(clean));
+  {
+    std::lock_guard lock(mutex_);
+    active_.erase(record.id);
+    --running_;
+    PumpLocked();
+  }
+  if (record.callback == CallbackState::kPending) co_await DeliverCallback(std::move(record));
+}
+
+asio::awaitable<StatusOr<std::string>> TranscoderService::UploadToStreamer(const fs::path& file,
+                                                                          const std::string& content_type) {
+  for (int attempt = 1;; ++attempt) {
+    HttpClientRequest put;
+    put.method = http::verb::put;
+    put.url = streamer_url_ + "/v1/files";
+    put.headers = {{"Authorization", "Bearer " + streamer_token_}, {"Content-Type", content_type}};
+    put.body_file = file;
+    put.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+    const auto executor = co_await asio::this_coro::executor;
+    auto answer = co_await env_.http_client.Send(executor, put);
+    Status failure;
+    if (!answer) {
+      failure = Status(StatusCode::kUnavailable, "the streamer at " + streamer_url_ + " cannot be reached: " +
+                                                     answer.error().message());
+    } else if (answer->status == 200 || answer->status == 201) {
+      json::value doc = ParseOr(answer->body);
+      if (doc.is_object() && doc.as_object().contains("file_id") && doc.at("file_id").is_string()) {
+        co_return std::string(doc.at("file_id").as_string());
+      }
+      co_return Status(StatusCode::kInternal, "the streamer answered an upload without a file_id");
+    } else if (answer->status >= 500 || answer->status == 429) {
+      failure = Status(StatusCode::kUnavailable, fmt::format("the streamer answered {} to an upload", answer->status));
+    } else {
+      co_return Status(StatusCode::kFailedPrecondition,
+                       fmt::format("the streamer refused an upload ({}): {}", answer->status, answer->body.substr(0, 300)));
+    }
+    if (attempt >= kStreamerAttempts || shutting_down_->load()) co_return failure;
+    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
+  }
+}
+
+asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobRecord& record,
+                                                                  const TranscodeResult& result) {
+  const JobOptions options = StoredOptions(record.options_json);
+  const json::value input = ParseOr(record.input_json, json::object{});
+  const std::string input_id(input.at("file_id").as_string());
+  std::string original_type = ContentTypeForContainer(result.facts.container, result.facts.codec);
+  if (const json::value* t = input.as_object().if_contains("content_type"); t && t->is_string()) {
+    original_type = std::string(t->as_string());
+  }
+
+  auto original = co_await UploadToStreamer(uploads_->PathFor(input_id), original_type);
+  if (!original.ok()) co_return original.status();
+  json::array renditions;
+  json::object track_renditions;
+  for (const auto& r : result.renditions) {
+    auto id = co_await UploadToStreamer(r.path, r.spec.content_type);
+    if (!id.ok()) co_return id.status();
+    json::object item = RenditionJson(r);
+    item["file_id"] = *id;
+    renditions.push_back(std::move(item));
+    track_renditions[r.spec.name] = json::object{{"file_id", *id}, {"content_type", r.spec.content_type}};
+  }
+  const json::object track{{"owner_did", options.owner_did},
+                           {"gate", options.gate},
+                           {"content_type", original_type},
+                           {"renditions", track_renditions}};
+  for (int attempt = 1;; ++attempt) {
+    HttpClientRequest put;
+    put.method = http::verb::put;
+    put.url = streamer_url_ + "/v1/tracks/" + *original;
+    put.headers = {{"Authorization", "Bearer " + streamer_token_}, {"Content-Type", "application/json"}};
+    put.body = json::serialize(track);
+    put.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+    const auto executor = co_await asio::this_coro::executor;
+    auto answer = co_await env_.http_client.Send(executor, put);
+    if (answer && answer->status == 200) break;
+    if (answer && answer->status < 500) {
+      co_return Status(StatusCode::kFailedPrecondition,
+                       fmt::format("the streamer refused the track ({}): {}", answer->status, answer->body.substr(0, 300)));
+    }
+    if (attempt >= kStreamerAttempts || shutting_down_->load()) {
+      co_return Status(StatusCode::kUnavailable, "the streamer could not register the track: " +
+                                                     (answer ? fmt::format("status {}", answer->status)
+                                                             : answer.error().message()));
+    }
+    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
+  }
+  json::object out{{"original", {{"file_id", *original}, {"content_type", original_type},
+                                 {"size", input.at("size")}, {"duration_ms", result.facts.duration_ms}}},
+                   {"renditions", std::move(renditions)},
+                   {"facts", FactsJson(result.facts)},
+                   {"track", {{"file_id", *original}, {"owner_did", options.owner_did}, {"gate", options.gate},
+                              {"uri", options.track_uri.empty() ? json::value(nullptr) : json::value(options.track_uri)}}},
+                   {"cpu_s", std::round(result.cpu_seconds * 1000) / 1000}};
+  co_return out;
+}
+
+asio::awaitable<void> TranscoderService::DeliverCallback(JobRecord record) {
+  const JobOptions options = StoredOptions(record.options_json);
+  if (options.callback_url.empty()) co_return;
+  const std::string body = json::serialize(JobJson(record, record.state == JobState::kDone ? 1.0 : 0));
+  while (record.callback == CallbackState::kPending) {
+    if (shutting_down_->load()) co_return;  // resumed on the next start
+    const std::string timestamp = std::to_string(NowMs() / 1000);
+    HttpClientRequest post;
+    post.method = http::verb::post;
+    post.url = options.callback_url;
+    post.headers = {{"Content-Type", "application/json"},
+                    {"X-Plyr-Job", record.id},
+                    {"X-Plyr-Timestamp", timestamp},
+                    {"X-Plyr-Signature", "sha256=" + HmacSha256Hex(callback_key_, timestamp + "." + body)}};
+    post.body = body;
+    post.timeout = std::chrono::seconds(10);
+    const auto executor = co_await asio::this_coro::executor;
+    auto answer = co_await env_.http_client.Send(executor, post);
+    record.callback_attempts += 1;
+    const bool delivered = answer && answer->status >= 200 && answer->status < 300;
+    if (delivered) {
+      record.callback = CallbackState::kDelivered;
+    } else if (record.callback_attempts >= settings_.callback_attempts) {
+      record.callback = CallbackState::kGaveUp;
+      spdlog::warn("transcoder: callback dropped after {} attempts id={}", record.callback_attempts, record.id);
+    }
+    if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+    if (record.callback != CallbackState::kPending) co_return;
+    // 1 s, 2 s, 4 s ... at most a minute apart.
+    co_await SleepFor(std::chrono::milliseconds(std::min<std::int64_t>(60'000, 1000ll << std::min(record.callback_attempts - 1, 6))));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /transcode: plyr.fm's Rust transcoder, drop-in
+
+namespace {
+
+// Rust-service error shape, with our "message" beside it.
+Response DropInError(http::status status, const std::string& display) {
+  return JsonResponse(status, json::object{{"error", display}, {"message", display}});
+}
+
+// "my song.flac" -> "my song"; anything unsafe in a header or a path becomes '_'.
+std::string SafeStem(const std::optional<std::string>& filename) {
+  std::string name = filename.value_or("");
+  if (auto slash = name.find_last_of("/\\"); slash != std::string::npos) name = name.substr(slash + 1);
+  if (auto dot = name.rfind('.'); dot != std::string::npos && dot > 0) name = name.substr(0, dot);
+  std::string stem;
+  for (char c : name.substr(0, 200)) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    stem += (u < 0x20 || u == 0x7f || c == '"' || c == '\\' || c == '/' || c == ';') ? '_' : c;
+  }
+  if (stem.empty() || stem == "." || stem == "..") stem = "track";
+  return stem;
+}
+
+// Collects the `file` part's bytes (which the caller writes out after each Feed) and its name.
+class FilePartCollector final : public MultipartReader::Handler {
+ public:
+  Status OnPartBegin(const MultipartPart& part) override {
+    in_file_ = part.name == "file" && !seen_file_;
+    if (in_file_) {
+      seen_file_ = true;
+      filename_ = part.filename;
+    }
+    return OkStatus();
+  }
+  Status OnPartData(std::string_view bytes) override {
+    if (in_file_) pending_.append(bytes);
+    return OkStatus();
+  }
+  Status OnPartEnd() override {
+    in_file_ = false;
+    return OkStatus();
+  }
+  std::string& pending() { return pending_; }
+  bool seen_file() const { return seen_file_; }
+  const std::optional<std::string>& filename() const { return filename_; }
+
+ private:
+  bool in_file_ = false;
+  bool seen_file_ = false;
+  std::optional<std::string> filename_;
+  std::string pending_;
+};
+
+}  // namespace
+
+asio::awaitable<Response> TranscoderService::DropInTranscode(Request& request) {
+  const std::string_view key = request.Field("X-Transcoder-Key");
+  const bool authorised = (!key.empty() && !drop_in_key_.empty() && ConstantTimeEquals(key, drop_in_key_)) ||
+                          HasAdminToken(request, env_.admin_token);
+  if (!authorised) co_return DropInError(http::status::unauthorized, "unauthorized: X-Transcoder-Key is missing or wrong");
+
+  const std::string target = request.Query("target").value_or("mp3");
+  std::string rendition_name;
+  std::string extension;
+  if (target == "mp3") {
+    rendition_name = "mp3-320";
+  } else if (target == "m4a") {
+    rendition_name = "aac-256";
+  } else if (target == "wav") {
+    rendition_name = "wav";
+  } else {
+    co_return DropInError(http::status::bad_request, "bad request: unsupported target format '" +
+                                                          target.substr(0, 16) + "' (use mp3, wav or m4a)");
+  }
+  auto spec = ParseRendition(rendition_name);
+  auto boundary = MultipartBoundary(request.Field(http::field::content_type));
+  if (!boundary.ok()) co_return DropInError(http::status::bad_request, "bad request: " + boundary.status().message());
+  const std::uint64_t limit = settings_.upload_max_bytes;
+  if (auto length = request.ContentLength(); length && *length > limit) {
+    co_return DropInError(http::status::payload_too_large,
+                          fmt::format("payload too large: uploads are limited to {} bytes", limit));
+  }
+
+  auto writer = drop_in_uploads_->Begin(co_await asio::this_coro::executor);
+  if (!writer) co_return DropInError(http::status::internal_server_error, "io error: cannot store the upload");
+  FilePartCollector collector;
+  MultipartReader reader(std::move(*boundary), collector);
+  std::vector<char> buffer(kUploadChunk);
+  std::uint64_t received = 0;
+  for (;;) {
+    auto got = co_await request.ReadSome(buffer);
+    if (auto* e = std::get_if<BodyError>(&got)) {
+      Response r = ErrorResponseFor(*e, limit);
+      co_return DropInError(r.header.result(), "bad request: failed to read upload chunk");
+    }
+    const std::size_t n = std::get<std::size_t>(got);
+    if (n == 0) break;
+    received += n;
+    if (received > limit) {
+      co_return DropInError(http::status::payload_too_large,
+                            fmt::format("payload too large: uploads are limited to {} bytes", limit));
+    }
+    if (auto s = reader.Feed(std::string_view(buffer.data(), n)); !s.ok()) {
+      co_return DropInError(http::status::bad_request, "bad request: " + s.message());
+    }
+    if (!collector.pending().empty()) {
+      if (auto ec = co_await (*writer)->Write(collector.pending())) {
+        co_return DropInError(http::status::internal_server_error, "io error: " + ec.message());
+      }
+      collector.pending().clear();
+    }
+  }
+  if (auto s = reader.Finish(); !s.ok()) co_return DropInError(http::status::bad_request, "bad request: " + s.message());
+  if (!collector.seen_file()) {
+    co_return DropInError(http::status::bad_request, "bad request: multipart form must include a 'file' field");
+  }
+  if ((*writer)->size() == 0) co_return DropInError(http::status::bad_request, "bad request: the file field is empty");
+  std::function<boost::system::result<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
+  auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
+  if (!committed) co_return DropInError(http::status::internal_server_error, "io error: " + committed.error().message());
+
+  const fs::path scratch = work_dir_ / ("transcode-" + RandomHex(8));
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  if (ec) co_return DropInError(http::status::internal_server_error, "io error: " + ec.message());
+  TranscodeRequest transcode;
+  transcode.input = drop_in_uploads_->PathFor(committed->file_id);
+  transcode.output_dir = scratch;
+  transcode.renditions = {*spec};
+  transcode.analyze = false;
+  transcode.max_duration_ms = settings_.max_duration_s * 1000;
+  transcode.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(settings_.job_timeout_s);
+  transcode.cancel = shutting_down_;
+  auto result = co_await RunTranscode(std::move(transcode));
+
+  const fs::path input_path = drop_in_uploads_->PathFor(committed->file_id);
+  Response response;
+  if (!result.ok()) {
+    const Status& s = result.status();
+    const bool client_fault = s.code() == StatusCode::kInvalidArgument || s.code() == StatusCode::kUnimplemented;
+    response = DropInError(client_fault ? http::status::bad_request : http::status::internal_server_error,
+                           (client_fault ? "bad request: " : "ffmpeg error: ") + s.message());
+  } else {
+    const RenditionOutput& out = result->renditions.front();
+    auto fd = OpenFile(out.path, O_RDONLY);
+    if (!fd) {
+      response = DropInError(http::status::internal_server_error, "io error: " + fd.error().message());
+    } else {
+      response.header.result(http::status::ok);
+      response.header.set(http::field::content_type, out.spec.content_type);
+      response.header.set(http::field::content_disposition,
+                          "attachment; filename=\"" + SafeStem(collector.filename()) + "." + target + "\"");
+      // The open descriptor keeps the bytes readable after the folder is removed below.
+      response.segments.emplace_back(FileSlice{std::make_shared<const UniqueFd>(std::move(*fd)), 0, out.size});
+    }
+  }
+  // The drop-in keeps nothing. Two requests with the same bytes share the upload's name; the
+  // second may find it gone, which its transcode reports as an error (a client retry succeeds).
+  std::function<bool()> clean = [scratch, input_path] {
+    std::error_code ignored;
+    fs::remove_all(scratch, ignored);
+    fs::remove(input_path, ignored);
+    return true;
+  };
+  co_await RunBlocking(*blocking_pool_, std::move(clean));
+  co_return response;
+}
+
+}  // namespace plyr::transcoder

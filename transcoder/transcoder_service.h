@@ -1,0 +1,127 @@
+// TranscoderService: durable transcode jobs over HTTP, and the drop-in for plyr.fm's Rust
+// transcoder.
+//
+// Routes (docs/transcoder.md has the full contract):
+//   POST   /v1/jobs                 token: upload (the body) or {"file_id"} -> 202 {"id"}
+//   GET    /v1/jobs[?state=&limit=] token: newest first
+//   GET    /v1/jobs/{id}            token: state, progress, result, error
+//   GET    /v1/jobs/{id}/events     token: progress as server-sent events until the job ends
+//   DELETE /v1/jobs/{id}            token: cancel
+//   POST   /transcode?target=mp3|wav|m4a   X-Transcoder-Key or token: multipart `file` -> bytes
+//
+// A job: the upload is stored (content-addressed, fsynced) and the job row committed before the
+// 202; a bounded queue feeds at most `max_running_jobs` runners; each decodes once and encodes the
+// ladder on the shared encoder pool (TranscodeRequest), then uploads the original and every
+// rendition to the streamer and registers them as one track over the streamer's HTTP API, then
+// records the result and calls the submitter back (HMAC-signed, retried).
+//
+// Threads: handlers and runners are coroutines on the I/O threads; encoding runs on the encoder
+// pool and every SQLite write or fsync on a small blocking pool, never on an I/O thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+
+#include "common/blob_store.h"
+#include "common/service_env.h"
+#include "common/settings.h"
+#include "common/status.h"
+#include "transcoder/job_store.h"
+#include "transcoder/rendition.h"
+#include "transcoder/transcode.h"
+
+namespace plyr::transcoder {
+
+struct TranscoderSettings {
+  std::string listen = "127.0.0.1:8430";
+  unsigned workers = 0;  // encoder threads; 0: one per core
+  std::string renditions = "mp3-320,mp3-128,aac-256,opus-128,opus-64";
+  std::uint64_t upload_max_bytes = 1536ull << 20;
+  std::int64_t max_duration_s = 4 * 3600;
+  std::int64_t job_timeout_s = 1800;
+  std::uint64_t max_running_jobs = 2;
+  std::uint64_t queue_limit = 64;
+  std::string streamer_url;    // empty: the streamer of this process, else http://127.0.0.1:8410
+  std::string streamer_token;  // empty: this process's admin token
+  std::int64_t streamer_timeout_ms = 120'000;
+  std::string callback_key;    // empty: <data>/transcoder/callback-key (generated)
+  std::int64_t callback_attempts = 8;
+  std::string drop_in_key;     // X-Transcoder-Key for POST /transcode; empty: the admin token
+};
+
+// Registers the transcoder's settings (transcoder.*) on `command`.
+void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, TranscoderSettings& settings);
+
+class TranscoderService final : public Service {
+ public:
+  // Opens the job database and the upload store under <data>/transcoder, binds the listener (not
+  // yet accepting) and queues the jobs a previous run left unfinished.
+  static StatusOr<std::unique_ptr<TranscoderService>> Create(ServiceEnv& env, const TranscoderSettings& settings);
+  ~TranscoderService() override;
+
+  std::string_view name() const override { return "transcoder"; }
+  HttpServer& server() override { return *server_; }
+
+ private:
+  struct ActiveJob;
+
+  TranscoderService(ServiceEnv& env, const TranscoderSettings& settings);
+  Router BuildRouter();
+
+  asio::awaitable<Response> SubmitJob(Request& request);
+  asio::awaitable<Response> GetJob(Request& request);
+  asio::awaitable<Response> ListJobs(Request& request);
+  asio::awaitable<Response> CancelJob(Request& request);
+  asio::awaitable<Response> JobEvents(Request& request);
+  asio::awaitable<Response> DropInTranscode(Request& request);
+
+  // Starts queued jobs while fewer than max_running_jobs run.
+  void PumpLocked();
+  asio::awaitable<void> RunJob(std::shared_ptr<ActiveJob> job);
+  // Runs a transcode on the encoder pool and resumes on the caller's executor.
+  asio::awaitable<StatusOr<TranscodeResult>> RunTranscode(TranscodeRequest request);
+  // Uploads the original and the renditions and registers the track; the job's result JSON.
+  asio::awaitable<StatusOr<boost::json::object>> Publish(const JobRecord& record, const TranscodeResult& result);
+  asio::awaitable<StatusOr<std::string>> UploadToStreamer(const std::filesystem::path& file,
+                                                          const std::string& content_type);
+  asio::awaitable<void> DeliverCallback(JobRecord record);
+  // Persists on the blocking pool.
+  asio::awaitable<Status> Persist(JobRecord record, bool insert = false);
+
+  // The job as the API shows it.
+  boost::json::object JobJson(const JobRecord& record, double progress) const;
+  std::optional<std::pair<JobRecord, double>> Snapshot(const std::string& id);
+
+  ServiceEnv& env_;
+  TranscoderSettings settings_;
+  std::vector<RenditionSpec> default_ladder_;
+  std::string streamer_url_;
+  std::string streamer_token_;
+  std::string callback_key_;
+  std::string drop_in_key_;
+  std::filesystem::path work_dir_;
+  std::unique_ptr<BlobStore> uploads_;          // job inputs, kept
+  std::unique_ptr<BlobStore> drop_in_uploads_;  // POST /transcode inputs, removed after the answer
+  std::unique_ptr<JobStore> jobs_;
+  std::unique_ptr<asio::thread_pool> encoder_pool_;
+  std::unique_ptr<asio::thread_pool> blocking_pool_;
+  std::unique_ptr<HttpServer> server_;
+
+  std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // queued and running; mutex_
+  std::deque<std::string> queue_;                                       // queued ids in order; mutex_
+  std::size_t running_ = 0;                                             // guarded by mutex_
+  std::shared_ptr<std::atomic<bool>> shutting_down_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace plyr::transcoder
