@@ -100,6 +100,7 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
              const labeler::LabelerSettings& labeler_settings, transcoder::TranscoderSettings transcoder_settings) {
   InitLogging(s.log_level);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
+  std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit (ulimit -f) is a write error (EFBIG), not death
   // Each connection and each cached blob holds a descriptor: use every one the hard limit allows.
   if (rlimit limit{}; ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
@@ -275,6 +276,7 @@ int main(int argc, char** argv) {
   plyr::streamer::AddTicketCommand(app, *file, action);
   plyr::labeler::AddLabelerCommand(app, *file, action);
   plyr::transcoder::AddTranscodeCommand(app, *file, action);
+  plyr::transcoder::AddJobCommand(app, *file, action);
 
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;

@@ -47,7 +47,7 @@ double ThreadCpuSeconds() {
 }
 
 Status FfmpegFailure(std::string_view what, int error) {
-  if (error == AVERROR(ENOSPC) || error == AVERROR(EDQUOT)) {
+  if (error == AVERROR(ENOSPC) || error == AVERROR(EDQUOT) || error == AVERROR(EFBIG)) {
     return Status(StatusCode::kResourceExhausted, std::string(what) + ": the disk is full");
   }
   if (error == AVERROR(ENOMEM)) return Status(StatusCode::kResourceExhausted, std::string(what) + ": out of memory");

@@ -6,7 +6,21 @@
 #include <memory>
 #include <thread>
 
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <fmt/format.h>
+
+#include "common/file_util.h"
+#include "common/http_client.h"
 
 #include "transcoder/transcode.h"
 #include "transcoder/transcode_json.h"
@@ -90,6 +104,174 @@ void AddTranscodeCommand(CLI::App& root, const SettingsFile&, std::function<int(
   cmd->add_option("--workers", args->workers, "Encoder threads (0: one per core)")->capture_default_str();
   cmd->add_flag("!--no-analysis", args->analyze, "Skip loudness and waveform");
   cmd->callback([args, &action] { action = [args] { return Run(*args); }; });
+}
+
+}  // namespace plyr::transcoder
+
+// ---------------------------------------------------------------------------------------------
+// plyr-core job submit
+
+namespace plyr::transcoder {
+
+namespace {
+
+struct SubmitArgs {
+  std::string file;
+  std::string url = "http://127.0.0.1:8430";
+  std::string token;
+  std::string data_dir = "./data";
+  std::string owner_did;
+  std::string renditions;
+  std::string gate;
+  std::string track_uri;
+  std::string callback_url;
+  bool wait = false;
+  std::int64_t timeout_s = 3600;
+};
+
+std::string QueryEscape(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == ',') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+// One line of progress: a bar on a terminal (redrawn in place), plain lines otherwise.
+class ProgressPrinter {
+ public:
+  ProgressPrinter() : terminal_(::isatty(STDERR_FILENO) == 1) {}
+  void Show(const std::string& id, std::string_view state, double progress) {
+    const int percent = static_cast<int>(progress * 100);
+    if (terminal_) {
+      const int filled = percent * 30 / 100;
+      std::cerr << "\r" << id << " [" << std::string(filled, '#') << std::string(30 - filled, '-') << "] "
+                << fmt::format("{:3d}% {:<9}", percent, state) << std::flush;
+    } else if (state != last_state_ || percent / 10 != last_percent_ / 10) {
+      std::cerr << "job " << id << " " << state << " " << percent << "%\n";
+    }
+    last_state_ = std::string(state);
+    last_percent_ = percent;
+  }
+  void Done() {
+    if (terminal_) std::cerr << "\n";
+  }
+
+ private:
+  bool terminal_;
+  std::string last_state_;
+  int last_percent_ = -100;
+};
+
+asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
+  auto executor = co_await asio::this_coro::executor;
+  HttpClient client;
+  std::string base = args.url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  std::string target = base + "/v1/jobs?owner_did=" + QueryEscape(args.owner_did);
+  if (!args.renditions.empty()) target += "&renditions=" + QueryEscape(args.renditions);
+  if (!args.gate.empty()) target += "&gate=" + QueryEscape(args.gate);
+  if (!args.track_uri.empty()) target += "&track_uri=" + QueryEscape(args.track_uri);
+  if (!args.callback_url.empty()) target += "&callback_url=" + QueryEscape(args.callback_url);
+
+  HttpClientRequest post;
+  post.method = http::verb::post;
+  post.url = target;
+  post.headers = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/octet-stream"}};
+  post.body_file = args.file;
+  post.timeout = std::chrono::seconds(args.timeout_s);
+  auto submitted = co_await client.Send(executor, post);
+  if (!submitted) {
+    std::cerr << "job submit: cannot reach " << base << ": " << submitted.error().message() << "\n";
+    co_return 3;
+  }
+  boost::system::error_code ec;
+  json::value answer = json::parse(submitted->body, ec);
+  if (submitted->status != 202 || ec || !answer.is_object() || !answer.as_object().contains("id")) {
+    std::cerr << "job submit: refused (" << submitted->status << "): " << submitted->body << "\n";
+    co_return 1;
+  }
+  const std::string id(answer.at("id").as_string());
+  if (!args.wait) {
+    std::cout << json::serialize(answer) << "\n";
+    co_return 0;
+  }
+
+  ProgressPrinter printer;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(args.timeout_s);
+  asio::steady_timer timer(executor);
+  for (;;) {
+    HttpClientRequest get;
+    get.url = base + "/v1/jobs/" + id;
+    get.headers = {{"Authorization", "Bearer " + token}};
+    get.timeout = std::chrono::seconds(30);
+    get.body_limit = 8 << 20;
+    auto polled = co_await client.Send(executor, get);
+    if (polled && polled->status == 200) {
+      json::value job = json::parse(polled->body, ec);
+      if (!ec && job.is_object()) {
+        const std::string state(job.at("state").as_string());
+        printer.Show(id, state, job.at("progress").to_number<double>());
+        if (state == "done" || state == "failed" || state == "cancelled") {
+          printer.Done();
+          std::cout << json::serialize(job) << "\n";
+          co_return state == "done" ? 0 : 1;
+        }
+      }
+    } else if (!polled) {
+      std::cerr << "\njob submit: lost " << base << ": " << polled.error().message() << " (retrying)\n";
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      printer.Done();
+      std::cerr << "job submit: gave up waiting for job " << id << "\n";
+      co_return 1;
+    }
+    timer.expires_after(std::chrono::milliseconds(500));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace
+
+void AddJobCommand(CLI::App& root, const SettingsFile& file, std::function<int()>& action) {
+  auto args = std::make_shared<SubmitArgs>();
+  CLI::App* job = root.add_subcommand("job", "Transcode jobs on a running transcoder");
+  job->require_subcommand(1);
+  CLI::App* submit = job->add_subcommand("submit", "Upload FILE as a new job; with --wait, follow it to the end");
+  submit->add_option("file", args->file, "Audio file")->required()->check(CLI::ExistingFile);
+  submit->add_option("--url", args->url, "The transcoder's base URL")->capture_default_str();
+  submit->add_option("--token", args->token, "Admin token (default: $PLYR_ADMIN_TOKEN, else <data>/admin-token)")
+      ->envname("PLYR_ADMIN_TOKEN");
+  file.Bind(*submit, "data", args->data_dir, "Data folder holding admin-token");
+  submit->add_option("--owner", args->owner_did, "The track owner's DID")->required();
+  submit->add_option("--renditions", args->renditions, "Ladder, e.g. mp3-320,opus-64 (default: the service's)");
+  submit->add_option("--gate", args->gate, "none, any or copyright");
+  submit->add_option("--track-uri", args->track_uri, "The track's at:// URI");
+  submit->add_option("--callback-url", args->callback_url, "Where the service reports the job's end");
+  submit->add_flag("--wait", args->wait, "Follow the job and print its final JSON (exit 0 only if done)");
+  submit->add_option("--timeout-s", args->timeout_s, "Give up after this long")->capture_default_str();
+  submit->callback([args, &action] {
+    action = [args] {
+      std::string token = args->token;
+      if (token.empty()) {
+        auto stored = ReadSmallFile(std::filesystem::path(args->data_dir) / "admin-token", 4096);
+        if (!stored) {
+          std::cerr << "job submit: no --token and no readable " << args->data_dir << "/admin-token\n";
+          return 2;
+        }
+        token = *stored;
+        while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+      }
+      asio::io_context context;
+      auto result = asio::co_spawn(context, Submit(*args, token), asio::use_future);
+      context.run();
+      return result.get();
+    };
+  });
 }
 
 }  // namespace plyr::transcoder
