@@ -1,7 +1,9 @@
 #include "transcoder/transcode.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -39,11 +41,21 @@ constexpr std::size_t kWindowChunks = 4;
 constexpr int kVariableFrameSamples = 4096;
 // The waveform is first collected in 10 ms slices, then reduced to the requested points.
 constexpr int kPeakSlicesPerSecond = 100;
+constexpr int kWorkerNice = 10;
 
 double ThreadCpuSeconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Encoding is batch work: the pool's threads yield to the I/O threads, so a listener answers in
+// milliseconds while every core encodes. Linux applies nice per thread.
+void LowerThisThreadsPriority() {
+  thread_local bool lowered = false;
+  if (lowered) return;
+  lowered = true;
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
 }
 
 Status FfmpegFailure(std::string_view what, int error) {
@@ -259,8 +271,8 @@ class Encoder final : public Consumer {
   std::int64_t samples_ = 0;
 };
 
-// Loudness (EBU R128 through libavfilter's ebur128, which resamples to 48 kHz itself) and the
-// waveform, from packed float samples at the source's rate and channels.
+// Loudness (EBU R128 through libavfilter's ebur128) and the waveform, from packed float samples
+// at 48 kHz with the source's channels.
 class Analyzer final : public Consumer {
  public:
   static StatusOr<std::unique_ptr<Analyzer>> Create(const SampleFormat& format) {
@@ -501,8 +513,11 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       consumers_.push_back(std::move(*encoder));
     }
     if (request_.analyze) {
+      // Packed float at 48 kHz: the rate the loudness meter works at (it would resample anything
+      // else itself), and the format Opus takes, so a mono or stereo source shares one resampler
+      // with the Opus renditions.
       SampleFormat analysis;
-      analysis.rate = source_rate_;
+      analysis.rate = 48000;
       analysis.format = AV_SAMPLE_FMT_FLT;
       av_channel_layout_copy(&analysis.layout, &source_layout_);
       auto analyzer = Analyzer::Create(analysis);
@@ -660,6 +675,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   }
 
   void DecodeStep() {
+    LowerThisThreadsPriority();
     const double cpu_start = ThreadCpuSeconds();
     Status status = StopReason();
     bool eof = false;
@@ -714,6 +730,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   }
 
   void ConsumeStep(std::size_t index) {
+    LowerThisThreadsPriority();
     Consumer& c = *consumers_[index];
     ChunkPtr chunk;
     bool stopping = false;

@@ -2,7 +2,7 @@
 // facts a player shows (duration, EBU R128 loudness, a waveform) in the same pass.
 //
 //   demux+decode ──► per output format: one resampler ──► shared frames ──► encoder+muxer (each)
-//               └──► analysis: float at the source rate ──► ebur128 (libavfilter) and peaks
+//               └──► analysis: float at 48 kHz, source channels ──► ebur128 (libavfilter), peaks
 //
 // The decoder, every encoder and the analysis are actors: each runs one chunk (about a second of
 // audio) at a time as a task on the given thread pool and re-queues itself while it has input,
