@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "transcoder/ffmpeg_util.h"
+#include "transcoder/true_peak.h"
 
 extern "C" {
 #include <libavfilter/buffersink.h>
@@ -289,7 +290,8 @@ class Analyzer final : public Consumer {
     int r = avfilter_graph_create_filter(&a->source_, avfilter_get_by_name("abuffer"), "in", args.c_str(), nullptr,
                                          a->graph_.get());
     if (r >= 0) {
-      r = avfilter_graph_create_filter(&r128, avfilter_get_by_name("ebur128"), "r128", "peak=true:metadata=1",
+      // Integrated loudness and range only: the true peak is TruePeakMeter's (true_peak.h says why).
+      r = avfilter_graph_create_filter(&r128, avfilter_get_by_name("ebur128"), "r128", "peak=none:metadata=1",
                                        nullptr, a->graph_.get());
     }
     if (r >= 0) {
@@ -302,12 +304,14 @@ class Analyzer final : public Consumer {
     if (r < 0) return FfmpegFailure("cannot set up the loudness meter", r);
     a->out_.reset(av_frame_alloc());
     if (!a->out_) return Status(StatusCode::kResourceExhausted, "out of memory");
+    a->true_peak_ = std::make_unique<TruePeakMeter>(a->channels_);
     return a;
   }
 
   Status Consume(const Chunk& chunk) override {
     for (const auto& frame : chunk.frames) {
       CollectPeaks(reinterpret_cast<const float*>(frame->data[0]), frame->nb_samples);
+      true_peak_->Add(reinterpret_cast<const float*>(frame->data[0]), frame->nb_samples);
       FramePtr copy(av_frame_clone(frame.get()));
       if (!copy) return Status(StatusCode::kResourceExhausted, "out of memory");
       copy->pts = samples_;
@@ -330,7 +334,7 @@ class Analyzer final : public Consumer {
       facts.integrated_lufs = *integrated_;
       if (range_) facts.loudness_range_lu = *range_;
     }
-    if (true_peak_ && *true_peak_ > 0) facts.true_peak_dbtp = 20.0 * std::log10(*true_peak_);
+    if (true_peak_->peak() > 0) facts.true_peak_dbtp = 20.0 * std::log10(true_peak_->peak());
     facts.peaks.clear();
     if (points == 0 || slices_.empty()) return;
     const std::size_t n = std::min(points, slices_.size());
@@ -375,7 +379,6 @@ class Analyzer final : public Consumer {
       };
       read("lavfi.r128.I", integrated_);
       read("lavfi.r128.LRA", range_);
-      read("lavfi.r128.true_peak", true_peak_);
       av_frame_unref(out_.get());
     }
   }
@@ -386,7 +389,8 @@ class Analyzer final : public Consumer {
   AVFilterContext* sink_ = nullptr;    // owned by graph_
   FramePtr out_;
   std::int64_t samples_ = 0;
-  std::optional<double> integrated_, range_, true_peak_;
+  std::optional<double> integrated_, range_;
+  std::unique_ptr<TruePeakMeter> true_peak_;
   int slice_samples_ = 1;
   int slice_fill_ = 0;
   float slice_min_ = 0, slice_max_ = 0;
