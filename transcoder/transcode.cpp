@@ -462,7 +462,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
                     "audio at " + std::to_string(decoder_->sample_rate) + " Hz with " +
                         std::to_string(decoder_->ch_layout.nb_channels) + " channels is not supported");
     }
-    facts_.codec = decoder->name;
+    facts_.codec = avcodec_get_name(decoder->id);  // "mp3", not the decoder's name "mp3float"
     facts_.container = raw->iformat->name;
     struct stat st {};
     if (::stat(request_.input.c_str(), &st) == 0) input_size_ = static_cast<std::uint64_t>(st.st_size);

@@ -835,6 +835,41 @@ asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobReco
     renditions.push_back(std::move(item));
     track_renditions[r.spec.name] = json::object{{"file_id", *id}, {"content_type", r.spec.content_type}};
   }
+  // A track the streamer already has for these bytes (an earlier job on the same audio) keeps
+  // the renditions this job does not remake; owner and gate are this job's. Jobs of this process
+  // on the same original publish one at a time, so neither drops the other's renditions.
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (publishing_.insert(*original).second) break;
+    }
+    co_await SleepFor(std::chrono::milliseconds(50));
+  }
+  struct Release {
+    TranscoderService* service;
+    std::string id;
+    ~Release() {
+      std::lock_guard lock(service->mutex_);
+      service->publishing_.erase(id);
+    }
+  } release{this, *original};
+  {
+    HttpClientRequest get;
+    get.url = streamer_url_ + "/v1/tracks/" + *original;
+    get.headers = {{"Authorization", "Bearer " + streamer_token_}};
+    get.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+    const auto executor = co_await asio::this_coro::executor;
+    auto existing = co_await env_.http_client.Send(executor, get);
+    if (existing && existing->status == 200) {
+      json::value doc = ParseOr(existing->body);
+      const json::value* kept = doc.is_object() ? doc.as_object().if_contains("renditions") : nullptr;
+      if (kept && kept->is_object()) {
+        for (const auto& [name, rendition] : kept->as_object()) {
+          if (!track_renditions.contains(name)) track_renditions[name] = rendition;
+        }
+      }
+    }
+  }
   const json::object track{{"owner_did", options.owner_did},
                            {"gate", options.gate},
                            {"content_type", original_type},

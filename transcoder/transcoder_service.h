@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 
@@ -121,6 +122,7 @@ class TranscoderService final : public Service {
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // queued and running; mutex_
   std::deque<std::string> queue_;                                       // queued ids in order; mutex_
   std::size_t running_ = 0;                                             // guarded by mutex_
+  std::set<std::string> publishing_;  // originals whose track is being registered; mutex_
   std::shared_ptr<std::atomic<bool>> shutting_down_ = std::make_shared<std::atomic<bool>>(false);
 };
 

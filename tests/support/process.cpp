@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -79,10 +80,17 @@ bool PlyrProcess::StartServe(const std::vector<std::string>& extra, std::chrono:
   fs::remove(ready_path_, ec);
   std::vector<std::string> args = {BinaryPath(), "serve", "--data", data_dir_.string(), "--ready-file",
                                    ready_path_.string(), "--streamer-listen", "127.0.0.1:0",
-                                   "--labeler-listen", "127.0.0.1:0"};
+                                   "--labeler-listen", "127.0.0.1:0", "--transcoder-listen", "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = Spawn(args, log_path_);
   if (pid_ <= 0) return false;
+  if (file_size_limit_ > 0) {
+    const rlimit limit{file_size_limit_, file_size_limit_};
+    if (::prlimit(pid_, RLIMIT_FSIZE, &limit, nullptr) != 0) {
+      Kill();
+      return false;
+    }
+  }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (fs::exists(ready_path_)) {

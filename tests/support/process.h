@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -34,10 +35,15 @@ class PlyrProcess {
   explicit PlyrProcess(std::filesystem::path data_dir);
   ~PlyrProcess();
 
-  // Starts `plyr-core serve ...extra` with --data, --ready-file and loopback port-0 listeners,
-  // and waits up to `timeout` for readiness. Returns false (with the log in `log()`) on failure.
+  // Starts `plyr-core serve ...extra` with --data, --ready-file and loopback port-0 listeners
+  // (streamer, labeler, transcoder), and waits up to `timeout` for readiness. Returns false (with
+  // the log in `log()`) on failure.
   bool StartServe(const std::vector<std::string>& extra,
                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Limits the size of every file the next started process writes (RLIMIT_FSIZE, applied to the
+  // child right after it starts; 0: no limit). plyr-core ignores SIGXFSZ, so a write past the
+  // limit fails with EFBIG, which stands in for a full disk.
+  void set_file_size_limit(std::uint64_t bytes) { file_size_limit_ = bytes; }
   // SIGTERM and wait; returns the exit status (or -1).
   int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // SIGKILL and reap.
@@ -62,6 +68,7 @@ class PlyrProcess {
   std::filesystem::path log_path_;
   std::filesystem::path ready_path_;
   pid_t pid_ = -1;
+  std::uint64_t file_size_limit_ = 0;
   std::map<std::string, unsigned short> ports_;
 };
 
