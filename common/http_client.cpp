@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
@@ -19,6 +20,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/serializer.hpp>
@@ -174,34 +176,62 @@ asio::awaitable<sys::error_code> WriteRequest(Stream& stream, http::request<http
 
 template <typename Stream>
 asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, http::verb method,
-                                                              std::size_t body_limit) {
+                                                              std::size_t body_limit,
+                                                              const std::filesystem::path& response_file) {
   beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
+  http::response_parser<http::buffer_body> parser;
   parser.header_limit(kResponseHeaderLimit);
   parser.body_limit(body_limit);
   // A HEAD answer announces the length a GET would get, and carries no body.
   if (method == http::verb::head) parser.skip(true);
-  auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-  if (ec) co_return ec;
-  auto message = parser.release();
+  auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
+  if (hec) co_return hec;
   HttpClientResponse response;
-  response.status = message.result_int();
-  for (const auto& field : message) response.headers.emplace_back(field.name_string(), field.value());
-  response.body = std::move(message.body());
+  response.status = parser.get().result_int();
+  for (const auto& field : parser.get()) response.headers.emplace_back(field.name_string(), field.value());
+
+  // A successful body goes to response_file when one is named; anything else (an error's JSON)
+  // to `body`. The file is written in the page cache as the bytes arrive.
+  UniqueFd file;
+  if (!response_file.empty() && response.status / 100 == 2) {
+    auto opened = OpenFile(response_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!opened) co_return opened.error();
+    file = std::move(*opened);
+  }
+  std::vector<char> chunk(64 * 1024);
+  while (!parser.is_done()) {
+    parser.get().body().data = chunk.data();
+    parser.get().body().size = chunk.size();
+    auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUseTuple);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return ec;
+    const std::size_t got = chunk.size() - parser.get().body().size;
+    if (!file.valid()) {
+      response.body.append(chunk.data(), got);
+      continue;
+    }
+    for (std::size_t done = 0; done < got;) {
+      const ssize_t w = ::write(file.get(), chunk.data() + done, got - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) co_return LastError();
+      done += static_cast<std::size_t>(w);
+    }
+  }
   co_return response;
 }
 
 template <typename Stream>
 asio::awaitable<sys::result<HttpClientResponse>> Exchange(Stream& stream, http::request<http::empty_body>& header,
                                                           std::string_view body, const BodyFile* file,
-                                                          std::size_t body_limit) {
+                                                          std::size_t body_limit,
+                                                          const std::filesystem::path& response_file) {
   const sys::error_code write_error = co_await WriteRequest(stream, header, body, file);
-  if (!write_error) co_return co_await ReadResponse(stream, header.method(), body_limit);
+  if (!write_error) co_return co_await ReadResponse(stream, header.method(), body_limit, response_file);
   // A server may refuse an upload early (413, 401) and close before taking it all. Its answer,
   // when it can still be read, says more than the broken pipe. Only for a connection the peer
   // broke: after a file error the peer is still waiting for the body and would never answer.
   if (write_error == asio::error::broken_pipe || write_error == asio::error::connection_reset) {
-    auto early = co_await ReadResponse(stream, header.method(), body_limit);
+    auto early = co_await ReadResponse(stream, header.method(), body_limit, {});
     if (early) co_return early;
   }
   co_return write_error;
@@ -286,9 +316,11 @@ asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Send(asio::any_io_e
     tls_stream.set_verify_callback(asio::ssl::host_name_verification(host));
     auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kUseTuple);
     if (hec) co_return Normalize(hec);
-    result = co_await Exchange(tls_stream, header, request.body, file ? &*file : nullptr, request.body_limit);
+    result = co_await Exchange(tls_stream, header, request.body, file ? &*file : nullptr, request.body_limit,
+                            request.response_file);
   } else {
-    result = co_await Exchange(stream, header, request.body, file ? &*file : nullptr, request.body_limit);
+    result = co_await Exchange(stream, header, request.body, file ? &*file : nullptr, request.body_limit,
+                              request.response_file);
   }
   if (!result) co_return Normalize(result.error());
   co_return result;

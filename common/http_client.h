@@ -52,6 +52,9 @@ struct HttpClientRequest {
   // Total deadline: resolve, connect, TLS, request, response. milliseconds::max() means none.
   std::chrono::milliseconds timeout{30'000};
   std::size_t body_limit = 1 << 20;  // cap on the response body
+  // When set, a 2xx response's body is written to this file (created or truncated, 0600) as it
+  // arrives, never held in memory, and `body` stays empty; other answers land in `body` as usual.
+  std::filesystem::path response_file;
 };
 
 struct HttpClientResponse {

@@ -199,6 +199,7 @@ Router StreamerService::BuildRouter() {
   };
   router.Add(http::verb::get, "/audio/{file_id}", bind(&StreamerService::ServeAudio));
   router.Add(http::verb::put, "/v1/files", bind(&StreamerService::UploadFile));
+  router.Add(http::verb::get, "/v1/files/{file_id}", bind(&StreamerService::GetFile));
   router.Add(http::verb::put, "/v1/tracks/{file_id}", bind(&StreamerService::PutTrack));
   router.Add(http::verb::get, "/v1/tracks/{file_id}", bind(&StreamerService::GetTrack));
   router.Add(http::verb::delete_, "/v1/tracks/{file_id}", bind(&StreamerService::DeleteTrack));
@@ -401,6 +402,29 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
                          json::object{{"file_id", info->file_id},
                                       {"size", info->size},
                                       {"content_type", record ? record->content_type : content_type}});
+}
+
+// For other services (the transcoder fetching an upload to transcode): the bytes as stored,
+// with no gate, since the admin token is the authority.
+asio::awaitable<Response> StreamerService::GetFile(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string& file_id = *request.Param("file_id");
+  if (!BlobStore::IsValidId(file_id)) co_return InvalidFileId();
+  auto blob = blobs_->OpenShared(file_id);
+  if (!blob) co_return ErrorResponse(http::status::not_found, "NotFound", "no file with this id is stored");
+  auto record = catalog_->FindFile(file_id);
+  Response response;
+  response.header.result(http::status::ok);
+  response.header.set(http::field::content_type, record ? record->content_type : "application/octet-stream");
+  response.header.set(http::field::cache_control, "no-store");
+  if (request.method() == http::verb::head) {
+    response.omit_body = true;
+    response.omitted_length = (*blob)->size;
+    co_return response;
+  }
+  std::shared_ptr<const UniqueFd> file(*blob, &(*blob)->fd);
+  response.segments.emplace_back(FileSlice{file, 0, (*blob)->size});
+  co_return response;
 }
 
 asio::awaitable<Response> StreamerService::PutTrack(Request& request) {

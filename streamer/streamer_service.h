@@ -4,6 +4,7 @@
 // Routes (docs/streamer.md has the full contract):
 //   GET|HEAD /audio/{file_id}[?rendition=NAME]   public, or gated by a stream ticket
 //   PUT      /v1/files                           admin: upload raw bytes -> {file_id,size,content_type}
+//   GET|HEAD /v1/files/{file_id}                 admin: a stored file's bytes, whatever its gate
 //   PUT|GET|DELETE /v1/tracks/{file_id}          admin: catalog entries (owner, gate, renditions)
 //
 // Owns the blob store, the catalog, the ticket verifier and the supporter client; borrows the
@@ -58,6 +59,7 @@ class StreamerService final : public Service {
 
   asio::awaitable<Response> ServeAudio(Request& request);
   asio::awaitable<Response> UploadFile(Request& request);
+  asio::awaitable<Response> GetFile(Request& request);
   asio::awaitable<Response> PutTrack(Request& request);
   asio::awaitable<Response> GetTrack(Request& request);
   asio::awaitable<Response> DeleteTrack(Request& request);

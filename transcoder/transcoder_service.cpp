@@ -444,12 +444,33 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
                               "a JSON submission names a stored upload: {\"file_id\": \"<16 hex>\"}");
     }
     const std::string file_id(id->as_string());
-    auto blob = uploads_->OpenForRead(file_id);
-    if (!blob) {
-      co_return ErrorResponse(http::status::not_found, "FileNotFound",
-                              "no upload with this file_id is stored in the transcoder; send the audio as the body");
+    if (auto blob = uploads_->OpenForRead(file_id)) {
+      input = {{"file_id", file_id}, {"size", blob->size}, {"content_type", nullptr}};
+    } else {
+      // Not an upload of ours: a file the streamer stores (the API layer uploaded it there).
+      HttpClientRequest head;
+      head.method = http::verb::head;
+      head.url = streamer_url_ + "/v1/files/" + file_id;
+      head.headers = {{"Authorization", "Bearer " + streamer_token_}};
+      head.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+      const auto executor = co_await asio::this_coro::executor;
+      auto found = co_await env_.http_client.Send(executor, head);
+      if (!found) {
+        co_return ErrorResponse(http::status::bad_gateway, "StreamerUnavailable",
+                                "the streamer at " + streamer_url_ + " cannot be reached: " + found.error().message());
+      }
+      if (found->status != 200) {
+        co_return ErrorResponse(http::status::not_found, "FileNotFound",
+                                "no file with this file_id is stored in the transcoder or the streamer");
+      }
+      std::uint64_t size = 0;
+      const std::string_view length = found->Header("Content-Length");
+      std::from_chars(length.data(), length.data() + length.size(), size);
+      if (size > limit) co_return too_large();
+      input = {{"file_id", file_id}, {"size", size}, {"content_type", nullptr}, {"source", "streamer"}};
+      const std::string_view type = found->Header("Content-Type");
+      if (type.starts_with("audio/") && type.size() < 128) input["content_type"] = type;
     }
-    input = {{"file_id", file_id}, {"size", blob->size}, {"content_type", nullptr}};
   } else {
     options = ParseOptions([&](std::string_view key) { return request.Query(key); }, default_ladder_);
     if (!options.ok()) co_return ErrorFromStatus(options.status());
@@ -707,17 +728,21 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
 
   Status status;
   json::object result_json;
-  if (!uploads_->Contains(input_id)) {
-    status = Status(StatusCode::kNotFound, "the job's upload is no longer stored");
-  } else {
+  {
     std::error_code ec;
     fs::remove_all(scratch, ec);
     fs::create_directories(scratch, ec);
     if (ec) status = Status(StatusCode::kResourceExhausted, "cannot create a work folder: " + ec.message());
   }
+  // The input: our own upload, or a file fetched from the streamer into the work folder.
+  fs::path input_path = uploads_->PathFor(input_id);
+  if (status.ok() && !uploads_->Contains(input_id)) {
+    input_path = scratch / "input";
+    status = co_await FetchFromStreamer(input_id, input_path);
+  }
   if (status.ok()) {
     TranscodeRequest transcode;
-    transcode.input = uploads_->PathFor(input_id);
+    transcode.input = input_path;
     transcode.output_dir = scratch;
     transcode.renditions = options.renditions;
     transcode.max_duration_ms = settings_.max_duration_s * 1000;
@@ -731,7 +756,7 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     if (!transcoded.ok()) {
       status = transcoded.status();
     } else {
-      auto published = co_await Publish(record, *transcoded);
+      auto published = co_await Publish(record, input_path, *transcoded);
       if (published.ok()) {
         result_json = std::move(*published);
       } else {
@@ -813,7 +838,31 @@ asio::awaitable<StatusOr<std::string>> TranscoderService::UploadToStreamer(const
   }
 }
 
-asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobRecord& record,
+asio::awaitable<Status> TranscoderService::FetchFromStreamer(const std::string& file_id, const fs::path& into) {
+  for (int attempt = 1;; ++attempt) {
+    HttpClientRequest get;
+    get.url = streamer_url_ + "/v1/files/" + file_id;
+    get.headers = {{"Authorization", "Bearer " + streamer_token_}};
+    get.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+    get.body_limit = settings_.upload_max_bytes;
+    get.response_file = into;
+    const auto executor = co_await asio::this_coro::executor;
+    auto answer = co_await env_.http_client.Send(executor, get);
+    if (answer && answer->status == 200) co_return OkStatus();
+    if (answer && answer->status == 404) co_return Status(StatusCode::kNotFound, "the job's input is no longer stored");
+    if (!answer && answer.error() == boost::system::errc::make_error_code(boost::system::errc::message_size)) {
+      co_return Status(StatusCode::kResourceExhausted, "the input is larger than transcoder.upload_max_bytes");
+    }
+    if (attempt >= kStreamerAttempts || shutting_down_->load()) {
+      co_return Status(StatusCode::kUnavailable,
+                       "cannot fetch the input from the streamer at " + streamer_url_ + ": " +
+                           (answer ? fmt::format("status {}", answer->status) : answer.error().message()));
+    }
+    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
+  }
+}
+
+asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobRecord& record, const fs::path& input_path,
                                                                   const TranscodeResult& result) {
   const JobOptions options = StoredOptions(record.options_json);
   const json::value input = ParseOr(record.input_json, json::object{});
@@ -823,7 +872,7 @@ asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobReco
     original_type = std::string(t->as_string());
   }
 
-  auto original = co_await UploadToStreamer(uploads_->PathFor(input_id), original_type);
+  auto original = co_await UploadToStreamer(input_path, original_type);
   if (!original.ok()) co_return original.status();
   json::array renditions;
   json::object track_renditions;

@@ -92,7 +92,10 @@ class TranscoderService final : public Service {
   // Runs a transcode on the encoder pool and resumes on the caller's executor.
   asio::awaitable<StatusOr<TranscodeResult>> RunTranscode(TranscodeRequest request);
   // Uploads the original and the renditions and registers the track; the job's result JSON.
-  asio::awaitable<StatusOr<boost::json::object>> Publish(const JobRecord& record, const TranscodeResult& result);
+  asio::awaitable<StatusOr<boost::json::object>> Publish(const JobRecord& record, const std::filesystem::path& input,
+                                                         const TranscodeResult& result);
+  // Downloads a file the streamer stores (a job naming it by file_id) to `into`.
+  asio::awaitable<Status> FetchFromStreamer(const std::string& file_id, const std::filesystem::path& into);
   asio::awaitable<StatusOr<std::string>> UploadToStreamer(const std::filesystem::path& file,
                                                           const std::string& content_type);
   asio::awaitable<void> DeliverCallback(JobRecord record);

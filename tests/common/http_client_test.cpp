@@ -381,3 +381,41 @@ TEST_F(HttpClientTest, MalformedRequestsAreRefusedBeforeConnecting) {
 
 }  // namespace
 }  // namespace plyr
+
+namespace plyr {
+namespace {
+
+TEST_F(HttpClientTest, ASuccessfulBodyCanGoToAFile) {
+  TempDir dir;
+  const auto path = dir.path() / "download";
+  HttpClientRequest request;
+  request.url = server_.url("/big");
+  request.response_file = path;
+  auto response = Send(request);
+  ASSERT_TRUE(response) << response.error().message();
+  EXPECT_EQ(response->status, 200u);
+  EXPECT_TRUE(response->body.empty());
+  std::ifstream in(path, std::ios::binary);
+  const std::string stored((std::istreambuf_iterator<char>(in)), {});
+  EXPECT_EQ(stored, std::string(64 * 1024, 'x'));
+
+  // An error answer is not written to the file: it is the body, for the caller to read.
+  request.url = server_.url("/no-such-route");
+  request.response_file = dir.path() / "not-written";
+  response = Send(request);
+  ASSERT_TRUE(response);
+  EXPECT_EQ(response->status, 404u);
+  EXPECT_NE(response->body.find("error"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "not-written"));
+
+  // The limit holds for a file too.
+  request.url = server_.url("/big");
+  request.response_file = path;
+  request.body_limit = 1024;
+  response = Send(request);
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.error(), boost::system::errc::make_error_code(boost::system::errc::message_size));
+}
+
+}  // namespace
+}  // namespace plyr

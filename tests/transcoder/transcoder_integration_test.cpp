@@ -207,6 +207,35 @@ TEST_F(TranscoderJobTest, AnUnreachableStreamerFailsTheJobAfterRetries) {
   EXPECT_EQ(JsonStr(job, {"input", "file_id"}).size(), 16u);
 }
 
+TEST_F(TranscoderJobTest, AJobCanNameAFileOnlyTheStreamerStores) {
+  // Separate processes: the transcoder has never seen these bytes; the API layer put them in the
+  // streamer, and the job names them by file_id.
+  ASSERT_NO_FATAL_FAILURE(StartSeparate());
+  const std::string input = ReadBytes(LoudSineFlac());
+  Headers put = StreamerAdmin();
+  put.emplace_back("Content-Type", "audio/flac");
+  HttpResult stored = Fetch(streamer_port_, "PUT", "/v1/files", put, input);
+  ASSERT_EQ(stored.status, 201) << stored.body;
+  const std::string file_id = JsonStr(ParseJson(stored.body), {"file_id"});
+  // The streamer's admin read of the bytes, with no track and no gate involved.
+  HttpResult raw = Streamer("/v1/files/" + file_id, StreamerAdmin());
+  ASSERT_EQ(raw.status, 200);
+  EXPECT_EQ(raw.body, input);
+  EXPECT_EQ(Streamer("/v1/files/" + file_id).status, 401);
+  EXPECT_EQ(Streamer("/v1/files/0123456789abcdef", StreamerAdmin()).status, 404);
+
+  Headers h = Admin();
+  h.emplace_back("Content-Type", "application/json");
+  HttpResult submitted = Transcoder("POST", "/v1/jobs", h,
+                                    R"({"file_id":")" + file_id + R"(","owner_did":"did:plc:artist","renditions":"opus-64"})");
+  ASSERT_EQ(submitted.status, 202) << submitted.body;
+  const boost::json::value job = WaitForEnd(JsonStr(ParseJson(submitted.body), {"id"}));
+  ASSERT_EQ(JsonStr(job, {"state"}), "done") << boost::json::serialize(job);
+  EXPECT_EQ(JsonStr(job, {"result", "original", "file_id"}), file_id);
+  EXPECT_EQ(JsonStr(job, {"result", "original", "content_type"}), "audio/flac");
+  ASSERT_NO_FATAL_FAILURE(ExpectRenditionsStream(job, 1.5));
+}
+
 TEST_F(TranscoderJobTest, ASecondJobCanNameAStoredUpload) {
   ASSERT_NO_FATAL_FAILURE(StartCombined());
   const std::string input = ReadBytes(LoudSineFlac());
