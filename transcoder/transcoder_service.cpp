@@ -726,6 +726,15 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
       input.is_object() && input.as_object().contains("file_id") ? std::string(input.at("file_id").as_string()) : "";
   const fs::path scratch = work_dir_ / record.id;
 
+  // A running slot bounds the jobs encoding at once; publishing to the streamer does not hold one.
+  bool slot_held = true;
+  auto release_slot = [&] {
+    if (!slot_held) return;
+    slot_held = false;
+    std::lock_guard lock(mutex_);
+    --running_;
+    PumpLocked();
+  };
   Status status;
   json::object result_json;
   {
@@ -753,6 +762,7 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
       job->progress = std::max(job->progress, p * 0.95);  // the rest is publishing
     };
     auto transcoded = co_await RunTranscode(std::move(transcode));
+    release_slot();  // the encoders are done: the next job may start while this one publishes
     if (!transcoded.ok()) {
       status = transcoded.status();
     } else {
@@ -800,7 +810,7 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
   {
     std::lock_guard lock(mutex_);
     active_.erase(record.id);
-    --running_;
+    if (slot_held) --running_;
     PumpLocked();
   }
   if (record.callback == CallbackState::kPending) co_await DeliverCallback(std::move(record));
