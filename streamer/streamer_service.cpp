@@ -1,5 +1,7 @@
 #include "streamer/streamer_service.h"
 
+#include "common/did.h"
+
 #include <ctime>
 #include <random>
 
@@ -47,20 +49,6 @@ bool IfRangeHolds(std::string_view header, std::string_view etag, std::string_vi
   if (header.starts_with("W/")) return false;
   if (header.starts_with("\"")) return header == etag;
   return header == last_modified;
-}
-
-bool IsPlausibleDid(std::string_view did) {
-  if (did.size() < 8 || did.size() > 2048 || !did.starts_with("did:")) return false;
-  auto method_end = did.find(':', 4);
-  if (method_end == std::string_view::npos || method_end == 4 || method_end + 1 == did.size()) return false;
-  for (std::size_t i = 4; i < method_end; ++i) {
-    if (did[i] < 'a' || did[i] > 'z') return false;
-  }
-  for (char c : did.substr(method_end + 1)) {
-    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '%' || c == '-';
-    if (!ok) return false;
-  }
-  return did.back() != ':';
 }
 
 bool IsPlausibleContentType(std::string_view type) {

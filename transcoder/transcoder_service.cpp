@@ -23,6 +23,7 @@
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include "common/did.h"
 #include "common/file_util.h"
 #include "common/run_blocking.h"
 #include "transcoder/multipart_reader.h"
@@ -58,21 +59,9 @@ bool IsValidJobId(std::string_view id) {
          });
 }
 
-bool IsPlausibleDid(std::string_view did) {
-  if (did.size() < 8 || did.size() > 2048 || !did.starts_with("did:")) return false;
-  auto method_end = did.find(':', 4);
-  if (method_end == std::string_view::npos || method_end == 4 || method_end + 1 == did.size()) return false;
-  for (char c : did.substr(method_end + 1)) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '%' || c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The Content-Type to give the original in the streamer: the submitter's if it names audio,
 // else what probing found.
-std::string ContentTypeForContainer(std::string_view container, std::string_view codec) {
+std::string ContentTypeForContainer(std::string_view container) {
   if (container == "mp3") return "audio/mpeg";
   if (container == "flac") return "audio/flac";
   if (container == "wav") return "audio/wav";
@@ -81,7 +70,7 @@ std::string ContentTypeForContainer(std::string_view container, std::string_view
   if (container.find("webm") != std::string_view::npos || container.find("matroska") != std::string_view::npos) {
     return "audio/webm";
   }
-  if (container.find("mp4") != std::string_view::npos) return codec == "alac" ? "audio/mp4" : "audio/mp4";
+  if (container.find("mp4") != std::string_view::npos) return "audio/mp4";  // AAC and ALAC alike
   return "application/octet-stream";
 }
 
@@ -877,7 +866,7 @@ asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobReco
   const JobOptions options = StoredOptions(record.options_json);
   const json::value input = ParseOr(record.input_json, json::object{});
   const std::string input_id(input.at("file_id").as_string());
-  std::string original_type = ContentTypeForContainer(result.facts.container, result.facts.codec);
+  std::string original_type = ContentTypeForContainer(result.facts.container);
   if (const json::value* t = input.as_object().if_contains("content_type"); t && t->is_string()) {
     original_type = std::string(t->as_string());
   }
