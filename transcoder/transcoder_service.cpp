@@ -754,6 +754,8 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     release_slot();  // the encoders are done: the next job may start while this one publishes
     if (!transcoded.ok()) {
       status = transcoded.status();
+    } else if (cancel->load()) {
+      status = Status(StatusCode::kCancelled, "the job was cancelled");  // before anything is registered
     } else {
       auto published = co_await Publish(record, input_path, *transcoded);
       if (published.ok()) {

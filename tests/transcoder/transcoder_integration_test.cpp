@@ -672,3 +672,42 @@ TEST_F(TranscoderTest, EventsStreamProgressThenDone) {
 
 }  // namespace
 }  // namespace plyr::testing
+
+namespace plyr::testing {
+namespace {
+
+TEST_F(TranscoderTest, JobSubmitFollowsAJobToItsEnd) {
+  ASSERT_NO_FATAL_FAILURE(StartCombined());
+  const tfs::path input = LoudSineFlac();
+  const std::string url = "http://127.0.0.1:" + std::to_string(transcoder_port_);
+  std::string out;
+  // Not a terminal here: plain progress lines on stderr, the final job JSON on stdout.
+  const int status = PlyrProcess::RunToCompletion({"job", "submit", input.string(), "--url", url, "--data",
+                                                   process_->data_dir().string(), "--owner", kOwner,
+                                                   "--renditions", "opus-64", "--wait"},
+                                                  &out);
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find(" done 100%"), std::string::npos) << out;
+  const auto brace = out.find("{\"id\"");
+  ASSERT_NE(brace, std::string::npos) << out;
+  const boost::json::value job = ParseJson(out.substr(brace, out.find('\n', brace) - brace));
+  EXPECT_EQ(JsonStr(job, {"state"}), "done");
+  EXPECT_EQ(JsonAt(job, {"result", "renditions"})->as_array().size(), 1u);
+
+  // A refused submission (no such owner DID shape) exits non-zero with the service's answer.
+  out.clear();
+  EXPECT_EQ(PlyrProcess::RunToCompletion({"job", "submit", input.string(), "--url", url, "--data",
+                                          process_->data_dir().string(), "--owner", "nobody"},
+                                         &out),
+            1);
+  EXPECT_NE(out.find("owner_did"), std::string::npos) << out;
+  // No token anywhere: a usage error, not a request.
+  out.clear();
+  EXPECT_EQ(PlyrProcess::RunToCompletion({"job", "submit", input.string(), "--url", url, "--data",
+                                          (process_->data_dir() / "nowhere").string(), "--owner", kOwner},
+                                         &out),
+            2);
+}
+
+}  // namespace
+}  // namespace plyr::testing
