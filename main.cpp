@@ -207,8 +207,11 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   std::chrono::steady_clock::time_point drain_deadline;
   bool closing = false;  // past the drain deadline: the rest were told to close
   std::function<void()> poll_drain = [&] {
-    std::size_t open = 0;
-    for (auto& service : services) open += service->server().open_connections();
+    std::size_t open = 0, accepting = 0;
+    for (auto& service : services) {
+      open += service->server().open_connections();
+      accepting += service->server().accept_loops();
+    }
     const auto now = std::chrono::steady_clock::now();
     if (open > 0 && now >= drain_deadline && !closing) {
       // Close what is left and let those sessions unwind (a second at most) while the services
@@ -217,7 +220,7 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       for (auto& service : services) service->server().CloseAll();
       closing = true;
       drain_deadline = now + std::chrono::seconds(1);
-    } else if (open == 0 || now >= drain_deadline) {
+    } else if ((open == 0 && accepting == 0) || now >= drain_deadline) {
       if (open) spdlog::warn("{} connections did not close in time", open);
       runtime.Stop();
       return;

@@ -262,6 +262,7 @@ boost::system::result<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& r
 
 void HttpServer::Start() {
   for (auto& acceptor : acceptors_) {
+    accept_loops_.fetch_add(1);
     asio::co_spawn(acceptor->get_executor(), AcceptLoop(*acceptor), asio::detached);
   }
 }
@@ -312,6 +313,10 @@ void HttpServer::Unregister(Connection* c) {
 }
 
 asio::awaitable<void> HttpServer::AcceptLoop(tcp::acceptor& acceptor) {
+  struct Ended {
+    std::atomic<std::size_t>& loops;
+    ~Ended() { loops.fetch_sub(1); }
+  } ended{accept_loops_};
   auto& ctx = static_cast<asio::io_context&>(acceptor.get_executor().context());
   const bool shared = runtime_.model() == ThreadModel::kShared;
   asio::steady_timer backoff(acceptor.get_executor());

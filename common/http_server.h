@@ -15,7 +15,7 @@
 // connection still counts toward `max_connections` and is cancelled on shutdown.
 // Shutdown: BeginShutdown() stops accepting and closes idle connections at once; a request in
 // flight finishes, then its connection closes. Past its drain deadline the owner calls
-// CloseAll(), and stops the Runtime when open_connections() reaches zero.
+// CloseAll(), and stops the Runtime when open_connections() and accept_loops() reach zero.
 //
 // Thread rule: Create() and Start() on the main thread before Runtime::Run(); BeginShutdown(),
 // CloseAll() and open_connections() from any thread.
@@ -80,6 +80,10 @@ class HttpServer {
   // an aborted write, and its session unwinds on its own thread while the server still exists.
   void CloseAll();
   std::size_t open_connections() const { return open_connections_.load(); }
+  // Accept loops still running: after BeginShutdown they end once their acceptor's close is
+  // processed. The owner waits for zero before stopping the Runtime, so no accept is left
+  // suspended when the contexts are destroyed.
+  std::size_t accept_loops() const { return accept_loops_.load(); }
 
   // Implementation detail shared with the session code in http_server.cpp.
   struct Connection;
@@ -106,6 +110,7 @@ class HttpServer {
   std::uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
   std::atomic<std::size_t> open_connections_{0};
+  std::atomic<std::size_t> accept_loops_{0};
   static constexpr std::size_t kMaxRejecting = 256;
   std::atomic<std::size_t> rejecting_{0};  // 503 answers in flight
   std::mutex connections_mutex_;
