@@ -23,6 +23,12 @@ class Router {
  public:
   // Registers `handler` for `method` on `pattern` ("/v1/tracks/{file_id}").
   void Add(http::verb method, std::string_view pattern, Handler handler);
+  // Registers a member function of `service` (which must outlive the router) as the handler.
+  template <typename Service>
+  void Add(http::verb method, std::string_view pattern, Service* service,
+           asio::awaitable<Response> (Service::*member)(Request&)) {
+    Add(method, pattern, [service, member](Request& request) { return (service->*member)(request); });
+  }
 
   enum class MatchKind { kFound, kNotFound, kMethodNotAllowed };
   struct Match {

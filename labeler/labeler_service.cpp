@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
+#include "common/comma_list.h"
 #include "common/run_blocking.h"
 
 namespace plyr::labeler {
@@ -37,19 +38,6 @@ std::int64_t NowMs() {
 
 Response InvalidRequest(std::string_view message) {
   return ErrorResponse(http::status::bad_request, "InvalidRequest", message);
-}
-
-// Splits a query value on commas (plyr.fm's backend sends one comma-separated value), trimming
-// spaces; empty items are dropped. ATProto URIs and DIDs never contain commas.
-void SplitList(std::string_view text, std::vector<std::string>& out) {
-  while (!text.empty()) {
-    auto comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (!item.empty()) out.emplace_back(item);
-  }
 }
 
 std::optional<std::int64_t> ParseNonNegative(std::string_view text) {
@@ -283,18 +271,15 @@ boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(Se
 
 Router LabelerService::BuildRouter() {
   Router router;
-  auto bind = [this](asio::awaitable<Response> (LabelerService::*method)(Request&)) {
-    return [this, method](Request& request) { return (this->*method)(request); };
-  };
-  router.Add(http::verb::get, "/xrpc/com.atproto.label.queryLabels", bind(&LabelerService::QueryLabels));
-  router.Add(http::verb::get, "/xrpc/com.atproto.label.subscribeLabels", bind(&LabelerService::SubscribeLabels));
-  router.Add(http::verb::get, "/.well-known/did.json", bind(&LabelerService::DidDocument));
-  router.Add(http::verb::post, "/v1/labels", bind(&LabelerService::PostLabels));
-  router.Add(http::verb::post, "/emit-label", bind(&LabelerService::EmitLabel));
-  router.Add(http::verb::post, "/internal/labels", bind(&LabelerService::InternalLabels));
-  router.Add(http::verb::post, "/internal/active-labels", bind(&LabelerService::InternalActiveLabels));
-  router.Add(http::verb::post, "/internal/negated-labels", bind(&LabelerService::InternalNegatedLabels));
-  router.Add(http::verb::post, "/internal/labels-by-value", bind(&LabelerService::InternalLabelsByValue));
+  router.Add(http::verb::get, "/xrpc/com.atproto.label.queryLabels", this, &LabelerService::QueryLabels);
+  router.Add(http::verb::get, "/xrpc/com.atproto.label.subscribeLabels", this, &LabelerService::SubscribeLabels);
+  router.Add(http::verb::get, "/.well-known/did.json", this, &LabelerService::DidDocument);
+  router.Add(http::verb::post, "/v1/labels", this, &LabelerService::PostLabels);
+  router.Add(http::verb::post, "/emit-label", this, &LabelerService::EmitLabel);
+  router.Add(http::verb::post, "/internal/labels", this, &LabelerService::InternalLabels);
+  router.Add(http::verb::post, "/internal/active-labels", this, &LabelerService::InternalActiveLabels);
+  router.Add(http::verb::post, "/internal/negated-labels", this, &LabelerService::InternalNegatedLabels);
+  router.Add(http::verb::post, "/internal/labels-by-value", this, &LabelerService::InternalLabelsByValue);
   return router;
 }
 
@@ -319,9 +304,9 @@ std::variant<LabelQuery, Response> ParseQueryLabels(const Request& request) {
   for (auto param : request.url().params()) {
     if (param.key == "uriPatterns") {
       have_patterns = true;
-      SplitList(param.value, query.uri_patterns);
+      for (auto item : SplitCommaList(param.value)) query.uri_patterns.emplace_back(item);  // ATProto URIs hold no commas
     } else if (param.key == "sources") {
-      SplitList(param.value, query.sources);
+      for (auto item : SplitCommaList(param.value)) query.sources.emplace_back(item);
     } else if (param.key == "limit") {
       auto limit = ParseNonNegative(param.value);
       if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(kQueryLimitMax)) {

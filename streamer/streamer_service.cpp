@@ -182,15 +182,12 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
 
 Router StreamerService::BuildRouter() {
   Router router;
-  auto bind = [this](asio::awaitable<Response> (StreamerService::*method)(Request&)) {
-    return [this, method](Request& request) { return (this->*method)(request); };
-  };
-  router.Add(http::verb::get, "/audio/{file_id}", bind(&StreamerService::ServeAudio));
-  router.Add(http::verb::put, "/v1/files", bind(&StreamerService::UploadFile));
-  router.Add(http::verb::get, "/v1/files/{file_id}", bind(&StreamerService::GetFile));
-  router.Add(http::verb::put, "/v1/tracks/{file_id}", bind(&StreamerService::PutTrack));
-  router.Add(http::verb::get, "/v1/tracks/{file_id}", bind(&StreamerService::GetTrack));
-  router.Add(http::verb::delete_, "/v1/tracks/{file_id}", bind(&StreamerService::DeleteTrack));
+  router.Add(http::verb::get, "/audio/{file_id}", this, &StreamerService::ServeAudio);
+  router.Add(http::verb::put, "/v1/files", this, &StreamerService::UploadFile);
+  router.Add(http::verb::get, "/v1/files/{file_id}", this, &StreamerService::GetFile);
+  router.Add(http::verb::put, "/v1/tracks/{file_id}", this, &StreamerService::PutTrack);
+  router.Add(http::verb::get, "/v1/tracks/{file_id}", this, &StreamerService::GetTrack);
+  router.Add(http::verb::delete_, "/v1/tracks/{file_id}", this, &StreamerService::DeleteTrack);
   return router;
 }
 

@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "common/comma_list.h"
+
 namespace plyr::transcoder {
 
 namespace {
@@ -51,13 +53,7 @@ StatusOr<RenditionSpec> ParseRendition(std::string_view name) {
 
 StatusOr<std::vector<RenditionSpec>> ParseLadder(std::string_view text) {
   std::vector<RenditionSpec> ladder;
-  while (!text.empty()) {
-    auto comma = text.find(',');
-    std::string_view item = text.substr(0, comma);
-    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-    if (item.empty()) continue;
+  for (std::string_view item : SplitCommaList(text)) {
     auto spec = ParseRendition(item);
     if (!spec.ok()) return spec.status();
     for (const auto& existing : ladder) {

@@ -336,15 +336,12 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
 
 Router TranscoderService::BuildRouter() {
   Router router;
-  auto bind = [this](asio::awaitable<Response> (TranscoderService::*method)(Request&)) {
-    return [this, method](Request& request) { return (this->*method)(request); };
-  };
-  router.Add(http::verb::post, "/v1/jobs", bind(&TranscoderService::SubmitJob));
-  router.Add(http::verb::get, "/v1/jobs", bind(&TranscoderService::ListJobs));
-  router.Add(http::verb::get, "/v1/jobs/{id}", bind(&TranscoderService::GetJob));
-  router.Add(http::verb::delete_, "/v1/jobs/{id}", bind(&TranscoderService::CancelJob));
-  router.Add(http::verb::get, "/v1/jobs/{id}/events", bind(&TranscoderService::JobEvents));
-  router.Add(http::verb::post, "/transcode", bind(&TranscoderService::DropInTranscode));
+  router.Add(http::verb::post, "/v1/jobs", this, &TranscoderService::SubmitJob);
+  router.Add(http::verb::get, "/v1/jobs", this, &TranscoderService::ListJobs);
+  router.Add(http::verb::get, "/v1/jobs/{id}", this, &TranscoderService::GetJob);
+  router.Add(http::verb::delete_, "/v1/jobs/{id}", this, &TranscoderService::CancelJob);
+  router.Add(http::verb::get, "/v1/jobs/{id}/events", this, &TranscoderService::JobEvents);
+  router.Add(http::verb::post, "/transcode", this, &TranscoderService::DropInTranscode);
   return router;
 }
 
