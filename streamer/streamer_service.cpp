@@ -1,6 +1,7 @@
 #include "streamer/streamer_service.h"
 
 #include "common/did.h"
+#include "common/upload.h"
 
 #include <ctime>
 #include <random>
@@ -16,7 +17,6 @@ namespace {
 
 constexpr std::string_view kTicketCookie = "plyr_ticket";
 constexpr std::size_t kJsonBodyLimit = 64 * 1024;
-constexpr std::size_t kUploadChunk = 256 * 1024;
 
 std::string HttpDateOf(std::int64_t seconds) {
   // Most requests of a thread ask for the same few files: remember the last one formatted.
@@ -346,33 +346,13 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
 asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::uint64_t limit = settings_.upload_max_bytes;
-  auto too_large = [&] {
-    return ErrorResponse(http::status::payload_too_large, "PayloadTooLarge",
-                         fmt::format("uploads are limited to {} bytes", limit));
-  };
-  if (auto length = request.ContentLength(); length && *length > limit) co_return too_large();
-
   std::string content_type(request.Field(http::field::content_type));
   if (!IsPlausibleContentType(content_type)) content_type = "application/octet-stream";
 
-  auto writer = blobs_->Begin(co_await asio::this_coro::executor);
-  if (!writer) {
-    spdlog::error("upload: cannot create a temporary file error=\"{}\"", writer.error().message());
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
-  }
-  std::vector<char> buffer(kUploadChunk);
-  for (;;) {
-    auto got = co_await request.ReadSome(buffer);
-    if (auto* e = std::get_if<BodyError>(&got)) co_return ErrorResponseFor(*e, limit);
-    const std::size_t n = std::get<std::size_t>(got);
-    if (n == 0) break;
-    if ((*writer)->size() + n > limit) co_return too_large();
-    if (auto ec = co_await (*writer)->Write(std::span<const char>(buffer.data(), n))) {
-      spdlog::error("upload: write failed error=\"{}\"", ec.message());
-      co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
-    }
-  }
-  auto info = (*writer)->Commit();
+  auto received = co_await ReceiveUpload(request, *blobs_, limit, "upload");
+  if (auto* refused = std::get_if<Response>(&received)) co_return std::move(*refused);
+  auto writer = std::move(std::get<std::unique_ptr<BlobStore::Writer>>(received));
+  auto info = writer->Commit();
   if (!info) {
     spdlog::error("upload: commit failed error=\"{}\"", info.error().message());
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");

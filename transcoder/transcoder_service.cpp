@@ -26,6 +26,7 @@
 #include "common/did.h"
 #include "common/file_util.h"
 #include "common/run_blocking.h"
+#include "common/upload.h"
 #include "transcoder/multipart_reader.h"
 #include "transcoder/transcode_json.h"
 
@@ -460,29 +461,13 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
   } else {
     options = ParseOptions([&](std::string_view key) { return request.Query(key); }, default_ladder_);
     if (!options.ok()) co_return ErrorFromStatus(options.status());
-    if (auto length = request.ContentLength(); length && *length > limit) co_return too_large();
-    auto writer = uploads_->Begin(co_await asio::this_coro::executor);
-    if (!writer) {
-      spdlog::error("transcoder: cannot create an upload file error=\"{}\"", writer.error().message());
-      co_return ErrorResponse(http::status::insufficient_storage, "StorageError", "cannot store the upload");
-    }
-    std::vector<char> buffer(kUploadChunk);
-    for (;;) {
-      auto got = co_await request.ReadSome(buffer);
-      if (auto* e = std::get_if<BodyError>(&got)) co_return ErrorResponseFor(*e, limit);
-      const std::size_t n = std::get<std::size_t>(got);
-      if (n == 0) break;
-      if ((*writer)->size() + n > limit) co_return too_large();
-      if (auto ec = co_await (*writer)->Write(std::span<const char>(buffer.data(), n))) {
-        spdlog::error("transcoder: upload write failed error=\"{}\"", ec.message());
-        co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                                "cannot store the upload: " + ec.message());
-      }
-    }
-    if ((*writer)->size() == 0) {
+    auto received = co_await ReceiveUpload(request, *uploads_, limit, "transcoder");
+    if (auto* refused = std::get_if<Response>(&received)) co_return std::move(*refused);
+    auto writer = std::move(std::get<std::unique_ptr<BlobStore::Writer>>(received));
+    if (writer->size() == 0) {
       co_return ErrorResponse(http::status::bad_request, "EmptyUpload", "the request body (the audio) is empty");
     }
-    std::function<boost::system::result<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
+    std::function<boost::system::result<BlobInfo>()> commit = [w = writer.get()] { return w->Commit(); };
     auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
     if (!committed) {
       co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
