@@ -66,7 +66,7 @@ std::string ServiceNames() {
 
 void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& s) {
   file.Bind(serve, "data", s.data_dir, "Folder holding everything the process persists");
-  file.Bind(serve, "admin_token", s.admin_token,
+  file.BindSecret(serve, "admin_token", s.admin_token,
             "Bearer token for admin and job APIs (default: generated into <data>/admin-token)");
   file.Bind(serve, "log_level", s.log_level, "trace, debug, info, warn or error");
   file.Bind(serve, "threads", s.threads, "I/O threads (0: one per CPU core)");

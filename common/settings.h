@@ -49,6 +49,17 @@ class SettingsFile {
     return opt;
   }
 
+  // Bind for a secret (a token, a key): the file's value applies, but --help never shows it, as
+  // it shows other settings' values. Flags and variables still work; prefer the file or the
+  // variable, since flags are visible to every user in the process list.
+  CLI::Option* BindSecret(CLI::App& app, std::string_view key, std::string& value, std::string help) const {
+    CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))
+                           ->envname(EnvName(key))
+                           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    if (auto v = Lookup(key)) value = *v;  // the default CLI11 keeps when neither flag nor variable is given
+    return opt;
+  }
+
   static std::string FlagName(std::string_view key);  // "streamer.listen" -> "--streamer-listen"
   static std::string EnvName(std::string_view key);   // "streamer.listen" -> "PLYR_STREAMER_LISTEN"
 

@@ -57,7 +57,7 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
   CLI::App* did = labeler->add_subcommand(
       "did", "Print the labeler's public key as a did:key and as the Multikey for a DID document");
   file.Bind(*did, "data", args->data_dir, "Data folder");
-  file.Bind(*did, "labeler.signing_key", args->signing_key, "Hex of a 32-byte secp256k1 private key");
+  file.BindSecret(*did, "labeler.signing_key", args->signing_key, "Hex of a 32-byte secp256k1 private key");
   did->callback([args, &action] {
     action = [args] {
       std::string error;

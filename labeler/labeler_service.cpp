@@ -148,7 +148,7 @@ void AddLabelerSettings(CLI::App& command, const SettingsFile& file, LabelerSett
   file.Bind(command, "labeler.listen", s.listen, "Labeler listen address (host:port)");
   file.Bind(command, "labeler.did", s.did,
             "The labeler's DID (did:plc or did:web); default: did:web of the listener, e.g. did:web:localhost%3A8420");
-  file.Bind(command, "labeler.signing_key", s.signing_key,
+  file.BindSecret(command, "labeler.signing_key", s.signing_key,
             "Hex of a 32-byte secp256k1 private key (plyr.fm's form); default: <data>/labeler/signing-key.json");
   file.Bind(command, "labeler.endpoint", s.endpoint,
             "Public base URL announced in /.well-known/did.json (default: derived from a did:web)");

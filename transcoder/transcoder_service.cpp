@@ -227,13 +227,13 @@ void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, Transcod
   file.Bind(command, "transcoder.queue_limit", s.queue_limit, "Jobs waiting at most (429 beyond)");
   file.Bind(command, "transcoder.streamer_url", s.streamer_url,
             "Streamer that receives the renditions (default: the one in this process, else http://127.0.0.1:8410)");
-  file.Bind(command, "transcoder.streamer_token", s.streamer_token,
+  file.BindSecret(command, "transcoder.streamer_token", s.streamer_token,
             "The streamer's admin token (default: this process's admin token)");
   file.Bind(command, "transcoder.streamer_timeout_ms", s.streamer_timeout_ms, "Deadline of one call to the streamer");
-  file.Bind(command, "transcoder.callback_key", s.callback_key,
+  file.BindSecret(command, "transcoder.callback_key", s.callback_key,
             "HMAC-SHA256 key that signs job callbacks (default: <data>/transcoder/callback-key)");
   file.Bind(command, "transcoder.callback_attempts", s.callback_attempts, "Deliveries tried before a callback is dropped");
-  file.Bind(command, "transcoder.drop_in_key", s.drop_in_key,
+  file.BindSecret(command, "transcoder.drop_in_key", s.drop_in_key,
             "X-Transcoder-Key accepted by POST /transcode (default: the admin token)");
 }
 

@@ -57,6 +57,34 @@ TEST(SettingsFileTest, PrecedenceIsFlagThenEnvThenFileThenDefault) {
   unsetenv("PLYR_STREAMER_LISTEN");
 }
 
+TEST(SettingsFileTest, ASecretFromTheFileAppliesButIsNotADefaultForHelp) {
+  testing::TempDir dir;
+  auto config = dir.path() / "plyr.toml";
+  std::ofstream(config) << "admin_token = \"from-the-file\"\n";
+  std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
+  std::string error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
+  ASSERT_TRUE(file) << error;
+  unsetenv("PLYR_ADMIN_TOKEN");
+  CLI::App app;
+  std::string config_flag, token;
+  app.add_option("--config", config_flag);
+  CLI::Option* option = file->BindSecret(app, "admin_token", token, "");
+  app.parse(static_cast<int>(args.size()), args.data());
+  EXPECT_EQ(token, "from-the-file");
+  EXPECT_EQ(option->get_default_str(), "");
+  EXPECT_EQ(app.help().find("from-the-file"), std::string::npos);
+
+  setenv("PLYR_ADMIN_TOKEN", "from-the-environment", 1);
+  CLI::App again;
+  std::string token2;
+  again.add_option("--config", config_flag);
+  file->BindSecret(again, "admin_token", token2, "");
+  again.parse(static_cast<int>(args.size()), args.data());
+  EXPECT_EQ(token2, "from-the-environment");
+  unsetenv("PLYR_ADMIN_TOKEN");
+}
+
 TEST(SettingsFileTest, BrokenFileIsAnErrorWithItsLine) {
   testing::TempDir dir;
   auto config = dir.path() / "bad.toml";
