@@ -311,6 +311,22 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   }
   service->server_ = std::move(*server);
 
+  auto& registry = env.metrics.registry();
+  auto& jobs_family = prometheus::BuildGauge()
+                          .Name("plyr_transcoder_jobs")
+                          .Help("Transcode jobs waiting in the queue or encoding")
+                          .Register(registry);
+  service->queued_gauge_ = &jobs_family.Add({{"state", "queued"}});
+  service->running_gauge_ = &jobs_family.Add({{"state", "running"}});
+  service->ended_ = &prometheus::BuildCounter()
+                         .Name("plyr_transcoder_jobs_ended_total")
+                         .Help("Transcode jobs that ended, by final state")
+                         .Register(registry);
+  service->callbacks_ = &prometheus::BuildCounter()
+                             .Name("plyr_transcoder_callbacks_total")
+                             .Help("Job callback deliveries, by outcome (delivered, retried, gave_up)")
+                             .Register(registry);
+
   // Jobs a previous run accepted and did not finish run again, in their order.
   auto recovered = service->jobs_->Recover();
   if (!recovered.ok()) return recovered.status();
@@ -571,12 +587,14 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
         if (!StoredOptions(job.record.options_json).callback_url.empty()) job.record.callback = CallbackState::kPending;
         cancelled_now = job.record;
         active_.erase(it);
+        PumpLocked();
       } else {
         running = std::pair{job.record, job.progress};
       }
     }
   }
   if (cancelled_now) {
+    ended_->Add({{"state", "cancelled"}}).Increment();
     if (auto s = co_await Persist(*cancelled_now); !s.ok()) spdlog::error("transcoder: {}", s.message());
     if (cancelled_now->callback == CallbackState::kPending) {
       asio::co_spawn(co_await asio::this_coro::executor, DeliverCallback(*cancelled_now), asio::detached);
@@ -650,6 +668,13 @@ asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
 // Running jobs
 
 void TranscoderService::PumpLocked() {
+  struct Gauges {  // whatever happens below, the gauges end up matching the queue
+    TranscoderService* service;
+    ~Gauges() {
+      service->queued_gauge_->Set(static_cast<double>(service->queue_.size()));
+      service->running_gauge_->Set(static_cast<double>(service->running_));
+    }
+  } gauges{this};
   while (running_ < settings_.max_running_jobs && !queue_.empty()) {
     const std::string id = queue_.front();
     queue_.pop_front();
@@ -769,6 +794,7 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     record = r;
   }
   if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+  ended_->Add({{"state", std::string(JobStateName(record.state))}}).Increment();
   if (status.ok()) {
     spdlog::info("transcoder: job done id={}", record.id);
   } else {
@@ -957,6 +983,10 @@ asio::awaitable<void> TranscoderService::DeliverCallback(JobRecord record) {
     auto answer = co_await env_.http_client.Send(executor, post);
     record.callback_attempts += 1;
     const bool delivered = answer && answer->status >= 200 && answer->status < 300;
+    callbacks_->Add({{"outcome", delivered                                            ? "delivered"
+                                 : record.callback_attempts >= settings_.callback_attempts ? "gave_up"
+                                                                                           : "retried"}})
+        .Increment();
     if (delivered) {
       record.callback = CallbackState::kDelivered;
     } else if (record.callback_attempts >= settings_.callback_attempts) {

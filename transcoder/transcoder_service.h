@@ -33,6 +33,10 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+
 #include "common/blob_store.h"
 #include "common/service_env.h"
 #include "common/settings.h"
@@ -120,6 +124,12 @@ class TranscoderService final : public Service {
   std::unique_ptr<asio::thread_pool> encoder_pool_;
   std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<HttpServer> server_;
+
+  // Metrics (docs/transcoder.md): jobs waiting and encoding, jobs ended by state, callbacks.
+  prometheus::Gauge* queued_gauge_ = nullptr;
+  prometheus::Gauge* running_gauge_ = nullptr;
+  prometheus::Family<prometheus::Counter>* ended_ = nullptr;
+  prometheus::Family<prometheus::Counter>* callbacks_ = nullptr;
 
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // queued and running; mutex_

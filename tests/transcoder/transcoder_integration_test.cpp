@@ -711,3 +711,24 @@ TEST_F(TranscoderTest, JobSubmitFollowsAJobToItsEnd) {
 
 }  // namespace
 }  // namespace plyr::testing
+
+namespace plyr::testing {
+namespace {
+
+TEST_F(TranscoderTest, MetricsCountJobsByState) {
+  ASSERT_NO_FATAL_FAILURE(StartCombined());
+  const std::string input = ReadBytes(LoudSineFlac());
+  const boost::json::value done = WaitForEnd(SubmitOk(input, "&renditions=opus-64"));
+  ASSERT_EQ(JsonStr(done, {"state"}), "done");
+  const boost::json::value failed = WaitForEnd(SubmitOk(std::string(4096, 't'), "&renditions=opus-64"));
+  ASSERT_EQ(JsonStr(failed, {"state"}), "failed");
+  HttpResult metrics = Transcoder("GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("plyr_transcoder_jobs_ended_total{state=\"done\"} 1"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("plyr_transcoder_jobs_ended_total{state=\"failed\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.body.find("plyr_transcoder_jobs{state=\"running\"} 0"), std::string::npos);
+  EXPECT_NE(metrics.body.find("plyr_transcoder_jobs{state=\"queued\"} 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace plyr::testing
