@@ -27,6 +27,7 @@
 #include <boost/url/parse.hpp>
 
 #include "common/http_server.h"
+#include "tests/support/drain.h"
 #include "tests/support/process.h"
 
 namespace plyr {
@@ -138,8 +139,7 @@ class TestServer {
   }
 
   ~TestServer() {
-    server_->BeginShutdown();
-    runtime_.Stop();  // handlers still sleeping are abandoned
+    testing::DrainAndStop(*server_, runtime_);  // a handler still sleeping finishes first (2 s at most)
     thread_.join();
   }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/http_server.h"
+#include "tests/support/drain.h"
 
 namespace plyr::testing {
 
@@ -59,8 +60,7 @@ FakeSupporterServer::FakeSupporterServer()
 }
 
 FakeSupporterServer::~FakeSupporterServer() {
-  server_->BeginShutdown();
-  runtime_->Stop();
+  DrainAndStop(*server_, *runtime_);
   thread_.join();
 }
 

@@ -29,6 +29,7 @@
 #include <gtest/gtest.h>
 
 #include "common/http_server.h"
+#include "tests/support/drain.h"
 #include "tests/support/process.h"
 #include "tests/support/test_http_client.h"
 
@@ -310,8 +311,7 @@ class CallbackReceiver {
   }
 
   ~CallbackReceiver() {
-    server_->BeginShutdown();
-    runtime_->Stop();
+    DrainAndStop(*server_, *runtime_);
     thread_.join();
   }
 
