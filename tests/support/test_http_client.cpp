@@ -78,6 +78,11 @@ HttpResult Fetch(unsigned short port, const std::string& method, const std::stri
       return result;
     }
     if (chunk.empty()) {
+      // Beast asserts that put_eof follows some input: a peer gone before a byte is simply closed.
+      if (!parser.got_some()) {
+        result.transport_error = "connection closed before the response completed";
+        return result;
+      }
       parser.put_eof(ec);
       if (ec || !parser.is_done()) {
         result.transport_error = "connection closed before the response completed";
