@@ -39,7 +39,6 @@ namespace fs = std::filesystem;
 constexpr std::size_t kJsonBodyLimit = 64 * 1024;
 constexpr std::size_t kUploadChunk = 256 * 1024;
 constexpr std::size_t kListLimitMax = 500;
-constexpr int kStreamerAttempts = 5;
 
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -453,14 +452,10 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
       // Not an upload of ours: a file the streamer stores (the API layer uploaded it there).
       HttpClientRequest head;
       head.method = http::verb::head;
-      head.url = streamer_url_ + "/v1/files/" + file_id;
-      head.headers = {{"Authorization", "Bearer " + streamer_token_}};
-      head.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
-      const auto executor = co_await asio::this_coro::executor;
-      auto found = co_await env_.http_client.Send(executor, head);
-      if (!found) {
-        co_return ErrorResponse(http::status::bad_gateway, "StreamerUnavailable",
-                                "the streamer at " + streamer_url_ + " cannot be reached: " + found.error().message());
+      head.url = "/v1/files/" + file_id;
+      auto found = co_await CallStreamer(std::move(head), "looking up the file", /*attempts=*/1);
+      if (!found.ok()) {
+        co_return ErrorResponse(http::status::bad_gateway, "StreamerUnavailable", found.status().message());
       }
       if (found->status != 200) {
         co_return ErrorResponse(http::status::not_found, "FileNotFound",
@@ -815,60 +810,71 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
   if (record.callback == CallbackState::kPending) co_await DeliverCallback(std::move(record));
 }
 
-asio::awaitable<StatusOr<std::string>> TranscoderService::UploadToStreamer(const fs::path& file,
-                                                                          const std::string& content_type) {
+asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallStreamer(HttpClientRequest request,
+                                                                             std::string_view what, int attempts) {
+  request.url = streamer_url_ + request.url;
+  request.headers.emplace_back("Authorization", "Bearer " + streamer_token_);
+  request.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
   for (int attempt = 1;; ++attempt) {
-    HttpClientRequest put;
-    put.method = http::verb::put;
-    put.url = streamer_url_ + "/v1/files";
-    put.headers = {{"Authorization", "Bearer " + streamer_token_}, {"Content-Type", content_type}};
-    put.body_file = file;
-    put.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
     const auto executor = co_await asio::this_coro::executor;
-    auto answer = co_await env_.http_client.Send(executor, put);
-    Status failure;
-    if (!answer) {
-      failure = Status(StatusCode::kUnavailable, "the streamer at " + streamer_url_ + " cannot be reached: " +
-                                                     answer.error().message());
-    } else if (answer->status == 200 || answer->status == 201) {
-      json::value doc = ParseOr(answer->body);
-      if (doc.is_object() && doc.as_object().contains("file_id") && doc.at("file_id").is_string()) {
-        co_return std::string(doc.at("file_id").as_string());
-      }
-      co_return Status(StatusCode::kInternal, "the streamer answered an upload without a file_id");
-    } else if (answer->status >= 500 || answer->status == 429) {
-      failure = Status(StatusCode::kUnavailable, fmt::format("the streamer answered {} to an upload", answer->status));
-    } else {
-      co_return Status(StatusCode::kFailedPrecondition,
-                       fmt::format("the streamer refused an upload ({}): {}", answer->status, answer->body.substr(0, 300)));
+    auto answer = co_await env_.http_client.Send(executor, request);
+    if (!answer && answer.error() == boost::system::errc::make_error_code(boost::system::errc::message_size)) {
+      co_return Status(StatusCode::kResourceExhausted, "the streamer's answer to " + std::string(what) +
+                                                           " is larger than allowed");
     }
-    if (attempt >= kStreamerAttempts || shutting_down_->load()) co_return failure;
+    if (answer && answer->status < 500 && answer->status != 429) co_return std::move(*answer);
+    if (attempt >= attempts || shutting_down_->load()) {
+      co_return Status(StatusCode::kUnavailable,
+                       answer ? fmt::format("the streamer at {} answered {} to {}", streamer_url_, answer->status, what)
+                              : fmt::format("the streamer at {} cannot be reached for {}: {}", streamer_url_, what,
+                                            answer.error().message()));
+    }
     co_await SleepFor(std::chrono::milliseconds(500 << attempt));
   }
 }
 
+namespace {
+
+// The answer of a streamer call that was reached but said no.
+Status StreamerRefused(std::string_view what, const HttpClientResponse& answer) {
+  return Status(StatusCode::kFailedPrecondition,
+                fmt::format("the streamer refused {} ({}): {}", what, answer.status, answer.body.substr(0, 300)));
+}
+
+}  // namespace
+
+asio::awaitable<StatusOr<std::string>> TranscoderService::UploadToStreamer(const fs::path& file,
+                                                                          const std::string& content_type) {
+  HttpClientRequest put;
+  put.method = http::verb::put;
+  put.url = "/v1/files";
+  put.headers = {{"Content-Type", content_type}};
+  put.body_file = file;
+  auto answer = co_await CallStreamer(std::move(put), "an upload");
+  if (!answer.ok()) co_return answer.status();
+  if (answer->status != 200 && answer->status != 201) co_return StreamerRefused("an upload", *answer);
+  json::value doc = ParseOr(answer->body);
+  if (doc.is_object() && doc.as_object().contains("file_id") && doc.at("file_id").is_string()) {
+    co_return std::string(doc.at("file_id").as_string());
+  }
+  co_return Status(StatusCode::kInternal, "the streamer answered an upload without a file_id");
+}
+
 asio::awaitable<Status> TranscoderService::FetchFromStreamer(const std::string& file_id, const fs::path& into) {
-  for (int attempt = 1;; ++attempt) {
-    HttpClientRequest get;
-    get.url = streamer_url_ + "/v1/files/" + file_id;
-    get.headers = {{"Authorization", "Bearer " + streamer_token_}};
-    get.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
-    get.body_limit = settings_.upload_max_bytes;
-    get.response_file = into;
-    const auto executor = co_await asio::this_coro::executor;
-    auto answer = co_await env_.http_client.Send(executor, get);
-    if (answer && answer->status == 200) co_return OkStatus();
-    if (answer && answer->status == 404) co_return Status(StatusCode::kNotFound, "the job's input is no longer stored");
-    if (!answer && answer.error() == boost::system::errc::make_error_code(boost::system::errc::message_size)) {
+  HttpClientRequest get;
+  get.url = "/v1/files/" + file_id;
+  get.body_limit = settings_.upload_max_bytes;
+  get.response_file = into;
+  auto answer = co_await CallStreamer(std::move(get), "fetching the input");
+  if (!answer.ok()) {
+    if (answer.status().code() == StatusCode::kResourceExhausted) {
       co_return Status(StatusCode::kResourceExhausted, "the input is larger than transcoder.upload_max_bytes");
     }
-    if (attempt >= kStreamerAttempts || shutting_down_->load()) {
-      co_return Status(StatusCode::kUnavailable,
-                       "cannot fetch the input from the streamer at " + streamer_url_ + ": " +
-                           (answer ? fmt::format("status {}", answer->status) : answer.error().message()));
-    }
-    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
+    co_return answer.status();
   }
+  if (answer->status == 404) co_return Status(StatusCode::kNotFound, "the job's input is no longer stored");
+  if (answer->status != 200) co_return StreamerRefused("fetching the input", *answer);
+  co_return OkStatus();
 }
 
 asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobRecord& record, const fs::path& input_path,
@@ -913,12 +919,9 @@ asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobReco
   } release{this, *original};
   {
     HttpClientRequest get;
-    get.url = streamer_url_ + "/v1/tracks/" + *original;
-    get.headers = {{"Authorization", "Bearer " + streamer_token_}};
-    get.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
-    const auto executor = co_await asio::this_coro::executor;
-    auto existing = co_await env_.http_client.Send(executor, get);
-    if (existing && existing->status == 200) {
+    get.url = "/v1/tracks/" + *original;
+    auto existing = co_await CallStreamer(std::move(get), "reading the track", /*attempts=*/1);
+    if (existing.ok() && existing->status == 200) {
       json::value doc = ParseOr(existing->body);
       const json::value* kept = doc.is_object() ? doc.as_object().if_contains("renditions") : nullptr;
       if (kept && kept->is_object()) {
@@ -932,27 +935,14 @@ asio::awaitable<StatusOr<json::object>> TranscoderService::Publish(const JobReco
                            {"gate", options.gate},
                            {"content_type", original_type},
                            {"renditions", track_renditions}};
-  for (int attempt = 1;; ++attempt) {
-    HttpClientRequest put;
-    put.method = http::verb::put;
-    put.url = streamer_url_ + "/v1/tracks/" + *original;
-    put.headers = {{"Authorization", "Bearer " + streamer_token_}, {"Content-Type", "application/json"}};
-    put.body = json::serialize(track);
-    put.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
-    const auto executor = co_await asio::this_coro::executor;
-    auto answer = co_await env_.http_client.Send(executor, put);
-    if (answer && answer->status == 200) break;
-    if (answer && answer->status < 500) {
-      co_return Status(StatusCode::kFailedPrecondition,
-                       fmt::format("the streamer refused the track ({}): {}", answer->status, answer->body.substr(0, 300)));
-    }
-    if (attempt >= kStreamerAttempts || shutting_down_->load()) {
-      co_return Status(StatusCode::kUnavailable, "the streamer could not register the track: " +
-                                                     (answer ? fmt::format("status {}", answer->status)
-                                                             : answer.error().message()));
-    }
-    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
-  }
+  HttpClientRequest put;
+  put.method = http::verb::put;
+  put.url = "/v1/tracks/" + *original;
+  put.headers = {{"Content-Type", "application/json"}};
+  put.body = json::serialize(track);
+  auto registered = co_await CallStreamer(std::move(put), "registering the track");
+  if (!registered.ok()) co_return registered.status();
+  if (registered->status != 200) co_return StreamerRefused("the track", *registered);
   json::object out{{"original", {{"file_id", *original}, {"content_type", original_type},
                                  {"size", input.at("size")}, {"duration_ms", result.facts.duration_ms}}},
                    {"renditions", std::move(renditions)},

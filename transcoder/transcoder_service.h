@@ -100,6 +100,12 @@ class TranscoderService final : public Service {
                                                          const TranscodeResult& result);
   // Downloads a file the streamer stores (a job naming it by file_id) to `into`.
   asio::awaitable<Status> FetchFromStreamer(const std::string& file_id, const std::filesystem::path& into);
+  // Sends `request` (its url a path on the streamer) with the streamer's token and deadline,
+  // trying again, backing off, while the streamer cannot be reached or answers 5xx or 429, at most
+  // `attempts` times. Any other answer is returned for the caller to read; Unavailable (naming
+  // `what`) when every try failed, ResourceExhausted for an answer over the body limit.
+  asio::awaitable<StatusOr<HttpClientResponse>> CallStreamer(HttpClientRequest request, std::string_view what,
+                                                             int attempts = 5);
   asio::awaitable<StatusOr<std::string>> UploadToStreamer(const std::filesystem::path& file,
                                                           const std::string& content_type);
   asio::awaitable<void> DeliverCallback(JobRecord record);
