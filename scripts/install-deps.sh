@@ -10,6 +10,7 @@ packages=(
   liburing-dev libssl-dev libsodium-dev libsqlite3-dev libcbor-dev libsecp256k1-dev
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libavformat-dev libavcodec-dev libavfilter-dev libswresample-dev libavutil-dev ffmpeg
+  libchromaprint-dev libchromaprint-tools
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev ca-certificates
   nginx-light wrk chromium
 )

@@ -17,7 +17,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
-#include "transcoder/ffmpeg_util.h"
+#include "common/media/ffmpeg_util.h"
 #include "transcoder/true_peak.h"
 
 extern "C" {
@@ -30,6 +30,7 @@ extern "C" {
 namespace plyr::transcoder {
 
 namespace {
+using namespace plyr::media;
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-#include "transcoder/ffmpeg_util.h"
+#include "common/media/ffmpeg_util.h"
 
 #include <cstdarg>
 #include <cstdio>
@@ -6,7 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
-namespace plyr::transcoder {
+namespace plyr::media {
 
 std::string AvErrorText(int error) {
   char text[AV_ERROR_MAX_STRING_SIZE] = {};
@@ -32,4 +32,4 @@ void QuietFfmpegLogs() {
   std::call_once(once, [] { av_log_set_callback(LogToSpdlog); });
 }
 
-}  // namespace plyr::transcoder
+}  // namespace plyr::media

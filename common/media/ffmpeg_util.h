@@ -1,5 +1,5 @@
-// Owning handles for FFmpeg objects and FFmpeg error text: the transcoder's only contact with
-// FFmpeg's manual memory management.
+// Owning handles for FFmpeg objects and FFmpeg error text: the one place that wraps FFmpeg's
+// manual memory management for every service that decodes or encodes audio.
 #pragma once
 
 #include <memory>
@@ -13,7 +13,7 @@ extern "C" {
 #include <libswresample/swresample.h>
 }
 
-namespace plyr::transcoder {
+namespace plyr::media {
 
 struct FrameDeleter {
   void operator()(AVFrame* frame) const { av_frame_free(&frame); }
@@ -61,4 +61,4 @@ std::string AvErrorText(int error);
 // at debug level, once per process; a job reports what matters in its own error.
 void QuietFfmpegLogs();
 
-}  // namespace plyr::transcoder
+}  // namespace plyr::media

@@ -1,0 +1,66 @@
+// Chromaprint fingerprints (the TEST2 algorithm AcoustID and fpcalc use by default) of 16-bit PCM,
+// and the compressed text form AcoustID and `fpcalc` print.
+//
+// A fingerprint is a sequence of 32-bit items, one per 1365 samples at 11025 Hz (about 8.08 per
+// second), each describing the chroma of the 0.37 s around it. Feeding 11025 Hz mono skips
+// Chromaprint's own resampler and channel mix.
+//
+// Speed variants: a context started at rate R/s instead of R hears the audio slowed down by s.
+// Fingerprinting one decode at several declared rates yields, for a copy that was sped up by s
+// (pitch and tempo together, like a tape played fast), a variant in which the change is undone;
+// item j of that variant lies at j·kItemSeconds/s in the audio fed. The fingerprint service uses
+// this to match pitched and sped-up copies.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace plyr::media {
+
+// Items per second and seconds per item of a TEST2 fingerprint.
+inline constexpr int kChromaprintRate = 11025;
+inline constexpr int kChromaprintItemSamples = 1365;
+inline constexpr double kItemSeconds = static_cast<double>(kChromaprintItemSamples) / kChromaprintRate;
+// The item Chromaprint emits for digital silence.
+inline constexpr std::uint32_t kSilenceItem = 627964279;
+
+using FingerprintItems = std::vector<std::uint32_t>;
+
+// Computes a fingerprint, for each requested speed, of audio fed in pieces. Not thread-safe; one
+// per thread. Contract: Start, then Feed any number of times, then Finish; Start again to reuse.
+class Fingerprinter {
+ public:
+  // `speeds`: 1.0 is the audio as it is; 1.02 undoes a 2 % speed-up. Empty means {1.0}.
+  explicit Fingerprinter(std::vector<double> speeds = {1.0});
+  ~Fingerprinter();
+  Fingerprinter(const Fingerprinter&) = delete;
+  Fingerprinter& operator=(const Fingerprinter&) = delete;
+
+  Status Start(int sample_rate, int channels);
+  // Interleaved samples, all channels: size is a multiple of the channel count.
+  Status Feed(std::span<const std::int16_t> samples);
+  // One fingerprint per speed, in the order given to the constructor.
+  StatusOr<std::vector<FingerprintItems>> Finish();
+
+  const std::vector<double>& speeds() const { return speeds_; }
+
+ private:
+  struct Context;
+  std::vector<double> speeds_;
+  std::vector<std::unique_ptr<Context>> contexts_;
+  int channels_ = 0;
+};
+
+// The compressed, URL-safe base64 form (`fpcalc` output, the AcoustID API's `fingerprint`).
+std::string EncodeFingerprint(std::span<const std::uint32_t> items);
+// Parses that form. InvalidArgument when `text` is not a TEST2 fingerprint, or is longer than
+// `max_items` items once decoded.
+StatusOr<FingerprintItems> DecodeFingerprint(std::string_view text, std::size_t max_items);
+
+}  // namespace plyr::media
