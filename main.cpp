@@ -3,6 +3,8 @@
 //   plyr-core serve [SERVICE...]   run services (all built ones by default), each on its listener
 //   plyr-core ticket keygen|mint   stream tickets for gated audio
 //   plyr-core labeler keygen|did   the labeler's signing key and identity
+//   plyr-core transcode FILE       the transcoder's engine alone; plyr-core job submit: a job
+//   plyr-core fingerprint FILE     Chromaprint fingerprints (like fpcalc); fingerprint import DIR
 //
 // Settings come from flags, PLYR_* variables and an optional TOML file (see common/settings.h and
 // docs/configuration.md).
@@ -27,6 +29,8 @@
 #include "common/log.h"
 #include "common/service_env.h"
 #include "common/settings.h"
+#include "fingerprint/fingerprint_command.h"
+#include "fingerprint/fingerprint_service.h"
 #include "labeler/labeler_command.h"
 #include "labeler/labeler_service.h"
 #include "streamer/streamer_command.h"
@@ -55,7 +59,7 @@ struct ServeSettings {
   std::vector<std::string> services;
 };
 
-const std::vector<std::string> kAllServices = {"streamer", "labeler", "transcoder"};
+const std::vector<std::string> kAllServices = {"streamer", "labeler", "transcoder", "fingerprint"};
 
 // "streamer, labeler": the services this build has, for help and errors.
 std::string ServiceNames() {
@@ -97,7 +101,8 @@ std::optional<std::string> UnknownService(const ServeSettings& s) {
 }
 
 int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings,
-             const labeler::LabelerSettings& labeler_settings, transcoder::TranscoderSettings transcoder_settings) {
+             const labeler::LabelerSettings& labeler_settings, transcoder::TranscoderSettings transcoder_settings,
+             fingerprint::FingerprintSettings fingerprint_settings) {
   InitLogging(s.log_level);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
   std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit (ulimit -f) is a write error (EFBIG), not death
@@ -185,6 +190,21 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
         return 1;
       }
       services.push_back(std::move(*service));
+    } else if (name == "fingerprint") {
+      // In one process the fingerprint service fetches {"file_id"} files from the streamer beside it.
+      if (fingerprint_settings.streamer_url.empty()) {
+        for (auto& other : services) {
+          if (other->name() == "streamer") {
+            fingerprint_settings.streamer_url = "http://127.0.0.1:" + std::to_string(other->server().port());
+          }
+        }
+      }
+      auto service = fingerprint::FingerprintService::Create(env, fingerprint_settings);
+      if (!service.ok()) {
+        spdlog::critical("fingerprint: {}", service.status().message());
+        return 1;
+      }
+      services.push_back(std::move(*service));
     }
   }
 
@@ -267,12 +287,14 @@ int main(int argc, char** argv) {
   plyr::labeler::AddLabelerSettings(*serve, *file, labeler_settings);
   plyr::transcoder::TranscoderSettings transcoder_settings;
   plyr::transcoder::AddTranscoderSettings(*serve, *file, transcoder_settings);
+  plyr::fingerprint::FingerprintSettings fingerprint_settings;
+  plyr::fingerprint::AddFingerprintSettings(*serve, *file, fingerprint_settings);
   serve->callback([&] {
     action = [&] {
       if (auto unknown = UnknownService(serve_settings)) {
         return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + ServiceNames() + ")"));
       }
-      return RunServe(serve_settings, streamer_settings, labeler_settings, transcoder_settings);
+      return RunServe(serve_settings, streamer_settings, labeler_settings, transcoder_settings, fingerprint_settings);
     };
   });
 
@@ -280,6 +302,7 @@ int main(int argc, char** argv) {
   plyr::labeler::AddLabelerCommand(app, *file, action);
   plyr::transcoder::AddTranscodeCommand(app, *file, action);
   plyr::transcoder::AddJobCommand(app, *file, action);
+  plyr::fingerprint::AddFingerprintCommand(app, *file, action);
 
   CLI11_PARSE(app, argc, argv);
   return action ? action() : 0;

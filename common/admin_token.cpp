@@ -48,4 +48,16 @@ boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
   return AdminToken{token, path};
 }
 
+StatusOr<std::string> ClientAdminToken(std::string_view given, const std::filesystem::path& data_dir) {
+  if (!given.empty()) return std::string(given);
+  auto stored = ReadSmallFile(data_dir / "admin-token", 4096);
+  if (!stored) {
+    return Status(StatusCode::kNotFound,
+                  "no --token, no PLYR_ADMIN_TOKEN and no readable " + (data_dir / "admin-token").string());
+  }
+  std::string token = *stored;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  return token;
+}
+
 }  // namespace plyr

@@ -12,6 +12,8 @@
 
 #include <boost/system/result.hpp>
 
+#include "common/status.h"
+
 namespace plyr {
 
 struct AdminToken {
@@ -23,5 +25,9 @@ struct AdminToken {
 // readable by group or others (a token that leaked is not silently used).
 boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
                                                     const std::filesystem::path& data_dir, std::string* error);
+
+// For command-line clients of a running service: `given` (a --token flag or PLYR_ADMIN_TOKEN)
+// when non-empty, else the token stored in <data>/admin-token. NotFound when neither exists.
+StatusOr<std::string> ClientAdminToken(std::string_view given, const std::filesystem::path& data_dir);
 
 }  // namespace plyr

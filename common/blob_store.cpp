@@ -108,6 +108,8 @@ struct BlobStore::Writer::State {
       : root(std::move(r)), temp_path(std::move(t)), file(ex) {}
 };
 
+const fs::path& BlobStore::Writer::temp_path() const { return state_->temp_path; }
+
 bool BlobStore::IsValidId(std::string_view id) {
   if (id.size() != 16) return false;
   for (char c : id) {

@@ -52,6 +52,9 @@ class BlobStore {
     std::uint64_t size() const { return size_; }
     // fsyncs, names the blob by its hash and moves it into place. Calling it twice is an error.
     boost::system::result<BlobInfo> Commit();
+    // The temporary file holding what was written so far: readable until Commit or destruction,
+    // for a caller that reads an upload once and never keeps it (a fingerprint query).
+    const std::filesystem::path& temp_path() const;
 
    private:
     friend class BlobStore;

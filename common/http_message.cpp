@@ -107,6 +107,22 @@ Response ErrorResponse(http::status status, std::string_view error, std::string_
   return JsonResponse(status, json::object{{"error", error}, {"message", message}});
 }
 
+Response ErrorResponseFor(const Status& status) {
+  http::status code = http::status::internal_server_error;
+  switch (status.code()) {
+    case StatusCode::kInvalidArgument: code = http::status::bad_request; break;
+    case StatusCode::kNotFound: code = http::status::not_found; break;
+    case StatusCode::kAlreadyExists:
+    case StatusCode::kFailedPrecondition: code = http::status::conflict; break;
+    case StatusCode::kResourceExhausted: code = http::status::insufficient_storage; break;
+    case StatusCode::kUnimplemented: code = http::status::unsupported_media_type; break;
+    case StatusCode::kUnavailable: code = http::status::bad_gateway; break;
+    case StatusCode::kDeadlineExceeded: code = http::status::gateway_timeout; break;
+    default: break;
+  }
+  return ErrorResponse(code, StatusCodeName(status.code()), status.message());
+}
+
 Response ErrorResponseFor(BodyError error, std::size_t limit) {
   switch (error) {
     case BodyError::kTooLarge:

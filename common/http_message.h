@@ -29,6 +29,7 @@
 
 #include "common/file_util.h"
 #include "common/net.h"
+#include "common/status.h"
 
 namespace plyr {
 
@@ -129,6 +130,11 @@ Response ErrorResponse(http::status status, std::string_view error, std::string_
 Response JsonResponse(http::status status, const json::value& body);
 // The error answer for a failed body read (413, 408 or 400).
 Response ErrorResponseFor(BodyError error, std::size_t limit);
+// The error answer for a failed Status: {"error": <code name>, "message": <message>} with the
+// status that code maps to (InvalidArgument 400, NotFound 404, AlreadyExists and
+// FailedPrecondition 409, ResourceExhausted 507, Unimplemented 415, Unavailable 502,
+// DeadlineExceeded 504, otherwise 500).
+Response ErrorResponseFor(const Status& status);
 
 // An IMF-fixdate (RFC 9110 section 5.6.7), e.g. "Wed, 25 Nov 2026 12:05:20 GMT".
 std::string FormatHttpDate(std::int64_t unix_seconds);

@@ -84,6 +84,15 @@ class Decoder {
                                                     " channels is not supported");
     }
     result_.codec = avcodec_get_name(codec->id);
+    // Tags live on the container (MP3, MP4, FLAC) or on the stream (Ogg).
+    for (AVDictionary* tags : {raw->metadata, raw->streams[stream_index_]->metadata}) {
+      if (const AVDictionaryEntry* e = av_dict_get(tags, "title", nullptr, 0); e && result_.title.empty()) {
+        result_.title = std::string(e->value).substr(0, 256);
+      }
+      if (const AVDictionaryEntry* e = av_dict_get(tags, "artist", nullptr, 0); e && result_.artist.empty()) {
+        result_.artist = std::string(e->value).substr(0, 256);
+      }
+    }
     return fingerprinter_.Start(kChromaprintRate, 1);
   }
 
@@ -113,11 +122,15 @@ class Decoder {
         frame.ch_layout.nb_channels != source_channels_) {
       return Status(StatusCode::kUnimplemented, "the audio format changes in the middle of the file");
     }
+    // Past what was asked for, decoding goes on only to learn the duration.
+    const bool wanted =
+        options_.max_fingerprint_ms <= 0 || decoded_samples_ * 1000 / source_rate_ < options_.max_fingerprint_ms;
     decoded_samples_ += frame.nb_samples;
     if (options_.max_duration_ms > 0 && decoded_samples_ * 1000 / source_rate_ > options_.max_duration_ms) {
       return Status(StatusCode::kResourceExhausted,
                     "the audio is longer than the limit of " + std::to_string(options_.max_duration_ms / 1000) + " s");
     }
+    if (!wanted) return OkStatus();
     return Convert(const_cast<const std::uint8_t**>(frame.extended_data), frame.nb_samples);
   }
 

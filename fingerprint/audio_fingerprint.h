@@ -17,12 +17,15 @@ struct AudioFingerprintOptions {
   std::vector<double> speeds = {1.0};
   // Longer audio fails with ResourceExhausted; 0: no limit.
   std::int64_t max_duration_ms = 0;
+  // Fingerprint only the first this many ms (like fpcalc -length); 0: all of it.
+  std::int64_t max_fingerprint_ms = 0;
 };
 
 struct AudioFingerprint {
   double duration_s = 0;  // decoded samples / rate
   std::string codec;
   std::int64_t decode_errors = 0;  // damaged packets skipped
+  std::string title, artist;       // the file's tags, when it has them
   // One fingerprint per speed of the options, in that order.
   std::vector<media::FingerprintItems> by_speed;
 };

@@ -303,7 +303,7 @@ MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVarian
         current.reference_offset_s = hit->ref_s;
         current.speed = hit->speed;
       }
-      current.duration_s = hit->query_s + hit->length_s - current.query_offset_s;
+      current.duration_s = hit->query_s + hit->length_s + media::kItemSpanSeconds / hit->speed - current.query_offset_s;
       ber_sum += hit->ber;
       ++current.windows;
       last_query_s = hit->query_s;

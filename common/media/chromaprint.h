@@ -27,6 +27,9 @@ namespace plyr::media {
 inline constexpr int kChromaprintRate = 11025;
 inline constexpr int kChromaprintItemSamples = 1365;
 inline constexpr double kItemSeconds = static_cast<double>(kChromaprintItemSamples) / kChromaprintRate;
+// Audio an item describes reaches this far past the item's own start (the classifiers' 16-frame
+// window): n items cover n·kItemSeconds + kItemSpanSeconds of audio.
+inline constexpr double kItemSpanSeconds = 28666.0 / kChromaprintRate - kItemSeconds;
 // The item Chromaprint emits for digital silence.
 inline constexpr std::uint32_t kSilenceItem = 627964279;
 

@@ -1,0 +1,143 @@
+#include "fingerprint/reference_store.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace plyr::fingerprint {
+
+namespace {
+
+constexpr std::array<const char*, 2> kSchema = {
+    "CREATE TABLE IF NOT EXISTS refs ("
+    "  row INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, artist TEXT NOT NULL, owner_did TEXT NOT NULL,"
+    "  isrc TEXT NOT NULL, external_ids TEXT NOT NULL, duration_ms INTEGER NOT NULL,"
+    "  items_hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, items BLOB NOT NULL) STRICT",
+    "CREATE INDEX IF NOT EXISTS refs_by_isrc ON refs(isrc) WHERE isrc != ''",
+};
+
+constexpr std::string_view kColumns =
+    "row, id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, created_ms";
+
+Status DbError(const SqliteDb& db) { return Status(StatusCode::kInternal, "reference database: " + db.last_error()); }
+
+ReferenceRecord FromRow(const SqlRow& row, bool with_items) {
+  ReferenceRecord r;
+  r.row = row.Int(0);
+  r.id = row.Text(1);
+  r.title = row.Text(2);
+  r.artist = row.Text(3);
+  r.owner_did = row.Text(4);
+  r.isrc = row.Text(5);
+  r.external_ids_json = row.Text(6);
+  r.duration_s = static_cast<double>(row.Int(7)) / 1000;
+  r.items_hash = row.Text(8);
+  r.created_ms = row.Int(9);
+  if (with_items) {
+    const std::string_view bytes = row.Bytes(10);
+    r.items.resize(bytes.size() / 4);
+    std::memcpy(r.items.data(), bytes.data(), r.items.size() * 4);
+  }
+  return r;
+}
+
+}  // namespace
+
+std::string ReferenceStore::HashItems(const media::FingerprintItems& items) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(items.data(), items.size() * 4, digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+StatusOr<std::unique_ptr<ReferenceStore>> ReferenceStore::Open(std::unique_ptr<SqliteDb> db) {
+  for (const char* statement : kSchema) {
+    if (!db->Run(statement)) return DbError(*db);
+  }
+  return std::unique_ptr<ReferenceStore>(new ReferenceStore(std::move(db)));
+}
+
+Status ReferenceStore::Insert(ReferenceRecord& r) {
+  r.items_hash = HashItems(r.items);
+  std::string existing;
+  Status result;
+  const bool ok = db_->Transaction([&] {
+    if (!db_->Run("SELECT id FROM refs WHERE items_hash = ?1", {r.items_hash},
+                  [&](const SqlRow& row) { existing = row.Text(0); })) {
+      return false;
+    }
+    if (!existing.empty()) return true;
+    const std::string_view bytes(reinterpret_cast<const char*>(r.items.data()), r.items.size() * 4);
+    if (!db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, "
+                  "created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                  {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json, static_cast<std::int64_t>(std::llround(r.duration_s * 1000)),
+                   r.items_hash, r.created_ms, SqlBlob{bytes}})) {
+      return false;
+    }
+    r.row = db_->last_insert_rowid();
+    return true;
+  });
+  if (!ok) return DbError(*db_);
+  if (!existing.empty()) {
+    return Status(StatusCode::kAlreadyExists, "this fingerprint is already registered as reference " + existing);
+  }
+  return OkStatus();
+}
+
+Status ReferenceStore::Delete(const std::string& id) {
+  bool found = false;
+  const bool ok = db_->Transaction([&] {
+    if (!db_->Run("SELECT 1 FROM refs WHERE id = ?1", {id}, [&](const SqlRow&) { found = true; })) return false;
+    return !found || db_->Run("DELETE FROM refs WHERE id = ?1", {id});
+  });
+  if (!ok) return DbError(*db_);
+  if (!found) return Status(StatusCode::kNotFound, "no reference with this id");
+  return OkStatus();
+}
+
+StatusOr<ReferenceRecord> ReferenceStore::Get(const std::string& id, bool with_items) const {
+  std::optional<ReferenceRecord> found;
+  const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE id = ?1";
+  if (!db_->Run(sql, {id}, [&](const SqlRow& row) { found = FromRow(row, with_items); })) return DbError(*db_);
+  if (!found) return Status(StatusCode::kNotFound, "no reference with this id");
+  return std::move(*found);
+}
+
+StatusOr<std::vector<ReferenceRecord>> ReferenceStore::List(std::int64_t before_row, std::size_t limit) const {
+  std::vector<ReferenceRecord> out;
+  const std::string sql = "SELECT " + std::string(kColumns) + " FROM refs WHERE row < ?1 ORDER BY row DESC LIMIT ?2";
+  const std::int64_t before = before_row > 0 ? before_row : std::numeric_limits<std::int64_t>::max();
+  if (!db_->Run(sql, {before, static_cast<std::int64_t>(limit)},
+                [&](const SqlRow& row) { out.push_back(FromRow(row, false)); })) {
+    return DbError(*db_);
+  }
+  return out;
+}
+
+Status ReferenceStore::LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
+                               std::size_t batch_size) const {
+  std::int64_t after = 0;
+  const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE row > ?1 ORDER BY row LIMIT ?2";
+  while (true) {
+    std::vector<ReferenceRecord> records;
+    if (!db_->Run(sql, {after, static_cast<std::int64_t>(batch_size)},
+                  [&](const SqlRow& row) { records.push_back(FromRow(row, true)); })) {
+      return DbError(*db_);
+    }
+    if (records.empty()) return OkStatus();
+    after = records.back().row;
+    batch(std::move(records));
+  }
+}
+
+}  // namespace plyr::fingerprint
