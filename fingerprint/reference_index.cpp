@@ -10,19 +10,39 @@ ReferenceIndex::ReferenceIndex(ReferenceIndexOptions options) : options_(options
 
 void ReferenceIndex::Add(RefId ref, std::span<const std::uint32_t> items) {
   std::unique_lock lock(mutex_);
-  std::vector<std::uint64_t> added;
-  AppendLocked(ref, items, added);
-  MergeLocked(std::move(added));
+  AppendLocked(ref, items);
+  MergeLocked(items.size());
 }
 
 void ReferenceIndex::AddMany(std::span<const Entry> entries) {
   std::unique_lock lock(mutex_);
-  std::vector<std::uint64_t> added;
-  for (const auto& entry : entries) AppendLocked(entry.ref, entry.items, added);
-  MergeLocked(std::move(added));
+  std::size_t added = 0;
+  for (const auto& entry : entries) {
+    RemoveLocked(entry.ref);
+    added += entry.items.size();
+  }
+  // Many at once: append, then one rebuild when that is cheaper than filling the delta.
+  const std::size_t start = items_.size();
+  for (const auto& entry : entries) {
+    by_ref_[entry.ref] = spans_.size();
+    spans_.push_back(Span{entry.ref, static_cast<std::uint32_t>(items_.size()),
+                          static_cast<std::uint32_t>(entry.items.size())});
+    live_.push_back(true);
+    items_.insert(items_.end(), entry.items.begin(), entry.items.end());
+    live_items_ += entry.items.size();
+  }
+  if (added > (1u << 20) || base_offsets_.empty()) {
+    RebuildLocked();
+    return;
+  }
+  for (std::size_t pos = start; pos < items_.size(); ++pos) {
+    delta_[KeyOf(items_[pos])].push_back(static_cast<std::uint32_t>(pos));
+  }
+  delta_postings_ += added;
+  MergeLocked(0);
 }
 
-void ReferenceIndex::AppendLocked(RefId ref, std::span<const std::uint32_t> items, std::vector<std::uint64_t>& added) {
+void ReferenceIndex::AppendLocked(RefId ref, std::span<const std::uint32_t> items) {
   RemoveLocked(ref);
   const auto start = static_cast<std::uint32_t>(items_.size());
   items_.insert(items_.end(), items.begin(), items.end());
@@ -31,20 +51,16 @@ void ReferenceIndex::AppendLocked(RefId ref, std::span<const std::uint32_t> item
   live_.push_back(true);
   live_items_ += items.size();
   for (std::size_t i = 0; i < items.size(); ++i) {
-    added.push_back(static_cast<std::uint64_t>(KeyOf(items[i])) << 32 | (start + i));
+    delta_[KeyOf(items[i])].push_back(static_cast<std::uint32_t>(start + i));
   }
+  delta_postings_ += items.size();
 }
 
-void ReferenceIndex::MergeLocked(std::vector<std::uint64_t> added) {
-  if (delta_.size() + added.size() > (1u << 20) &&
-      static_cast<double>(delta_.size() + added.size()) > options_.delta_share * static_cast<double>(items_.size())) {
+void ReferenceIndex::MergeLocked(std::size_t) {
+  if (delta_postings_ > (1u << 20) &&
+      static_cast<double>(delta_postings_) > options_.delta_share * static_cast<double>(items_.size())) {
     RebuildLocked();
-    return;
   }
-  std::sort(added.begin(), added.end());
-  const std::size_t old = delta_.size();
-  delta_.insert(delta_.end(), added.begin(), added.end());
-  std::inplace_merge(delta_.begin(), delta_.begin() + static_cast<std::ptrdiff_t>(old), delta_.end());
 }
 
 bool ReferenceIndex::Remove(RefId ref) {
@@ -99,8 +115,8 @@ void ReferenceIndex::RebuildLocked() {
   }
   base_offsets_ = std::move(offsets);
   base_postings_ = std::move(postings);
-  delta_.clear();
-  delta_.shrink_to_fit();
+  delta_ = {};
+  delta_postings_ = 0;
 }
 
 ReferenceIndex::Stats ReferenceIndex::stats() const {
@@ -108,18 +124,18 @@ ReferenceIndex::Stats ReferenceIndex::stats() const {
   Stats s;
   s.references = by_ref_.size();
   s.items = live_items_;
+  // The delta's map costs about 48 bytes a key beyond its positions.
   s.memory_bytes = items_.capacity() * 4 + base_postings_.capacity() * 4 + base_offsets_.capacity() * 4 +
-                   delta_.capacity() * 8 + spans_.capacity() * sizeof(Span) + by_ref_.size() * 32;
+                   delta_postings_ * 4 + delta_.size() * 48 + spans_.capacity() * sizeof(Span) +
+                   by_ref_.size() * 32 + live_.capacity() / 8;
   return s;
 }
 
 std::size_t ReferenceIndex::Reader::PostingCount(std::uint32_t key) const {
   std::size_t n = 0;
   if (!index_.base_offsets_.empty()) n += index_.base_offsets_[key + 1] - index_.base_offsets_[key];
-  const std::uint64_t lo = static_cast<std::uint64_t>(key) << 32;
-  auto first = std::lower_bound(index_.delta_.begin(), index_.delta_.end(), lo);
-  auto last = std::lower_bound(first, index_.delta_.end(), lo + (std::uint64_t{1} << 32));
-  return n + static_cast<std::size_t>(last - first);
+  if (auto it = index_.delta_.find(key); it != index_.delta_.end()) n += it->second.size();
+  return n;
 }
 
 const ReferenceIndex::Reader::Span* ReferenceIndex::Reader::Locate(std::uint32_t global_pos) const {

@@ -4,9 +4,10 @@
 // All references' items are kept end to end in one array ("global positions"); a posting is an
 // index into that array, so each indexed second costs about 8 items × (4 bytes of item + 4 of
 // posting). Postings live in two parts: a compressed-row base (one offset per key, postings
-// grouped by key), built at load, and a sorted delta of the references added since. Adding
-// merges into the delta; when the delta outgrows a fraction of the base, the two are rebuilt into
-// a new base, dropping removed references and their items. Removing is a tombstone until then.
+// grouped by key), built at load, and a delta (a hash map of key to positions) of the references
+// added since. When the delta outgrows a share of all postings, both are rebuilt into a new base
+// (a counting sort), dropping removed references and their items. Removing is a tombstone until
+// then.
 //
 // Thread safety: any number of readers (a Reader holds a shared lock for its lifetime) or one
 // writer (Add, Remove, Compact) at a time.
@@ -85,8 +86,8 @@ class ReferenceIndex {
 
  private:
   using Span = Reader::Span;
-  void AppendLocked(RefId ref, std::span<const std::uint32_t> items, std::vector<std::uint64_t>& added);
-  void MergeLocked(std::vector<std::uint64_t> added);
+  void AppendLocked(RefId ref, std::span<const std::uint32_t> items);
+  void MergeLocked(std::size_t added);
   void RebuildLocked();
   bool RemoveLocked(RefId ref);
 
@@ -101,8 +102,9 @@ class ReferenceIndex {
   // Base: postings of key k are base_postings_[base_offsets_[k] .. base_offsets_[k+1]).
   std::vector<std::uint32_t> base_offsets_;
   std::vector<std::uint32_t> base_postings_;
-  // Delta: (key << 32 | global_pos), sorted.
-  std::vector<std::uint64_t> delta_;
+  // Delta: key → positions added since the base was built.
+  std::unordered_map<std::uint32_t, std::vector<std::uint32_t>> delta_;
+  std::size_t delta_postings_ = 0;
 };
 
 template <typename F>
@@ -115,10 +117,9 @@ void ReferenceIndex::Reader::ForEachPosting(std::uint32_t key, std::size_t max_p
     for (std::uint32_t i = begin; i < end; ++i) f(ix.base_postings_[i]);
   }
   if (!ix.delta_.empty()) {
-    const std::uint64_t lo = static_cast<std::uint64_t>(key) << 32;
-    auto it = std::lower_bound(ix.delta_.begin(), ix.delta_.end(), lo);
-    for (std::size_t n = 0; it != ix.delta_.end() && (*it >> 32) == key && n < max_postings; ++it, ++n) {
-      f(static_cast<std::uint32_t>(*it));
+    auto it = ix.delta_.find(key);
+    if (it != ix.delta_.end() && it->second.size() <= max_postings) {
+      for (std::uint32_t pos : it->second) f(pos);
     }
   }
 }

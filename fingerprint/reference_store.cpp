@@ -94,6 +94,26 @@ Status ReferenceStore::Insert(ReferenceRecord& r) {
   return OkStatus();
 }
 
+Status ReferenceStore::InsertMany(std::vector<ReferenceRecord>& records) {
+  const bool ok = db_->Transaction([&] {
+    for (auto& r : records) {
+      r.items_hash = HashItems(r.items);
+      const std::string_view bytes(reinterpret_cast<const char*>(r.items.data()), r.items.size() * 4);
+      if (!db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, "
+                    "items_hash, created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                    {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json,
+                     static_cast<std::int64_t>(std::llround(r.duration_s * 1000)), r.items_hash, r.created_ms,
+                     SqlBlob{bytes}})) {
+        return false;
+      }
+      r.row = db_->last_insert_rowid();
+    }
+    return true;
+  });
+  if (!ok) return DbError(*db_);
+  return OkStatus();
+}
+
 Status ReferenceStore::Delete(const std::string& id) {
   bool found = false;
   const bool ok = db_->Transaction([&] {

@@ -37,6 +37,9 @@ class ReferenceStore {
   // Inserts and commits; fills record.row. AlreadyExists when the same items are registered
   // (the message names the existing id).
   Status Insert(ReferenceRecord& record);
+  // Inserts many in one transaction (bulk loading) and fills their rows; nothing is inserted when
+  // one of them is already stored.
+  Status InsertMany(std::vector<ReferenceRecord>& records);
   // NotFound when there is no such id.
   Status Delete(const std::string& id);
   // Metadata without the items unless `with_items`.

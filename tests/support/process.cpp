@@ -80,7 +80,8 @@ bool PlyrProcess::StartServe(const std::vector<std::string>& extra, std::chrono:
   fs::remove(ready_path_, ec);
   std::vector<std::string> args = {BinaryPath(), "serve", "--data", data_dir_.string(), "--ready-file",
                                    ready_path_.string(), "--streamer-listen", "127.0.0.1:0",
-                                   "--labeler-listen", "127.0.0.1:0", "--transcoder-listen", "127.0.0.1:0"};
+                                   "--labeler-listen", "127.0.0.1:0", "--transcoder-listen", "127.0.0.1:0",
+                                   "--fingerprint-listen", "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = Spawn(args, log_path_);
   if (pid_ <= 0) return false;

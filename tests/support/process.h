@@ -36,7 +36,7 @@ class PlyrProcess {
   ~PlyrProcess();
 
   // Starts `plyr-core serve ...extra` with --data, --ready-file and loopback port-0 listeners
-  // (streamer, labeler, transcoder), and waits up to `timeout` for readiness. Returns false (with
+  // (streamer, labeler, transcoder, fingerprint), and waits up to `timeout` for readiness. Returns false (with
   // the log in `log()`) on failure.
   bool StartServe(const std::vector<std::string>& extra,
                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
