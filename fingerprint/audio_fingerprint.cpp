@@ -120,7 +120,10 @@ class Decoder {
     }
     if (frame.sample_rate != source_rate_ || frame.format != source_format_ ||
         frame.ch_layout.nb_channels != source_channels_) {
-      return Status(StatusCode::kUnimplemented, "the audio format changes in the middle of the file");
+      // A damaged stream can make the decoder lock onto a false frame header of another rate or
+      // layout: such frames are skipped, as damaged packets are, rather than failing the file.
+      ++result_.decode_errors;
+      return OkStatus();
     }
     // Past what was asked for, decoding goes on only to learn the duration.
     const bool wanted =
