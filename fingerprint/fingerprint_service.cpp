@@ -89,6 +89,10 @@ void AddFingerprintSettings(CLI::App& command, const SettingsFile& file, Fingerp
             "Speed-ups a match undoes: each query is also fingerprinted at these speeds (1 is always in)");
   file.Bind(command, "fingerprint.max_ber", s.max_ber,
             "A window matches a reference at this bit error rate or under (the operating threshold)");
+  file.Bind(command, "fingerprint.min_contrast", s.min_contrast,
+            "... and at least this far under the window's bit error rate against the rest of the work");
+  file.Bind(command, "fingerprint.min_activity", s.min_activity,
+            "... and only where the audio changes this much within a window on both sides (not sustained sound)");
   file.Bind(command, "fingerprint.min_distinct", s.min_distinct,
             "Guard: windows with fewer distinct items per item than this are not matched (silence, drones)");
   file.Bind(command, "fingerprint.key_bits", s.key_bits, "Index key: the top bits of an item (12-28)");
@@ -121,8 +125,11 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   if (!(settings.max_ber > 0 && settings.max_ber < 0.5)) {
     return Status(StatusCode::kInvalidArgument, "fingerprint.max_ber must be between 0 and 0.5");
   }
-  if (!(settings.min_distinct >= 0 && settings.min_distinct <= 1)) {
-    return Status(StatusCode::kInvalidArgument, "fingerprint.min_distinct must be between 0 and 1");
+  if (!(settings.min_distinct >= 0 && settings.min_distinct <= 1) ||
+      !(settings.min_contrast >= 0 && settings.min_contrast <= 0.5) ||
+      !(settings.min_activity >= 0 && settings.min_activity <= 0.5)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "fingerprint.min_distinct must be between 0 and 1, min_contrast and min_activity between 0 and 0.5");
   }
   if (settings.key_bits < 12 || settings.key_bits > 28) {
     return Status(StatusCode::kInvalidArgument, "fingerprint.key_bits must be from 12 to 28");
@@ -136,6 +143,8 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   service->speeds_ = std::move(*speeds);
   service->match_options_.max_ber = settings.max_ber;
   service->match_options_.min_distinct = settings.min_distinct;
+  service->match_options_.min_contrast = settings.min_contrast;
+  service->match_options_.min_activity = settings.min_activity;
 
   const fs::path dir = env.data_dir / "fingerprint";
   service->work_dir_ = dir / "work";
@@ -702,6 +711,8 @@ asio::awaitable<Response> FingerprintService::Match(Request& request) {
                                      {"reference_id", id},
                                      {"reference_offset_s", Round3(w.ref_s)},
                                      {"ber", Round3(w.ber)},
+                                     {"background_ber", Round3(w.background_ber)},
+                                     {"activity", Round3(std::min(w.query_activity, w.ref_activity))},
                                      {"speed", w.speed},
                                      {"accepted", w.accepted}});
     }

@@ -48,7 +48,9 @@ struct FingerprintSettings {
   std::uint64_t upload_max_bytes = 1536ull << 20;
   std::int64_t max_duration_s = 4 * 3600;
   std::string speeds = "1,0.98,1.02";  // query variants: the speed-ups a match undoes
-  double max_ber = 0.20;               // a window matches at this bit error rate or under
+  double max_ber = 0.21;               // a window matches at this bit error rate or under,
+  double min_contrast = 0.15;          // this far under its BER elsewhere in the work,
+  double min_activity = 0.22;          // with audio that changes this much on both sides
   double min_distinct = 0.35;          // guard: windows with fewer distinct items are skipped
   int key_bits = 20;
   std::int64_t flag_dominant_pct = 70;   // is_flagged when one work has this share of matched windows

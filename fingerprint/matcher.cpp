@@ -75,7 +75,10 @@ struct Alignment {
   int ref_pos = 0;  // reference item aligned with query item 0 of the window
   double ber = 1;
   int compared = 0;
+  double background = 0.5;  // mean BER of the window against the same reference elsewhere
+  double ref_activity = 0.5;  // Activity() of the reference where the window aligns
 };
+
 
 // BER of `query` against `ref` with query item j on reference item offset + j.
 Alignment FixedAlignment(std::span<const std::uint32_t> query, std::span<const std::uint32_t> ref, int offset) {
@@ -91,6 +94,37 @@ Alignment FixedAlignment(std::span<const std::uint32_t> query, std::span<const s
   a.compared = compared;
   a.ber = compared ? errors / (32.0 * compared) : 1.0;
   return a;
+}
+
+// How alike the window is to the reference where it does not match: the mean BER at up to 16
+// offsets spread over the reference, away from `pos`. Music against unrelated music sits near
+// 0.35-0.4; a window that resembles everything (a quiet intro, a sustained texture) sits lower, and
+// a match must stand out from that background, not merely pass a fixed threshold.
+double BackgroundBer(std::span<const std::uint32_t> query, std::span<const std::uint32_t> ref, int pos) {
+  const int n = static_cast<int>(query.size());
+  const int m = static_cast<int>(ref.size());
+  double sum = 0;
+  int count = 0;
+  for (int k = 0; k < 16; ++k) {
+    const int offset = static_cast<int>(static_cast<long>(k) * (m - n) / 16);
+    if (std::abs(offset - pos) < n || offset < 0) continue;
+    Alignment a = FixedAlignment(query, ref, offset);
+    if (a.compared * 2 < n) continue;
+    sum += a.ber;
+    ++count;
+  }
+  return count ? sum / count : 0.5;
+}
+
+// How much the audio changes within a window: the mean BER between items about a second apart.
+// Sustained sound (a held chord, a pad, a fade-out) changes little however noisy its items are,
+// and resembles every other sustained sound; melody and rhythm change.
+double Activity(std::span<const std::uint32_t> items) {
+  constexpr std::size_t kLag = 8;
+  if (items.size() <= kLag) return 0;
+  int errors = 0;
+  for (std::size_t j = 0; j + kLag < items.size(); ++j) errors += std::popcount(items[j] ^ items[j + kLag]);
+  return errors / (32.0 * static_cast<double>(items.size() - kLag));
 }
 
 // Elastic alignment: blocks of `block` items, each may sit one item earlier or later than the
@@ -190,6 +224,12 @@ void MatchWindow(const ReferenceIndex& index, const ReferenceIndex::Reader& read
     if (best.compared == 0) continue;
     Alignment elastic = ElasticAlignment(window, ref, best.ref_pos, options.block_items);
     if (elastic.compared * 4 >= n * 3 && elastic.ber < best.ber) best = elastic;
+    best.background = BackgroundBer(window, ref, best.ref_pos);
+    {
+      const int from = std::clamp(best.ref_pos, 0, static_cast<int>(ref.size()));
+      const int to = std::clamp(best.ref_pos + n, 0, static_cast<int>(ref.size()));
+      best.ref_activity = Activity(ref.subspan(static_cast<std::size_t>(from), static_cast<std::size_t>(to - from)));
+    }
     out.emplace_back(span->ref, best);
   }
 }
@@ -257,6 +297,7 @@ MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVarian
       auto window = variant.items.subspan(static_cast<std::size_t>(v_start), static_cast<std::size_t>(v_end - v_start));
       found.clear();
       MatchWindow(index, reader, window, options, votes, found);
+      const double window_activity = Activity(window);
       for (const auto& [ref, a] : found) {
         WindowHit hit;
         hit.ref = ref;
@@ -266,7 +307,11 @@ MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVarian
         hit.length_s = end_s - start_s;
         hit.ber = a.ber;
         hit.speed = variant.speed;
-        hit.accepted = a.ber <= options.max_ber;
+        hit.background_ber = a.background;
+        hit.ref_activity = a.ref_activity;
+        hit.query_activity = window_activity;
+        hit.accepted = a.ber <= options.max_ber && a.background - a.ber >= options.min_contrast &&
+                       std::min(hit.query_activity, hit.ref_activity) >= options.min_activity;
         WindowHit& slot = hit.accepted ? best_accepted : best_rejected;
         if (hit.ber < slot.ber) slot = hit;
       }

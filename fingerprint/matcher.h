@@ -9,7 +9,10 @@
 //  3. Verification: a candidate is aligned exactly (best offset near the voted one), then
 //     elastically (blocks of about 2 s may each slip one item against the last, which follows
 //     tempo changes of several percent), and scored by bit error rate (BER) over the window.
-//     Only a BER at or under `max_ber` accepts it.
+//     It is accepted when the BER is at most `max_ber`, stands out from the window's BER against
+//     the rest of the same work (`min_contrast`: a window that resembles everything, like noise or
+//     a quiet intro, does not), and the audio changes within the window on both sides
+//     (`min_activity`: sustained sound, a held chord or a fade-out, resembles all sustained sound).
 // Accepted windows of one reference whose alignments agree are chained into one match.
 //
 // Speed variants of the query (common/media/chromaprint.h) are matched the same way; a match
@@ -36,7 +39,10 @@ struct MatchOptions {
   int min_votes = 2;
   int max_candidates = 12;
   int block_items = 16;
-  double max_ber = 0.20;        // acceptance threshold
+  // Acceptance (bench/RESULTS.md has how these were chosen on one seed and checked on another):
+  double max_ber = 0.21;        // the BER over the window at most this,
+  double min_contrast = 0.15;   // at least this far under the window's BER elsewhere in the work,
+  double min_activity = 0.22;   // and both sides changing at least this much within the window
   double min_distinct = 0.35;   // guard: distinct items / window items
   double max_silence = 0.5;     // guard: silence items / window items
   bool keep_rejected = false;   // also return the best rejected candidate per window (calibration)
@@ -55,6 +61,9 @@ struct WindowHit {
   double ref_s = 0;     // where it aligns in the reference
   double length_s = 0;  // the window's length in query time
   double ber = 1;
+  double background_ber = 0.5;  // the window against the same reference elsewhere
+  double query_activity = 0.5;  // how much the window's audio changes (BER between items ~1 s apart)
+  double ref_activity = 0.5;    // the same for the reference where it aligns
   double speed = 1;
   bool accepted = false;
 };

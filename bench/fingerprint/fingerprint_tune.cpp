@@ -149,6 +149,8 @@ bool Apply(MatchOptions& o, const std::string& assignment) {
   else if (k == "max_candidates") o.max_candidates = static_cast<int>(v);
   else if (k == "block_items") o.block_items = static_cast<int>(v);
   else if (k == "max_ber") o.max_ber = v;
+  else if (k == "min_contrast") o.min_contrast = v;
+  else if (k == "min_activity") o.min_activity = v;
   else if (k == "min_distinct") o.min_distinct = v;
   else if (k == "max_silence") o.max_silence = v;
   else return false;
@@ -207,6 +209,9 @@ int main(int argc, char** argv) {
     return ia != klass.end() && ib != klass.end() && ia->second == ib->second;
   };
 
+  std::vector<std::string> negative_paths;
+  for (const auto& r : manifest.at("negatives").as_array()) negative_paths.emplace_back(r.at("path").as_string());
+
   std::vector<Query> queries;
   {
     std::ifstream qf(queries_path);
@@ -235,6 +240,9 @@ int main(int argc, char** argv) {
   const fs::path dir = fs::path(queries_path).parent_path();
   auto ref_prints = FingerprintAll(ref_paths, {1.0}, fs::path(manifest_path).parent_path() / "references.bin");
   auto query_prints = FingerprintAll(query_paths, speeds, dir / ("fingerprints." + speed_tag + ".bin"));
+  // Whole never-indexed tracks: an upload-sized trial of false positives (many windows each).
+  auto negative_prints = FingerprintAll(negative_paths, speeds,
+                                        fs::path(manifest_path).parent_path() / ("negatives." + speed_tag + ".bin"));
 
   ReferenceIndexOptions index_options;
   index_options.key_bits = key_bits;
@@ -265,7 +273,7 @@ int main(int argc, char** argv) {
     std::printf("\n== %s (max_ber %.3f)\n", set.empty() ? "defaults" : set.c_str(), options.max_ber);
     struct Row {
       int n = 0, negatives = 0, hit = 0, wrong = 0, fp = 0, offset_ok = 0, guarded = 0;
-      std::vector<double> latency_ms, true_ber;
+      std::vector<double> latency_ms, true_ber, true_contrast, true_activity;
       double min_neg_ber = 1;
       std::string min_neg_what;
     };
@@ -282,11 +290,15 @@ int main(int argc, char** argv) {
       row.latency_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       if (result.guarded_windows == result.window_count) ++row.guarded;
       bool hit = false, wrong = false, offset_ok = false;
-      double best_true = 1;
+      double best_true = 1, best_contrast = 0, best_activity = 0;
       for (const auto& w : result.windows) {
         const std::string& id = refs[w.ref].first;
         const bool right = q.kind == "positive" && same_work(id, q.truth);
-        if (right) best_true = std::min(best_true, w.ber);
+        if (right && w.ber < best_true) {
+          best_true = w.ber;
+          best_contrast = w.background_ber - w.ber;
+          best_activity = std::min(w.query_activity, w.ref_activity);
+        }
         if (q.kind == "negative" || !right) {
           if (w.ber < row.min_neg_ber && q.kind == "negative") {
             row.min_neg_ber = w.ber;
@@ -294,6 +306,11 @@ int main(int argc, char** argv) {
           }
         }
         if (!w.accepted) continue;
+        if (!right && getenv("TUNE_VERBOSE")) {
+          std::printf("  %s %s %ds/%s vs %s@%.1fs: ber %.3f background %.3f activity q %.3f r %.3f speed %.2f\n",
+                      q.kind == "negative" ? "FP" : "WRONG", q.qid.c_str(), q.length, q.distortion.c_str(), id.c_str(),
+                      w.ref_s, w.ber, w.background_ber, w.query_activity, w.ref_activity, w.speed);
+        }
         if (right) {
           hit = true;
           if (std::abs(w.ref_s - q.offset) <= 1.0) offset_ok = true;
@@ -303,6 +320,8 @@ int main(int argc, char** argv) {
       }
       if (q.kind == "positive") {
         row.true_ber.push_back(best_true);
+        row.true_contrast.push_back(best_contrast);
+        row.true_activity.push_back(best_activity);
         row.hit += hit;
         row.offset_ok += offset_ok;
         row.wrong += wrong;
@@ -310,13 +329,48 @@ int main(int argc, char** argv) {
         row.fp += wrong;
       }
     }
-    std::printf("%-4s %-20s %5s %7s %6s %9s %7s %8s %8s %8s %7s\n", "len", "distortion", "n", "recall", "wrong", "FP/neg",
-                "offset", "p50ber", "p50 ms", "p99 ms", "negmin");
+    {
+      int flagged_tracks = 0, windows = 0, matched_windows = 0;
+      double min_ber = 1;
+      std::string min_what;
+      for (const auto& path : negative_paths) {
+        const auto& p = negative_prints[path];
+        if (p.by_speed.empty()) continue;
+        std::vector<QueryVariant> variants;
+        for (std::size_t v = 0; v < speeds.size() && v < p.by_speed.size(); ++v) variants.push_back({speeds[v], p.by_speed[v]});
+        auto result = FindMatches(index, variants, options);
+        windows += result.window_count;
+        bool any = false;
+        for (const auto& w : result.windows) {
+          if (w.ber < 0.24 && getenv("TUNE_VERBOSE")) {
+            std::printf("  negative window %s@%.0fs vs %s@%.1fs: ber %.3f background %.3f activity q %.3f r %.3f speed %.2f%s\n",
+                        fs::path(path).filename().string().c_str(), w.query_s, refs[w.ref].first.c_str(), w.ref_s, w.ber,
+                        w.background_ber, w.query_activity, w.ref_activity, w.speed, w.accepted ? " ACCEPTED" : "");
+          }
+          if (w.ber < min_ber) {
+            min_ber = w.ber;
+            min_what = fs::path(path).filename().string() + "@" + std::to_string(static_cast<int>(w.query_s)) + "s vs " +
+                       refs[w.ref].first;
+          }
+          if (w.accepted) {
+            ++matched_windows;
+            any = true;
+          }
+        }
+        flagged_tracks += any;
+      }
+      std::printf("whole negative tracks: %zu tracks, %d windows: %d tracks with a match, %d matched windows; "
+                  "lowest BER %.3f (%s)\n",
+                  negative_paths.size(), windows, flagged_tracks, matched_windows, min_ber, min_what.c_str());
+    }
+    std::printf("%-4s %-20s %5s %7s %6s %9s %7s %8s %8s %8s %8s %8s %7s\n", "len", "distortion", "n", "recall", "wrong",
+                "FP/neg", "offset", "p50ber", "p5contr", "p5activ", "p50 ms", "p99 ms", "negmin");
     for (auto& [key, row] : rows) {
       const bool neg = row.true_ber.empty();
-      std::printf("%-4d %-20s %5d %7.3f %6d %5d/%-3d %7.3f %8.3f %8.2f %8.2f %7.3f %s\n", key.first, key.second.c_str(),
-                  row.n, neg ? 0.0 : static_cast<double>(row.hit) / row.n, row.wrong, row.fp, row.negatives,
-                  row.hit ? static_cast<double>(row.offset_ok) / row.hit : 0.0, Percentile(row.true_ber, 0.5),
+      std::printf("%-4d %-20s %5d %7.3f %6d %5d/%-3d %7.3f %8.3f %8.3f %8.3f %8.2f %8.2f %7.3f %s\n", key.first,
+                  key.second.c_str(), row.n, neg ? 0.0 : static_cast<double>(row.hit) / row.n, row.wrong, row.fp,
+                  row.negatives, row.hit ? static_cast<double>(row.offset_ok) / row.hit : 0.0,
+                  Percentile(row.true_ber, 0.5), Percentile(row.true_contrast, 0.05), Percentile(row.true_activity, 0.05),
                   Percentile(row.latency_ms, 0.5), Percentile(row.latency_ms, 0.99), row.min_neg_ber,
                   row.min_neg_ber < 1 ? row.min_neg_what.c_str() : "");
     }
