@@ -59,7 +59,9 @@ struct ServeSettings {
   std::vector<std::string> services;
 };
 
-const std::vector<std::string> kAllServices = {"streamer", "labeler", "transcoder", "fingerprint"};
+// In the order they start: a service that calls another over HTTP starts after it, so it can be
+// pointed at the local one.
+const std::vector<std::string> kAllServices = {"streamer", "labeler", "fingerprint", "transcoder"};
 
 // "streamer, labeler": the services this build has, for help and errors.
 std::string ServiceNames() {
@@ -160,7 +162,8 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
 
   const auto& wanted = s.services.empty() ? kAllServices : s.services;
   std::vector<std::unique_ptr<Service>> services;
-  for (const auto& name : wanted) {
+  for (const auto& name : kAllServices) {
+    if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) continue;
     if (name == "streamer") {
       auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
       if (!service) {
@@ -176,12 +179,18 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       }
       services.push_back(std::move(*service));
     } else if (name == "transcoder") {
-      // In one process the transcoder hands its renditions to the streamer beside it, over HTTP.
-      if (transcoder_settings.streamer_url.empty()) {
-        for (auto& other : services) {
-          if (other->name() == "streamer") {
-            transcoder_settings.streamer_url = "http://127.0.0.1:" + std::to_string(other->server().port());
-          }
+      // In one process the transcoder hands its renditions to the streamer beside it, and checks
+      // and labels them with the fingerprint service and the labeler beside it, over HTTP.
+      for (auto& other : services) {
+        const std::string local = "http://127.0.0.1:" + std::to_string(other->server().port());
+        if (other->name() == "streamer" && transcoder_settings.streamer_url.empty()) {
+          transcoder_settings.streamer_url = local;
+        }
+        if (other->name() == "fingerprint" && transcoder_settings.fingerprint_url.empty()) {
+          transcoder_settings.fingerprint_url = local;
+        }
+        if (other->name() == "labeler" && transcoder_settings.labeler_url.empty()) {
+          transcoder_settings.labeler_url = local;
         }
       }
       auto service = transcoder::TranscoderService::Create(env, transcoder_settings);

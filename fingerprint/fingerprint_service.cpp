@@ -345,7 +345,8 @@ asio::awaitable<std::variant<FingerprintService::Prints, Response>> FingerprintS
     co_return Refuse(http::status::bad_request, "InvalidRequest",
                      "a JSON body names a stored file {\"file_id\"} or carries {\"fingerprint\"} (as fpcalc prints it)");
   }
-  const std::size_t max_items = static_cast<std::size_t>(settings_.max_duration_s) * 9 + 64;
+  // A print has about 8.08 items a second, times its speed (variants up to 1.25).
+  const std::size_t max_items = static_cast<std::size_t>(static_cast<double>(settings_.max_duration_s) * 8.08 * 1.25) + 64;
   Prints p;
   auto add = [&](const json::value* v, double speed) -> std::optional<Response> {
     if (!v->is_string()) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <deque>
@@ -15,8 +16,11 @@
 #include <mutex>
 
 #include <boost/asio/post.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/comma_list.h"
+#include "common/media/chromaprint.h"
 #include "common/media/ffmpeg_util.h"
 #include "transcoder/true_peak.h"
 
@@ -398,11 +402,55 @@ class Analyzer final : public Consumer {
   std::vector<std::pair<float, float>> slices_;
 };
 
+// Chromaprint fingerprints of the audio, one per requested speed, fed 11025 Hz mono s16: the
+// rate and layout Chromaprint works at, so it neither resamples nor mixes down itself.
+class FingerprintConsumer final : public Consumer {
+ public:
+  static StatusOr<std::unique_ptr<FingerprintConsumer>> Create(std::vector<double> speeds) {
+    std::unique_ptr<FingerprintConsumer> f(new FingerprintConsumer(std::move(speeds)));
+    if (auto s = f->fingerprinter_.Start(kChromaprintRate, 1); !s.ok()) return s;
+    return f;
+  }
+
+  // The input it takes: packed 16-bit mono at Chromaprint's rate.
+  static SampleFormat Format() {
+    SampleFormat format;
+    format.rate = kChromaprintRate;
+    format.format = AV_SAMPLE_FMT_S16;
+    av_channel_layout_default(&format.layout, 1);  // mono: a native layout, nothing to free
+    return format;
+  }
+
+  Status Consume(const Chunk& chunk) override {
+    for (const auto& frame : chunk.frames) {
+      const auto* samples = reinterpret_cast<const std::int16_t*>(frame->data[0]);
+      if (auto s = fingerprinter_.Feed({samples, static_cast<std::size_t>(frame->nb_samples)}); !s.ok()) return s;
+    }
+    if (!chunk.eof) return OkStatus();
+    auto prints = fingerprinter_.Finish();
+    if (!prints.ok()) return prints.status();
+    prints_ = std::move(*prints);
+    return OkStatus();
+  }
+
+  std::vector<FingerprintItems> TakePrints() { return std::move(prints_); }
+
+ private:
+  explicit FingerprintConsumer(std::vector<double> speeds) : fingerprinter_(std::move(speeds)) {}
+
+  Fingerprinter fingerprinter_;
+  std::vector<FingerprintItems> prints_;
+};
+
 // One output format and the resampler that makes it from the decoded audio.
 struct Branch {
   SampleFormat format;
   SwrPtr swr;
   std::shared_ptr<Chunk> pending;
+  // Whether its resampling CPU is measured (the fingerprint's branch, so the fingerprint's cost
+  // can be told apart from the encoders'), and the total so far. Touched by the decoder step only.
+  bool timed = false;
+  double cpu_seconds = 0;
   ~Branch() { av_channel_layout_uninit(&format.layout); }
 };
 
@@ -536,6 +584,14 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       analyzer_ = analyzer->get();
       consumers_.push_back(std::move(*analyzer));
     }
+    if (!request_.fingerprint_speeds.empty()) {
+      auto fingerprint = FingerprintConsumer::Create(request_.fingerprint_speeds);
+      if (!fingerprint.ok()) return fingerprint.status();
+      if (auto s = attach(**fingerprint, FingerprintConsumer::Format()); !s.ok()) return s;
+      branches_[(*fingerprint)->branch]->timed = true;
+      fingerprint_ = fingerprint->get();
+      consumers_.push_back(std::move(*fingerprint));
+    }
     if (consumers_.empty()) return Status(StatusCode::kInvalidArgument, "nothing to produce");
     return OkStatus();
   }
@@ -550,12 +606,14 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       return Status(StatusCode::kUnimplemented, "the audio format changes in the middle of the track");
     }
     for (auto& branch : branches_) {
+      const double cpu_start = branch->timed ? ThreadCpuSeconds() : 0;
       const int room = swr_get_out_samples(branch->swr.get(), frame.nb_samples);
       if (room <= 0) continue;
       FramePtr out = AllocFrame(branch->format, room);
       if (!out) return Status(StatusCode::kResourceExhausted, "out of memory");
       const int n = swr_convert(branch->swr.get(), out->extended_data, room,
                                 const_cast<const std::uint8_t**>(frame.extended_data), frame.nb_samples);
+      if (branch->timed) branch->cpu_seconds += ThreadCpuSeconds() - cpu_start;
       if (n < 0) return FfmpegFailure("resampling failed", n);
       if (n == 0) continue;
       out->nb_samples = n;
@@ -804,6 +862,11 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     result.cpu_seconds = decode_cpu_;
     for (const auto& c : consumers_) result.cpu_seconds += c->cpu_seconds;
     for (const Encoder* e : encoders_) result.renditions.push_back(e->output());
+    if (fingerprint_) {
+      result.fingerprints = fingerprint_->TakePrints();
+      // Its resampling runs in the decoder's steps (decode_cpu_) and is counted there too.
+      result.fingerprint_cpu_seconds = fingerprint_->cpu_seconds + branches_[fingerprint_->branch]->cpu_seconds;
+    }
     done_(std::move(result));
   }
 
@@ -831,6 +894,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   std::vector<std::unique_ptr<Consumer>> consumers_;
   std::vector<Encoder*> encoders_;  // the encoders among consumers_, in the request's order
   Analyzer* analyzer_ = nullptr;
+  FingerprintConsumer* fingerprint_ = nullptr;
 
   std::mutex mutex_;
   Status failure_;             // guarded by mutex_
@@ -844,13 +908,54 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
 void StartTranscode(boost::asio::thread_pool& pool, TranscodeRequest request,
                     std::function<void(StatusOr<TranscodeResult>)> done) {
   QuietFfmpegLogs();
-  if (request.renditions.empty() && !request.analyze) {
-    boost::asio::post(pool, [done = std::move(done)] {
-      done(Status(StatusCode::kInvalidArgument, "nothing to produce"));
-    });
+  Status refused;
+  if (request.renditions.empty() && !request.analyze && request.fingerprint_speeds.empty()) {
+    refused = Status(StatusCode::kInvalidArgument, "nothing to produce");
+  }
+  for (double speed : request.fingerprint_speeds) {
+    // Fingerprinter would clamp a speed silently; a caller asking for one out of range has a bug.
+    if (!(speed >= 0.5 && speed <= 2.0)) {
+      refused = Status(StatusCode::kInvalidArgument, "a fingerprint speed must be in [0.5, 2]");
+    }
+  }
+  if (!refused.ok()) {
+    boost::asio::post(pool, [done = std::move(done), refused] { done(refused); });
     return;
   }
   std::make_shared<Pipeline>(pool, std::move(request), std::move(done))->Start();
+}
+
+StatusOr<std::vector<double>> ParseFingerprintSpeeds(std::string_view text) {
+  constexpr double kSlowest = 0.8, kFastest = 1.25;
+  constexpr std::size_t kMostSpeeds = 8;
+  std::vector<double> speeds = {1.0};
+  bool listed_one = false;
+  for (std::string_view item : SplitCommaList(text)) {
+    double speed = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), speed);
+    if (ec != std::errc() || end != item.data() + item.size() || !(speed >= kSlowest && speed <= kFastest)) {
+      return Status(StatusCode::kInvalidArgument, fmt::format("fingerprint speed '{}' is not a number in [{}, {}]",
+                                                              item.substr(0, 32), kSlowest, kFastest));
+    }
+    if (speed == 1.0 && !listed_one) {  // already first
+      listed_one = true;
+      continue;
+    }
+    if (std::find(speeds.begin(), speeds.end(), speed) != speeds.end()) {
+      return Status(StatusCode::kInvalidArgument, fmt::format("fingerprint speed {} is listed twice", speed));
+    }
+    speeds.push_back(speed);
+  }
+  if (speeds.size() > kMostSpeeds) {
+    return Status(StatusCode::kInvalidArgument, fmt::format("at most {} fingerprint speeds", kMostSpeeds));
+  }
+  return speeds;
+}
+
+std::string FingerprintSpeedsText(const std::vector<double>& speeds) {
+  std::string text;
+  for (double speed : speeds) text += fmt::format("{}{}", text.empty() ? "" : ",", speed);
+  return text;
 }
 
 StatusOr<TranscodeResult> TranscodeAndWait(boost::asio::thread_pool& pool, TranscodeRequest request) {

@@ -2,13 +2,17 @@
 // facts a player shows (duration, EBU R128 loudness, a waveform) in the same pass.
 //
 //   demux+decode ──► per output format: one resampler ──► shared frames ──► encoder+muxer (each)
-//               └──► analysis: float at 48 kHz, source channels ──► ebur128 (libavfilter), peaks
+//               ├──► analysis: float at 48 kHz, source channels ──► ebur128 (libavfilter), peaks
+//               └──► fingerprint (when asked): s16 at 11025 Hz mono ──► Chromaprint, each speed
 //
-// The decoder, every encoder and the analysis are actors: each runs one chunk (about a second of
-// audio) at a time as a task on the given thread pool and re-queues itself while it has input,
-// so N renditions keep every pool thread busy without a thread each, and several transcodes
-// share the pool fairly. The decoder runs at most a few chunks ahead of the slowest consumer,
-// which bounds memory whatever the input's length.
+// The fingerprint shares the one decode: Chromaprint gets its native rate and layout, so its own
+// resampler and channel mix are skipped (media::Fingerprinter).
+//
+// The decoder, every encoder, the analysis and the fingerprinter are actors: each runs one chunk
+// (about a second of audio) at a time as a task on the given thread pool and re-queues itself
+// while it has input, so N renditions keep every pool thread busy without a thread each, and
+// several transcodes share the pool fairly. The decoder runs at most a few chunks ahead of the
+// slowest consumer, which bounds memory whatever the input's length.
 //
 // The input is found by probing its content (never by a file name). Outputs are written to
 // <output_dir>/<name>.<extension>; on failure or cancellation the caller removes the folder.
@@ -22,10 +26,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/thread_pool.hpp>
 
+#include "common/media/chromaprint.h"
 #include "common/status.h"
 #include "transcoder/rendition.h"
 
@@ -61,7 +67,13 @@ struct RenditionOutput {
 struct TranscodeResult {
   MediaFacts facts;
   std::vector<RenditionOutput> renditions;
-  double cpu_seconds = 0;  // every actor's CPU, decode and analysis included
+  double cpu_seconds = 0;  // every actor's CPU, decode, analysis and fingerprints included
+  // One Chromaprint fingerprint per requested speed, in the request's order (empty when none
+  // were asked for). A print is empty when the audio is too short to have one (under ~2.6 s).
+  std::vector<media::FingerprintItems> fingerprints;
+  // CPU of the fingerprinter (every speed) and of the resampling to its 11025 Hz mono input;
+  // part of cpu_seconds. 0 when no fingerprint was asked for.
+  double fingerprint_cpu_seconds = 0;
 };
 
 struct TranscodeRequest {
@@ -75,14 +87,27 @@ struct TranscodeRequest {
   std::function<void(double)> on_progress;
   bool analyze = true;  // loudness and waveform
   std::size_t waveform_points = 1000;
+  // Chromaprint speed variants to fingerprint (media::Fingerprinter: 1.0 is the audio as it is,
+  // 1.02 undoes a 2 % speed-up); each in [0.5, 2]. Empty: no fingerprint.
+  std::vector<double> fingerprint_speeds;
 };
 
 // Starts the transcode on `pool` and returns at once; `done` runs on a pool thread when every
 // actor has finished. Errors: InvalidArgument for input that is not audio we can read (with
-// what was wrong), Unimplemented for a codec we cannot decode, ResourceExhausted past
-// max_duration_ms or when the disk is full, DeadlineExceeded, Cancelled, Internal otherwise.
+// what was wrong) or a fingerprint speed out of range, Unimplemented for a codec we cannot
+// decode, ResourceExhausted past max_duration_ms or when the disk is full, DeadlineExceeded,
+// Cancelled, Internal otherwise.
 void StartTranscode(boost::asio::thread_pool& pool, TranscodeRequest request,
                     std::function<void(StatusOr<TranscodeResult>)> done);
+
+// Fingerprint speeds as an operator writes them ("1,0.98,1.02"): each in [0.8, 1.25] (a copy
+// sped up or slowed down by more is out of reach of one fingerprint comparison anyway), none
+// twice, at most 8 (each costs one more Chromaprint pass). 1 always comes first, added when the
+// list omits it: the print of the audio as it is is the one every match starts from.
+// InvalidArgument, saying what is wrong, otherwise.
+StatusOr<std::vector<double>> ParseFingerprintSpeeds(std::string_view text);
+// "1,0.98,1.02": the list as ParseFingerprintSpeeds reads it back.
+std::string FingerprintSpeedsText(const std::vector<double>& speeds);
 
 // StartTranscode, waiting for the result. Never call it from a thread of `pool`.
 StatusOr<TranscodeResult> TranscodeAndWait(boost::asio::thread_pool& pool, TranscodeRequest request);

@@ -21,6 +21,7 @@
 
 #include "common/file_util.h"
 #include "common/http_client.h"
+#include "common/media/chromaprint.h"
 
 #include "transcoder/transcode.h"
 #include "transcoder/transcode_json.h"
@@ -35,6 +36,7 @@ struct TranscodeArgs {
   std::string renditions = "mp3-320,mp3-128,aac-256,opus-128,opus-64";
   unsigned workers = 0;
   bool analyze = true;
+  std::string fingerprint_speeds;  // empty: no fingerprint
 };
 
 double ProcessCpuSeconds() {
@@ -62,6 +64,15 @@ int Run(const TranscodeArgs& args) {
   request.output_dir = args.out_dir;
   request.renditions = std::move(*ladder);
   request.analyze = args.analyze;
+  if (!args.fingerprint_speeds.empty()) {
+    auto speeds = ParseFingerprintSpeeds(args.fingerprint_speeds);
+    if (!speeds.ok()) {
+      std::cerr << "transcode: " << speeds.status().message() << "\n";
+      return 2;
+    }
+    request.fingerprint_speeds = std::move(*speeds);
+  }
+  const std::vector<double> speeds = request.fingerprint_speeds;
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = ProcessCpuSeconds();
   auto result = TranscodeAndWait(pool, std::move(request));
@@ -86,7 +97,18 @@ int Run(const TranscodeArgs& args) {
       {"facts", FactsJson(f)},
       {"renditions", std::move(renditions)},
       {"wall_s", wall},
-      {"cpu_s", cpu}};
+      {"cpu_s", cpu},
+      {"actors_cpu_s", result->cpu_seconds}};
+  if (!speeds.empty()) {
+    boost::json::array prints;
+    for (std::size_t i = 0; i < speeds.size() && i < result->fingerprints.size(); ++i) {
+      prints.push_back({{"speed", speeds[i]},
+                        {"items", result->fingerprints[i].size()},
+                        {"fingerprint", media::EncodeFingerprint(result->fingerprints[i])}});
+    }
+    out["fingerprints"] = std::move(prints);
+    out["fingerprint_cpu_s"] = result->fingerprint_cpu_seconds;
+  }
   std::cout << boost::json::serialize(out) << "\n";
   return 0;
 }
@@ -103,6 +125,8 @@ void AddTranscodeCommand(CLI::App& root, const SettingsFile&, std::function<int(
       ->capture_default_str();
   cmd->add_option("--workers", args->workers, "Encoder threads (0: one per core)")->capture_default_str();
   cmd->add_flag("!--no-analysis", args->analyze, "Skip loudness and waveform");
+  cmd->add_option("--fingerprint-speeds", args->fingerprint_speeds,
+                  "Also print Chromaprint fingerprints (fpcalc's compressed form) at these speeds, e.g. 1,0.98,1.02");
   cmd->callback([args, &action] { action = [args] { return Run(*args); }; });
 }
 
@@ -125,6 +149,7 @@ struct SubmitArgs {
   std::string gate;
   std::string track_uri;
   std::string callback_url;
+  bool copyright_check = true;
   bool wait = false;
   std::int64_t timeout_s = 3600;
 };
@@ -177,6 +202,7 @@ asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
   if (!args.gate.empty()) target += "&gate=" + QueryEscape(args.gate);
   if (!args.track_uri.empty()) target += "&track_uri=" + QueryEscape(args.track_uri);
   if (!args.callback_url.empty()) target += "&callback_url=" + QueryEscape(args.callback_url);
+  if (!args.copyright_check) target += "&copyright_check=false";
 
   HttpClientRequest post;
   post.method = http::verb::post;
@@ -252,6 +278,8 @@ void AddJobCommand(CLI::App& root, const SettingsFile& file, std::function<int()
   submit->add_option("--gate", args->gate, "none, any or copyright");
   submit->add_option("--track-uri", args->track_uri, "The track's at:// URI");
   submit->add_option("--callback-url", args->callback_url, "Where the service reports the job's end");
+  submit->add_flag("!--no-copyright-check", args->copyright_check,
+                   "Skip the copyright check for this job (when the transcoder has one)");
   submit->add_flag("--wait", args->wait, "Follow the job and print its final JSON (exit 0 only if done)");
   submit->add_option("--timeout-s", args->timeout_s, "Give up after this long")->capture_default_str();
   submit->callback([args, &action] {

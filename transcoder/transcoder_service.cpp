@@ -11,6 +11,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -25,6 +26,7 @@
 
 #include "common/did.h"
 #include "common/file_util.h"
+#include "common/media/chromaprint.h"
 #include "common/run_blocking.h"
 #include "common/upload.h"
 #include "transcoder/multipart_reader.h"
@@ -108,11 +110,13 @@ struct JobOptions {
   std::string gate = "none";
   std::string track_uri;
   std::string callback_url;
+  bool copyright_check = true;  // run the copyright stage (when the service has one)
 
   json::object ToJson() const {
     json::object o{{"renditions", LadderText(renditions)}, {"owner_did", owner_did}, {"gate", gate}};
     o["track_uri"] = track_uri.empty() ? json::value(nullptr) : json::value(track_uri);
     o["callback_url"] = callback_url.empty() ? json::value(nullptr) : json::value(callback_url);
+    o["copyright_check"] = copyright_check;
     return o;
   }
 };
@@ -152,6 +156,15 @@ StatusOr<JobOptions> ParseOptions(const std::function<std::optional<std::string>
     }
     o.callback_url = *url;
   }
+  if (auto check = get("copyright_check")) {
+    if (*check == "true" || *check == "1") {
+      o.copyright_check = true;
+    } else if (*check == "false" || *check == "0") {
+      o.copyright_check = false;
+    } else {
+      return Status(StatusCode::kInvalidArgument, "copyright_check must be true or false");
+    }
+  }
   return o;
 }
 
@@ -170,6 +183,9 @@ JobOptions StoredOptions(const std::string& text) {
   o.gate = str("gate");
   o.track_uri = str("track_uri");
   o.callback_url = str("callback_url");
+  // Absent in jobs stored before the option existed: they are checked like any other.
+  const json::value* check = obj.if_contains("copyright_check");
+  o.copyright_check = !(check && check->is_bool() && !check->as_bool());
   return o;
 }
 
@@ -198,6 +214,27 @@ StatusOr<std::string> ResolveCallbackKey(const std::string& configured, const fs
     return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
   }
   return key;
+}
+
+// A peer's base URL without its trailing slashes (empty stays empty: not configured).
+// InvalidArgument naming the setting `key` for a URL that is not http(s).
+StatusOr<std::string> PeerUrl(std::string_view key, std::string url) {
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  if (!url.empty()) {
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") || parsed->host().empty()) {
+      return Status(StatusCode::kInvalidArgument, std::string(key) + " is not an http(s) URL: " + url);
+    }
+  }
+  return url;
+}
+
+// What the labeler takes as a label's `val`: 1-128 bytes, no whitespace or control characters.
+bool IsPlausibleLabelValue(std::string_view value) {
+  return !value.empty() && value.size() <= 128 && std::none_of(value.begin(), value.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u <= 0x20 || u == 0x7f;
+  });
 }
 
 asio::awaitable<void> SleepFor(std::chrono::milliseconds delay) {
@@ -234,6 +271,20 @@ void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, Transcod
   file.Bind(command, "transcoder.callback_attempts", s.callback_attempts, "Deliveries tried before a callback is dropped");
   file.BindSecret(command, "transcoder.drop_in_key", s.drop_in_key,
             "X-Transcoder-Key accepted by POST /transcode (default: the admin token)");
+  file.Bind(command, "transcoder.fingerprint_url", s.fingerprint_url,
+            "Fingerprint service a job's audio is matched against (POST /v1/match); empty: no copyright check, "
+            "unless one runs in this process");
+  file.BindSecret(command, "transcoder.fingerprint_token", s.fingerprint_token,
+                  "The fingerprint service's admin token (default: this process's admin token)");
+  file.Bind(command, "transcoder.fingerprint_speeds", s.fingerprint_speeds,
+            "Speed variants fingerprinted for the match, each in [0.8, 1.25] (1 is always included)");
+  file.Bind(command, "transcoder.label_flagged", s.label_flagged,
+            "Emit a label on the labeler for a track the fingerprint service flags (needs the job's track_uri)");
+  file.Bind(command, "transcoder.label_value", s.label_value, "The label a flagged track gets");
+  file.Bind(command, "transcoder.labeler_url", s.labeler_url,
+            "Labeler that receives the labels (POST /emit-label); empty: the one in this process, if any");
+  file.BindSecret(command, "transcoder.labeler_token", s.labeler_token,
+                  "The labeler's admin token (default: this process's admin token)");
 }
 
 TranscoderService::TranscoderService(ServiceEnv& env, const TranscoderSettings& settings)
@@ -288,13 +339,50 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   auto key = ResolveCallbackKey(settings.callback_key, dir);
   if (!key.ok()) return key.status();
   service->callback_key_ = std::move(*key);
-  service->streamer_url_ = settings.streamer_url.empty() ? "http://127.0.0.1:8410" : settings.streamer_url;
-  while (!service->streamer_url_.empty() && service->streamer_url_.back() == '/') service->streamer_url_.pop_back();
-  if (!boost::urls::parse_uri(service->streamer_url_)) {
-    return Status(StatusCode::kInvalidArgument, "transcoder.streamer_url is not a URL: " + settings.streamer_url);
+  // Each peer's token defaults to this process's admin token (the peer runs beside it, or shares it).
+  auto peer = [&](std::string name, std::string_view key, std::string url, const std::string& token,
+                  Peer& into) -> Status {
+    auto checked = PeerUrl(key, std::move(url));
+    if (!checked.ok()) return checked.status();
+    into = Peer{std::move(name), std::move(*checked), token.empty() ? env.admin_token : token};
+    return OkStatus();
+  };
+  const std::string streamer_url = settings.streamer_url.empty() ? "http://127.0.0.1:8410" : settings.streamer_url;
+  if (auto s = peer("streamer", "transcoder.streamer_url", streamer_url, settings.streamer_token, service->streamer_);
+      !s.ok()) {
+    return s;
   }
-  service->streamer_token_ = settings.streamer_token.empty() ? env.admin_token : settings.streamer_token;
+  if (auto s = peer("fingerprint service", "transcoder.fingerprint_url", settings.fingerprint_url,
+                    settings.fingerprint_token, service->fingerprint_);
+      !s.ok()) {
+    return s;
+  }
+  if (auto s = peer("labeler", "transcoder.labeler_url", settings.labeler_url, settings.labeler_token,
+                    service->labeler_);
+      !s.ok()) {
+    return s;
+  }
   service->drop_in_key_ = settings.drop_in_key.empty() ? env.admin_token : settings.drop_in_key;
+  // Checked even while the stage is off, so a mistake shows at once rather than when it is on.
+  auto speeds = ParseFingerprintSpeeds(settings.fingerprint_speeds);
+  if (!speeds.ok()) {
+    return Status(StatusCode::kInvalidArgument, "transcoder.fingerprint_speeds: " + speeds.status().message());
+  }
+  service->fingerprint_speeds_ = std::move(*speeds);
+  if (!IsPlausibleLabelValue(settings.label_value)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "transcoder.label_value must be 1-128 bytes without spaces or control characters");
+  }
+  if (settings.label_flagged && !service->fingerprint_.url.empty() && service->labeler_.url.empty()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "transcoder.label_flagged needs a labeler: set transcoder.labeler_url (or run the labeler in this "
+                  "process)");
+  }
+  if (!service->fingerprint_.url.empty()) {
+    spdlog::info("transcoder: copyright check on fingerprint_url={} speeds={} labels={}", service->fingerprint_.url,
+                 FingerprintSpeedsText(service->fingerprint_speeds_),
+                 settings.label_flagged ? service->labeler_.url + " val=" + settings.label_value : "off");
+  }
 
   const unsigned workers = settings.workers ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
   service->encoder_pool_ = std::make_unique<asio::thread_pool>(workers);
@@ -325,6 +413,10 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
                              .Name("plyr_transcoder_callbacks_total")
                              .Help("Job callback deliveries, by outcome (delivered, retried, gave_up)")
                              .Register(registry);
+  service->copyright_checks_ = &prometheus::BuildCounter()
+                                    .Name("plyr_transcoder_copyright_checks_total")
+                                    .Help("Copyright checks of jobs, by outcome (clear, flagged, failed)")
+                                    .Register(registry);
 
   // Jobs a previous run accepted and did not finish run again, in their order.
   auto recovered = service->jobs_->Recover();
@@ -429,6 +521,7 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
           const json::value* v = obj.if_contains(key);
           if (!v || v->is_null()) return std::nullopt;
           if (v->is_string()) return std::string(v->as_string());
+          if (v->is_bool()) return v->as_bool() ? "true" : "false";  // "copyright_check": false
           if (v->is_array()) {  // "renditions": ["mp3-320", ...]
             std::string joined;
             for (const auto& item : v->as_array()) {
@@ -568,10 +661,14 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
   if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
   std::optional<JobRecord> cancelled_now;
   std::optional<std::pair<JobRecord, double>> running;
+  std::optional<JobState> ended;
   {
     std::lock_guard lock(mutex_);
     auto it = active_.find(id);
-    if (it != active_.end()) {
+    if (it != active_.end() && IsTerminal(it->second->record.state)) {
+      // Ended, and still being put away (stored, its folder removed): as final as a stored job.
+      ended = it->second->record.state;
+    } else if (it != active_.end()) {
       auto& job = *it->second;
       job.cancel->store(true);
       if (job.record.state == JobState::kQueued) {
@@ -600,11 +697,14 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
     // The runner stops at its next chunk and records the cancellation.
     co_return JsonResponse(http::status::accepted, JobJson(running->first, running->second));
   }
-  std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
-  auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-  if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  if (!ended) {
+    std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+    auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+    if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+    ended = record->state;
+  }
   co_return ErrorResponse(http::status::conflict, "JobFinished",
-                          "the job has already ended (" + std::string(JobStateName(record->state)) + ")");
+                          "the job has already ended (" + std::string(JobStateName(*ended)) + ")");
 }
 
 asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
@@ -716,6 +816,17 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
   const std::string input_id =
       input.is_object() && input.as_object().contains("file_id") ? std::string(input.at("file_id").as_string()) : "";
   const fs::path scratch = work_dir_ / record.id;
+  // Everything of this run, the copyright stage included, ends by then.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(settings_.job_timeout_s);
+  const bool check_copyright = !fingerprint_.url.empty() && options.copyright_check;
+  // A label an earlier run of this job already emitted (and recorded) is not emitted again.
+  json::value earlier_label;
+  if (const json::value stored = ParseOr(record.result_json); stored.is_object()) {
+    const json::value* copyright = stored.as_object().if_contains("copyright");
+    const json::value* label =
+        copyright && copyright->is_object() ? copyright->as_object().if_contains("label") : nullptr;
+    if (label && label->is_object() && label->as_object().contains("seq")) earlier_label = *label;
+  }
 
   // A running slot bounds the jobs encoding at once; publishing to the streamer does not hold one.
   bool slot_held = true;
@@ -746,8 +857,9 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     transcode.output_dir = scratch;
     transcode.renditions = options.renditions;
     transcode.max_duration_ms = settings_.max_duration_s * 1000;
-    transcode.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(settings_.job_timeout_s);
+    transcode.deadline = deadline;
     transcode.cancel = cancel;
+    if (check_copyright) transcode.fingerprint_speeds = fingerprint_speeds_;  // in the same decode
     transcode.on_progress = [this, job](double p) {
       std::lock_guard lock(mutex_);
       job->progress = std::max(job->progress, p * 0.95);  // the rest is publishing
@@ -765,6 +877,25 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
       } else {
         status = published.status();
       }
+    }
+    // The copyright stage: after publishing (a job that failed to publish is not checked) and
+    // without the encoder slot. From here a cancel no longer stops the job (it is published), so
+    // the stage runs to its end, bounded by the job's deadline; its failure is recorded in the
+    // result and never fails the job.
+    if (status.ok() && check_copyright) {
+      json::object copyright = co_await MatchFingerprints(record.id, *transcoded, deadline);
+      const json::value* flagged = copyright.if_contains("is_flagged");
+      if (settings_.label_flagged && flagged && flagged->is_bool() && flagged->as_bool()) {
+        if (!earlier_label.is_null()) {
+          copyright["label"] = earlier_label;
+        } else if (options.track_uri.empty()) {
+          copyright["label"] = json::object{{"skipped", "no track_uri"}};
+        } else {
+          copyright["label"] = co_await EmitCopyrightLabel(record.id, options.track_uri, deadline);
+        }
+      }
+      result_json["copyright"] = std::move(copyright);
+      result_json["fingerprint_cpu_s"] = std::round(transcoded->fingerprint_cpu_seconds * 1000) / 1000;
     }
   }
   if (shutting_down_->load() && status.code() == StatusCode::kCancelled && !record.id.empty()) {
@@ -810,27 +941,173 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
   if (record.callback == CallbackState::kPending) co_await DeliverCallback(std::move(record));
 }
 
-asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallStreamer(HttpClientRequest request,
-                                                                             std::string_view what, int attempts) {
-  request.url = streamer_url_ + request.url;
-  request.headers.emplace_back("Authorization", "Bearer " + streamer_token_);
-  request.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallPeer(const Peer& peer, HttpClientRequest request,
+                                                                         std::string_view what, CallOptions options) {
+  using Clock = std::chrono::steady_clock;
+  request.url = peer.url + request.url;
+  request.headers.emplace_back("Authorization", "Bearer " + peer.token);
   for (int attempt = 1;; ++attempt) {
+    const auto now = Clock::now();
+    if (now >= options.deadline) {
+      co_return Status(StatusCode::kDeadlineExceeded,
+                       fmt::format("the job's time ran out before the {} at {} answered {}", peer.name, peer.url,
+                                   what));
+    }
+    request.timeout = std::min(options.timeout,
+                               std::chrono::duration_cast<std::chrono::milliseconds>(options.deadline - now));
+    const bool cut_by_deadline = request.timeout < options.timeout;
     const auto executor = co_await asio::this_coro::executor;
     auto answer = co_await env_.http_client.Send(executor, request);
     if (!answer && answer.error() == boost::system::errc::make_error_code(boost::system::errc::message_size)) {
-      co_return Status(StatusCode::kResourceExhausted, "the streamer's answer to " + std::string(what) +
-                                                           " is larger than allowed");
+      co_return Status(StatusCode::kResourceExhausted,
+                       fmt::format("the {}'s answer to {} is larger than allowed", peer.name, what));
+    }
+    if (!answer && cut_by_deadline && answer.error() == asio::error::timed_out) {
+      co_return Status(StatusCode::kDeadlineExceeded,
+                       fmt::format("the job's time ran out waiting for the {} at {} ({})", peer.name, peer.url, what));
     }
     if (answer && answer->status < 500 && answer->status != 429) co_return std::move(*answer);
-    if (attempt >= attempts || shutting_down_->load()) {
+    const auto backoff = std::chrono::milliseconds(500 << std::min(attempt, 6));  // 1 s, 2 s, 4 s ...
+    if (attempt >= options.attempts || shutting_down_->load() || Clock::now() + backoff >= options.deadline) {
       co_return Status(StatusCode::kUnavailable,
-                       answer ? fmt::format("the streamer at {} answered {} to {}", streamer_url_, answer->status, what)
-                              : fmt::format("the streamer at {} cannot be reached for {}: {}", streamer_url_, what,
+                       answer ? fmt::format("the {} at {} answered {} to {}", peer.name, peer.url, answer->status, what)
+                              : fmt::format("the {} at {} cannot be reached for {}: {}", peer.name, peer.url, what,
                                             answer.error().message()));
     }
-    co_await SleepFor(std::chrono::milliseconds(500 << attempt));
+    co_await SleepFor(backoff);
   }
+}
+
+asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallStreamer(HttpClientRequest request,
+                                                                             std::string_view what, int attempts) {
+  CallOptions options;
+  options.attempts = attempts;
+  options.timeout = std::chrono::milliseconds(settings_.streamer_timeout_ms);
+  co_return co_await CallPeer(streamer_, std::move(request), what, options);
+}
+
+namespace {
+
+// How the copyright stage calls its peers: a few tries (each backing off), each try bounded; the
+// job's deadline bounds them all. A match of a long track against a large index takes seconds,
+// not minutes.
+constexpr int kCopyrightAttempts = 3;
+constexpr std::chrono::milliseconds kCopyrightCallTimeout{60'000};
+constexpr std::size_t kMatchAnswerLimit = 4 << 20;
+
+json::object ScanFailed(const Status& status) {
+  return {{"status", "scan_failed"},
+          {"error", StatusCodeName(status.code())},
+          {"message", status.message()},
+          {"checked_at_ms", NowMs()}};
+}
+
+}  // namespace
+
+asio::awaitable<json::object> TranscoderService::MatchFingerprints(const std::string& job_id,
+                                                                   const TranscodeResult& result,
+                                                                   std::chrono::steady_clock::time_point deadline) {
+  const auto& prints = result.fingerprints;
+  if (prints.size() != fingerprint_speeds_.size() || prints.empty()) {
+    copyright_checks_->Add({{"outcome", "failed"}}).Increment();
+    co_return ScanFailed(Status(StatusCode::kInternal, "the transcode made no fingerprint"));
+  }
+  if (prints.front().empty()) {
+    // Chromaprint needs about 2.6 s of audio for its first item: nothing to compare, no check.
+    spdlog::info("transcoder: copyright check skipped id={}: too short to fingerprint", job_id);
+    co_return json::object{{"status", "skipped"},
+                           {"reason", "too_short"},
+                           {"message", "the audio is too short to fingerprint"},
+                           {"checked_at_ms", NowMs()}};
+  }
+  // fingerprint_speeds_ starts with 1.0 (ParseFingerprintSpeeds): the audio as uploaded.
+  json::array variants;
+  for (std::size_t i = 1; i < prints.size(); ++i) {
+    variants.push_back(
+        json::object{{"speed", fingerprint_speeds_[i]}, {"fingerprint", media::EncodeFingerprint(prints[i])}});
+  }
+  const json::object body{{"fingerprint", media::EncodeFingerprint(prints.front())},
+                          {"duration_s", static_cast<double>(result.facts.duration_ms) / 1000.0},
+                          {"variants", std::move(variants)}};
+  HttpClientRequest post;
+  post.method = http::verb::post;
+  post.url = "/v1/match";
+  post.headers = {{"Content-Type", "application/json"}};
+  post.body = json::serialize(body);
+  post.body_limit = kMatchAnswerLimit;
+  CallOptions options;
+  options.attempts = kCopyrightAttempts;
+  options.timeout = kCopyrightCallTimeout;
+  options.deadline = deadline;
+  auto answer = co_await CallPeer(fingerprint_, std::move(post), "the copyright check", options);
+
+  Status failure;
+  json::value doc;
+  if (!answer.ok()) {
+    failure = answer.status();
+  } else if (answer->status != 200) {
+    failure = Status(StatusCode::kFailedPrecondition,
+                     fmt::format("the fingerprint service refused the copyright check ({}): {}", answer->status,
+                                 answer->body.substr(0, 300)));
+  } else {
+    doc = ParseOr(answer->body);
+    const json::value* flagged = doc.is_object() ? doc.as_object().if_contains("is_flagged") : nullptr;
+    if (!flagged || !flagged->is_bool()) {
+      failure = Status(StatusCode::kInternal, "the fingerprint service's answer is not a match result (no is_flagged)");
+    }
+  }
+  if (!failure.ok()) {
+    copyright_checks_->Add({{"outcome", "failed"}}).Increment();
+    spdlog::warn("transcoder: copyright check failed id={} error=\"{}\"", job_id, failure.ToString());
+    co_return ScanFailed(failure);
+  }
+  json::object copyright = std::move(doc.as_object());
+  copyright["checked_at_ms"] = NowMs();
+  const bool flagged = copyright.at("is_flagged").as_bool();
+  copyright_checks_->Add({{"outcome", flagged ? "flagged" : "clear"}}).Increment();
+  if (flagged) {
+    const json::value* dominant = copyright.if_contains("dominant_match");
+    spdlog::info("transcoder: copyright check flagged id={} dominant_match=\"{}\"", job_id,
+                 dominant && dominant->is_string() ? std::string(dominant->as_string()) : std::string("?"));
+  }
+  co_return copyright;
+}
+
+asio::awaitable<json::object> TranscoderService::EmitCopyrightLabel(const std::string& job_id,
+                                                                    const std::string& track_uri,
+                                                                    std::chrono::steady_clock::time_point deadline) {
+  HttpClientRequest post;
+  post.method = http::verb::post;
+  post.url = "/emit-label";
+  post.headers = {{"Content-Type", "application/json"}};
+  post.body = json::serialize(json::object{{"uri", track_uri}, {"val", settings_.label_value}});
+  CallOptions options;
+  options.attempts = kCopyrightAttempts;
+  options.timeout = kCopyrightCallTimeout;
+  options.deadline = deadline;
+  // A retry after a lost answer may emit the label twice: harmless, the latest event per uri and
+  // val is what counts.
+  auto answer = co_await CallPeer(labeler_, std::move(post), "a label", options);
+  Status failure;
+  json::value doc;
+  if (!answer.ok()) {
+    failure = answer.status();
+  } else if (answer->status != 200) {
+    failure = Status(StatusCode::kFailedPrecondition, fmt::format("the labeler refused the label ({}): {}",
+                                                                  answer->status, answer->body.substr(0, 300)));
+  } else {
+    doc = ParseOr(answer->body);
+    const json::value* seq = doc.is_object() ? doc.as_object().if_contains("seq") : nullptr;
+    if (!seq || !seq->is_number()) failure = Status(StatusCode::kInternal, "the labeler answered without a seq");
+  }
+  if (!failure.ok()) {
+    spdlog::warn("transcoder: copyright label not emitted id={} error=\"{}\"", job_id, failure.ToString());
+    co_return json::object{{"error", StatusCodeName(failure.code())}, {"message", failure.message()}};
+  }
+  const json::value seq = doc.at("seq");
+  spdlog::info("transcoder: copyright label emitted id={} uri={} val={} seq={}", job_id, track_uri,
+               settings_.label_value, json::serialize(seq));
+  co_return json::object{{"val", settings_.label_value}, {"seq", seq}};
 }
 
 namespace {

@@ -13,13 +13,17 @@
 // 202; a bounded queue feeds at most `max_running_jobs` runners; each decodes once and encodes the
 // ladder on the shared encoder pool (TranscodeRequest), then uploads the original and every
 // rendition to the streamer and registers them as one track over the streamer's HTTP API, then
-// records the result and calls the submitter back (HMAC-signed, retried).
+// (when a fingerprint service is configured and the job did not opt out) asks it whether the
+// audio matches a known work, fingerprinted in the same decode, and labels a flagged track on
+// the labeler; then records the result and calls the submitter back (HMAC-signed, retried).
 //
-// Threads: handlers and runners are coroutines on the I/O threads; encoding runs on the encoder
-// pool and every SQLite write or fsync on a small blocking pool, never on an I/O thread.
+// Threads: handlers and runners are coroutines on the I/O threads; encoding (and fingerprinting)
+// runs on the encoder pool and every SQLite write or fsync on a small blocking pool, never on an
+// I/O thread. Other services (streamer, fingerprint, labeler) are called over HTTP only.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -62,6 +66,14 @@ struct TranscoderSettings {
   std::string callback_key;    // empty: <data>/transcoder/callback-key (generated)
   std::int64_t callback_attempts = 8;
   std::string drop_in_key;     // X-Transcoder-Key for POST /transcode; empty: the admin token
+  // The copyright stage (docs/transcoder.md). Off while fingerprint_url is empty.
+  std::string fingerprint_url;    // the fingerprint service (POST /v1/match); main.cpp fills in a local one
+  std::string fingerprint_token;  // empty: this process's admin token
+  std::string fingerprint_speeds = "1,0.98,1.02";  // speed variants fingerprinted (ParseFingerprintSpeeds)
+  bool label_flagged = false;     // emit a label for a flagged track that has a track_uri
+  std::string label_value = "copyright-violation";
+  std::string labeler_url;        // the labeler (POST /emit-label); main.cpp fills in a local one
+  std::string labeler_token;      // empty: this process's admin token
 };
 
 // Registers the transcoder's settings (transcoder.*) on `command`.
@@ -100,12 +112,38 @@ class TranscoderService final : public Service {
                                                          const TranscodeResult& result);
   // Downloads a file the streamer stores (a job naming it by file_id) to `into`.
   asio::awaitable<Status> FetchFromStreamer(const std::string& file_id, const std::filesystem::path& into);
-  // Sends `request` (its url a path on the streamer) with the streamer's token and deadline,
-  // trying again, backing off, while the streamer cannot be reached or answers 5xx or 429, at most
-  // `attempts` times. Any other answer is returned for the caller to read; Unavailable (naming
-  // `what`) when every try failed, ResourceExhausted for an answer over the body limit.
+
+  // A service this one calls over HTTP.
+  struct Peer {
+    std::string name;   // "streamer", "fingerprint service", "labeler": for messages
+    std::string url;    // base URL without a trailing slash; empty: not configured
+    std::string token;  // its admin token, sent as `Authorization: Bearer`
+  };
+  struct CallOptions {
+    int attempts = 5;
+    std::chrono::milliseconds timeout{30'000};  // of one try
+    // No try starts, nor lasts, past it (a job's deadline).
+    std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  };
+  // Sends `request` (its url a path on `peer`) with the peer's token, trying again, backing off
+  // (1 s, 2 s, 4 s ...), while the peer cannot be reached or answers 5xx or 429, at most
+  // `options.attempts` times and never past `options.deadline`. Any other answer is returned
+  // for the caller to read. Errors: Unavailable (naming the peer, its URL and `what`) when every
+  // try failed, DeadlineExceeded when the deadline had passed before a try, ResourceExhausted
+  // for an answer over the body limit.
+  asio::awaitable<StatusOr<HttpClientResponse>> CallPeer(const Peer& peer, HttpClientRequest request,
+                                                         std::string_view what, CallOptions options);
+  // CallPeer on the streamer with transcoder.streamer_timeout_ms per try.
   asio::awaitable<StatusOr<HttpClientResponse>> CallStreamer(HttpClientRequest request, std::string_view what,
                                                              int attempts = 5);
+  // The copyright stage's match: POST /v1/match with the job's fingerprints. The JSON stored
+  // under the result's "copyright": the service's answer with "checked_at_ms", or
+  // {"status": "scan_failed", "error", "message"}; never fails the job.
+  asio::awaitable<boost::json::object> MatchFingerprints(const std::string& job_id, const TranscodeResult& result,
+                                                         std::chrono::steady_clock::time_point deadline);
+  // POST /emit-label for a flagged track: {"val", "seq"}, or {"error", "message"}.
+  asio::awaitable<boost::json::object> EmitCopyrightLabel(const std::string& job_id, const std::string& track_uri,
+                                                          std::chrono::steady_clock::time_point deadline);
   asio::awaitable<StatusOr<std::string>> UploadToStreamer(const std::filesystem::path& file,
                                                           const std::string& content_type);
   asio::awaitable<void> DeliverCallback(JobRecord record);
@@ -119,8 +157,10 @@ class TranscoderService final : public Service {
   ServiceEnv& env_;
   TranscoderSettings settings_;
   std::vector<RenditionSpec> default_ladder_;
-  std::string streamer_url_;
-  std::string streamer_token_;
+  Peer streamer_;
+  Peer fingerprint_;  // url empty: the copyright stage is off
+  Peer labeler_;      // url empty: no labels
+  std::vector<double> fingerprint_speeds_;  // 1.0 first
   std::string callback_key_;
   std::string drop_in_key_;
   std::filesystem::path work_dir_;
@@ -131,11 +171,13 @@ class TranscoderService final : public Service {
   std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<HttpServer> server_;
 
-  // Metrics (docs/transcoder.md): jobs waiting and encoding, jobs ended by state, callbacks.
+  // Metrics (docs/transcoder.md): jobs waiting and encoding, jobs ended by state, callbacks,
+  // copyright checks by outcome.
   prometheus::Gauge* queued_gauge_ = nullptr;
   prometheus::Gauge* running_gauge_ = nullptr;
   prometheus::Family<prometheus::Counter>* ended_ = nullptr;
   prometheus::Family<prometheus::Counter>* callbacks_ = nullptr;
+  prometheus::Family<prometheus::Counter>* copyright_checks_ = nullptr;
 
   std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // queued and running; mutex_

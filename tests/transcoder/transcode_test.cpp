@@ -2,8 +2,10 @@
 // ffprobe and against the ffmpeg CLI's own loudness meter.
 #include "transcoder/transcode.h"
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <fstream>
@@ -11,9 +13,12 @@
 #include <regex>
 #include <sstream>
 
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
+#include "common/media/chromaprint.h"
 #include "tests/support/process.h"
+#include "transcoder/transcode_json.h"
 
 namespace plyr::transcoder {
 namespace {
@@ -213,8 +218,9 @@ TEST_F(TranscodeTest, SurroundIsDownmixedAndMonoStaysMono) {
 TEST_F(TranscodeTest, SampleRatesFrom8To192KilohertzAreResampled) {
   for (int rate : {8000, 22050, 96000, 192000}) {
     SCOPED_TRACE(rate);
-    const fs::path input = MakeInput(dir_.path(), "r" + std::to_string(rate) + ".flac", "sine=frequency=300:duration=2",
-                                     {"-ar", std::to_string(rate)});
+    // (Built with append: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string.)
+    const fs::path input = MakeInput(dir_.path(), std::string("r").append(std::to_string(rate)).append(".flac"),
+                                     "sine=frequency=300:duration=2", {"-ar", std::to_string(rate)});
     auto result = Transcode(input, "mp3-128,opus-64,wav");
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(result->facts.sample_rate, rate);
@@ -305,6 +311,155 @@ TEST_F(TranscodeTest, OneWorkerThreadRunsSeveralTranscodesWithoutDeadlock) {
     ASSERT_TRUE(result.ok()) << result.status().ToString();
     EXPECT_EQ(result->renditions.size(), 5u);
     EXPECT_NEAR(result->facts.duration_ms, 4000, 60);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprints
+
+// `seconds` of stereo 44.1 kHz "music": three voices stepping through different note patterns (so the
+// chroma changes every fraction of a second and repeats only after 12 s) over a little noise.
+fs::path MakeMelody(const fs::path& dir, const std::string& name, int seconds) {
+  const std::string voice_a = "0.3*sin(2*PI*t*220*pow(2,mod(floor(t*3)*7,12)/12))";
+  const std::string voice_b = "0.2*sin(2*PI*t*330*pow(2,mod(floor(t*5)*5,12)/12))";
+  const std::string voice_c = "0.15*sin(2*PI*t*495*pow(2,mod(floor(t*2)*3,12)/12))";
+  const std::string noise = "0.05*(random(0)*2-1)";
+  return MakeInput(dir, name,
+                   "aevalsrc=exprs='" + voice_a + "+" + voice_b + "+" + noise + "|" + voice_a + "+" + voice_c +
+                       "':s=44100:d=" + std::to_string(seconds),
+                   {"-c:a", "flac"});
+}
+
+// Share of differing bits between two prints, over the items both have.
+double BitErrorRate(const media::FingerprintItems& a, const media::FingerprintItems& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  if (n == 0) return 1.0;
+  std::size_t differing = 0;
+  for (std::size_t i = 0; i < n; ++i) differing += static_cast<std::size_t>(std::popcount(a[i] ^ b[i]));
+  return static_cast<double>(differing) / (32.0 * static_cast<double>(n));
+}
+
+// The audio decoded apart from the engine (the ffmpeg CLI, to 11025 Hz mono s16) and fed straight
+// to Chromaprint.
+media::FingerprintItems ReferencePrint(const fs::path& input, const fs::path& raw) {
+  Run({"/usr/bin/ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", input.string(), "-ac", "1", "-ar",
+       std::to_string(media::kChromaprintRate), "-f", "s16le", raw.string()});
+  const std::string bytes = ReadFile(raw);
+  std::vector<std::int16_t> samples(bytes.size() / 2);
+  std::memcpy(samples.data(), bytes.data(), samples.size() * 2);
+  media::Fingerprinter fingerprinter({1.0});
+  EXPECT_TRUE(fingerprinter.Start(media::kChromaprintRate, 1).ok());
+  EXPECT_TRUE(fingerprinter.Feed(samples).ok());
+  auto prints = fingerprinter.Finish();
+  EXPECT_TRUE(prints.ok());
+  return prints.ok() ? (*prints)[0] : media::FingerprintItems{};
+}
+
+TEST_F(TranscodeTest, FingerprintsComeFromTheSharedDecode) {
+  constexpr int kSeconds = 30;
+  const fs::path input = MakeMelody(dir_.path(), "melody.flac", kSeconds);
+  TranscodeRequest extra;
+  extra.fingerprint_speeds = {1.0, 1.02};
+  auto result = Transcode(input, "mp3-128,opus-64", extra);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  ASSERT_EQ(result->renditions.size(), 2u);
+  ASSERT_EQ(result->fingerprints.size(), 2u);
+  const media::FingerprintItems& as_is = result->fingerprints[0];
+  const media::FingerprintItems& undone = result->fingerprints[1];
+
+  // About 8.08 items per second of audio; Chromaprint's first item needs about 2.6 s of context,
+  // so a print falls short of duration x rate by about 20 items.
+  const double expected = kSeconds / media::kItemSeconds;
+  EXPECT_GT(static_cast<double>(as_is.size()), expected - 30) << as_is.size();
+  EXPECT_LE(static_cast<double>(as_is.size()), expected);
+  // Speed 1.02 undoes a 2 % speed-up: Chromaprint hears the audio 2 % slower, so the print
+  // covers 2 % more items (the start-up shortfall is the same for both).
+  EXPECT_GT(undone.size(), as_is.size());
+  EXPECT_NEAR(static_cast<double>(undone.size()) - static_cast<double>(as_is.size()), 0.02 * expected, 1.5)
+      << as_is.size() << " vs " << undone.size();
+  EXPECT_GT(BitErrorRate(as_is, undone), 0.1) << "the variant must be a different print";
+
+  // The same print as the audio decoded apart and fed to Chromaprint directly.
+  const media::FingerprintItems reference = ReferencePrint(input, dir_.path() / "melody.raw");
+  EXPECT_NEAR(static_cast<double>(as_is.size()), static_cast<double>(reference.size()), 1.0);
+  EXPECT_LT(BitErrorRate(as_is, reference), 0.02);
+  EXPECT_FALSE(media::EncodeFingerprint(as_is).empty());
+
+  // Its CPU is measured and is part of the whole.
+  EXPECT_GT(result->fingerprint_cpu_seconds, 0);
+  EXPECT_LT(result->fingerprint_cpu_seconds, result->cpu_seconds);
+}
+
+TEST_F(TranscodeTest, WithoutFingerprintSpeedsNothingChanges) {
+  const fs::path input = MakeMelody(dir_.path(), "short-melody.flac", 8);
+  auto plain = Transcode(input, "mp3-128,wav");
+  TranscodeRequest extra;
+  extra.fingerprint_speeds = {1.0};
+  auto printed = Transcode(input, "mp3-128,wav", extra);
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ASSERT_TRUE(printed.ok()) << printed.status().ToString();
+  EXPECT_TRUE(plain->fingerprints.empty());
+  EXPECT_EQ(plain->fingerprint_cpu_seconds, 0);
+  ASSERT_EQ(printed->fingerprints.size(), 1u);
+  EXPECT_FALSE(printed->fingerprints[0].empty());
+  // The facts and every rendition are the same, byte for byte.
+  EXPECT_EQ(boost::json::serialize(FactsJson(plain->facts)), boost::json::serialize(FactsJson(printed->facts)));
+  ASSERT_EQ(plain->renditions.size(), printed->renditions.size());
+  for (std::size_t i = 0; i < plain->renditions.size(); ++i) {
+    SCOPED_TRACE(plain->renditions[i].spec.name);
+    EXPECT_EQ(boost::json::serialize(RenditionJson(plain->renditions[i])),
+              boost::json::serialize(RenditionJson(printed->renditions[i])));
+    EXPECT_TRUE(ReadFile(plain->renditions[i].path) == ReadFile(printed->renditions[i].path));
+  }
+}
+
+TEST_F(TranscodeTest, AFingerprintAloneNeedsNoRenditionAndSpeedsAreChecked) {
+  const fs::path input = MakeMelody(dir_.path(), "alone.flac", 6);
+  const fs::path out = dir_.path() / "alone-out";
+  fs::create_directories(out);
+  TranscodeRequest request;
+  request.input = input;
+  request.output_dir = out;
+  request.analyze = false;
+  request.fingerprint_speeds = {1.0};
+  auto alone = TranscodeAndWait(pool_, request);
+  ASSERT_TRUE(alone.ok()) << alone.status().ToString();
+  EXPECT_TRUE(alone->renditions.empty());
+  ASSERT_EQ(alone->fingerprints.size(), 1u);
+  EXPECT_FALSE(alone->fingerprints[0].empty());
+  EXPECT_TRUE(fs::is_empty(out));
+
+  for (double bad : {0.0, 3.0, std::nan("")}) {
+    request.fingerprint_speeds = {1.0, bad};
+    auto refused = TranscodeAndWait(pool_, request);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(FingerprintSpeeds, ParseWithOneFirstAndRefuseNonsense) {
+  auto speeds = ParseFingerprintSpeeds("1,0.98,1.02");
+  ASSERT_TRUE(speeds.ok()) << speeds.status().ToString();
+  EXPECT_EQ(*speeds, (std::vector<double>{1.0, 0.98, 1.02}));
+  EXPECT_EQ(FingerprintSpeedsText(*speeds), "1,0.98,1.02");
+  for (const char* same : {"0.98, 1.02", "0.98,1,1.02", "0.98,1.00,1.02"}) {
+    auto parsed = ParseFingerprintSpeeds(same);
+    ASSERT_TRUE(parsed.ok()) << same << ": " << parsed.status().ToString();
+    EXPECT_EQ(*parsed, (std::vector<double>{1.0, 0.98, 1.02})) << same;
+  }
+  auto only_one = ParseFingerprintSpeeds("");
+  ASSERT_TRUE(only_one.ok());
+  EXPECT_EQ(*only_one, std::vector<double>{1.0});
+  auto edges = ParseFingerprintSpeeds("0.8,1.25");
+  ASSERT_TRUE(edges.ok());
+  EXPECT_EQ(*edges, (std::vector<double>{1.0, 0.8, 1.25}));
+  for (const char* bad : {"0.79", "1.26", "x", "1,1", "0.98,0.98", "nan", "inf", "1.02x", "-1",
+                          "0.9,0.91,0.92,0.93,0.94,0.95,0.96,0.97"}) {
+    auto parsed = ParseFingerprintSpeeds(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    if (!parsed.ok()) {
+      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
+    }
   }
 }
 

@@ -3,9 +3,15 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <map>
 #include <set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "tests/transcoder/transcoder_fixture.h"
 
@@ -145,6 +151,11 @@ TEST_F(TranscoderJobTest, JobEndToEndInOneProcess) {
   EXPECT_EQ(JsonStr(job, {"result", "track", "uri"}), "at://did:plc:artist/fm.plyr.track/3abc");
   EXPECT_EQ(JsonStr(job, {"result", "original", "content_type"}), "audio/flac");
   ExpectPublished(job, input, "audio/flac", "flac");
+  // No fingerprint service is configured: no copyright stage, whatever the job's option says.
+  EXPECT_EQ(JsonAt(job, {"result", "copyright"}), nullptr) << boost::json::serialize(job);
+  EXPECT_EQ(JsonAt(job, {"result", "fingerprint_cpu_s"}), nullptr);
+  ASSERT_TRUE(JsonAt(job, {"options", "copyright_check"}));
+  EXPECT_TRUE(JsonAt(job, {"options", "copyright_check"})->as_bool());
 
   // The job is listed as done, not as failed, and a finished job cannot be cancelled.
   const auto done = ListJobIds("?state=done");
@@ -714,6 +725,327 @@ TEST_F(TranscoderTest, JobSubmitFollowsAJobToItsEnd) {
 
 namespace plyr::testing {
 namespace {
+
+// ---------------------------------------------------------------------------------------------
+// The copyright stage, against a stand-in fingerprint service (the real one has its own end-to-end
+// test) and the real labeler
+
+// 6 s of stereo 44.1 kHz FLAC with changing notes: long enough for a Chromaprint fingerprint.
+tfs::path MelodyFlac() {
+  return MakeMedia("melody-6s.flac",
+                   {"-f", "lavfi", "-i",
+                    "aevalsrc=exprs='0.3*sin(2*PI*t*220*pow(2,mod(floor(t*3)*7,12)/12))+0.05*(random(0)*2-1)|"
+                    "0.3*sin(2*PI*t*330*pow(2,mod(floor(t*5)*5,12)/12))':s=44100:d=6",
+                    "-c:a", "flac", "-f", "flac"});
+}
+
+// What the fingerprint service answers for a track it flags (its documented shape).
+constexpr const char* kFlaggedAnswer =
+    R"({"matches":[{"reference_id":"ref-1","title":"Song","artist":"Band","owner_did":"did:plc:label",)"
+    R"("query_offset_s":0.0,"reference_offset_s":12.5,"duration_s":5.5,"score":0.93}],)"
+    R"("dominant_match_pct":92,"dominant_match":"Band - Song","sustained_song_count":1,"is_flagged":true})";
+constexpr const char* kClearAnswer =
+    R"({"matches":[],"dominant_match_pct":0,"dominant_match":null,"sustained_song_count":0,"is_flagged":false})";
+
+// POST /v1/match as the fingerprint service takes it: records every request and answers what the
+// test set, after an optional delay. Runs our own HTTP server on a background thread.
+class FakeFingerprintService {
+ public:
+  struct Received {
+    std::string authorization;
+    std::string content_type;
+    std::string body;
+  };
+
+  FakeFingerprintService()
+      : runtime_(std::make_unique<Runtime>(RuntimeOptions{1, ThreadModel::kPerCore})),
+        metrics_(std::make_unique<MetricsRegistry>()) {
+    Router router;
+    router.Add(http::verb::post, "/v1/match", [this](Request& request) -> asio::awaitable<Response> {
+      Received r;
+      r.authorization = std::string(request.Field(http::field::authorization));
+      r.content_type = std::string(request.Field(http::field::content_type));
+      auto body = co_await request.ReadAll(8 << 20);
+      if (auto* text = std::get_if<std::string>(&body)) r.body = std::move(*text);
+      int status = 0;
+      std::string answer;
+      std::chrono::milliseconds delay{};
+      {
+        std::lock_guard lock(mutex_);
+        received_.push_back(std::move(r));
+        status = status_;
+        answer = answer_;
+        delay = delay_;
+      }
+      // Short sleeps, so the server can stop while a delayed answer is pending.
+      const auto until = std::chrono::steady_clock::now() + delay;
+      asio::steady_timer timer(co_await asio::this_coro::executor);
+      while (!stopping_.load() && std::chrono::steady_clock::now() < until) {
+        timer.expires_after(std::chrono::milliseconds(20));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      Response response;
+      response.header.result(static_cast<http::status>(status));
+      response.header.set(http::field::content_type, "application/json");
+      response.body = std::move(answer);
+      co_return response;
+    });
+    HttpServerOptions options;
+    options.service = "fake-fingerprint";
+    options.access_log = false;
+    auto server = HttpServer::Create(*runtime_, {asio::ip::make_address("127.0.0.1"), 0}, std::move(router), options,
+                                     *metrics_);
+    server_ = std::move(server.value());
+    server_->Start();
+    thread_ = std::thread([this] { runtime_->Run(); });
+  }
+
+  ~FakeFingerprintService() {
+    stopping_.store(true);
+    DrainAndStop(*server_, *runtime_);
+    thread_.join();
+  }
+
+  FakeFingerprintService(const FakeFingerprintService&) = delete;
+  FakeFingerprintService& operator=(const FakeFingerprintService&) = delete;
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+
+  // What the next requests get.
+  void Answer(int status, std::string body, std::chrono::milliseconds delay = {}) {
+    std::lock_guard lock(mutex_);
+    status_ = status;
+    answer_ = std::move(body);
+    delay_ = delay;
+  }
+
+  std::vector<Received> received() const {
+    std::lock_guard lock(mutex_);
+    return received_;
+  }
+
+  // Waits (bounded) until at least `n` requests arrived; returns them.
+  std::vector<Received> WaitFor(std::size_t n, std::chrono::milliseconds timeout = kWait) const {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto got = received();
+      if (got.size() >= n || std::chrono::steady_clock::now() >= deadline) return got;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+ private:
+  static constexpr std::chrono::seconds kWait{60};
+  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<MetricsRegistry> metrics_;
+  std::unique_ptr<HttpServer> server_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mutex_;
+  int status_ = 200;                    // guarded by mutex_
+  std::string answer_ = kClearAnswer;   // guarded by mutex_
+  std::chrono::milliseconds delay_{};   // guarded by mutex_
+  std::vector<Received> received_;      // guarded by mutex_
+};
+
+class TranscoderCopyrightTest : public TranscoderTest {
+ protected:
+  // A combined streamer and transcoder whose copyright stage asks `fake_`.
+  void StartWithFingerprints(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"--transcoder-fingerprint-url", fake_.url()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    ASSERT_NO_FATAL_FAILURE(StartCombined(args));
+  }
+
+  // A done job with every rendition streaming: the copyright stage never undoes the transcode.
+  boost::json::value RunToDone(const std::string& query) {
+    const std::string id = SubmitOk(ReadBytes(MelodyFlac()), "&renditions=opus-64" + query);
+    if (id.empty()) return nullptr;
+    const boost::json::value job = WaitForEnd(id);
+    EXPECT_EQ(JsonStr(job, {"state"}), "done") << boost::json::serialize(job);
+    ExpectRenditionsStream(job, 5.5);
+    return job;
+  }
+
+  std::string Metrics() { return Transcoder("GET", "/metrics").body; }
+
+  FakeFingerprintService fake_;
+};
+
+// The JSON at `path` as text ("true", "{...}"), or "<missing>".
+std::string JsonText(const boost::json::value& root, std::initializer_list<std::string_view> path) {
+  const boost::json::value* v = JsonAt(root, path);
+  return v ? boost::json::serialize(*v) : std::string("<missing>");
+}
+
+bool IsFingerprintText(std::string_view text) {
+  return text.size() > 20 && std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+         });
+}
+
+TEST_F(TranscoderCopyrightTest, AFlaggedTrackIsLabelledAndEveryAnswerIsRecorded) {
+  PlyrProcess labeler(dir_.path() / "labeler-data");
+  ASSERT_TRUE(labeler.StartServe({"labeler", "--http-drain-timeout-ms", "2000"})) << labeler.log();
+  const unsigned short labeler_port = labeler.port("labeler");
+  ASSERT_NE(labeler_port, 0);
+  ASSERT_NO_FATAL_FAILURE(StartWithFingerprints(
+      {"--transcoder-fingerprint-token", "fingerprint-secret", "--transcoder-label-flagged", "true",
+       "--transcoder-labeler-url", "http://127.0.0.1:" + std::to_string(labeler_port),
+       "--transcoder-labeler-token", labeler.admin_token()}));
+
+  // Flagged, with a track URI: the service's answer is kept whole and the track is labelled.
+  const std::string uri = "at://did:plc:artist/fm.plyr.track/3flag";
+  fake_.Answer(200, kFlaggedAnswer);
+  const boost::json::value flagged = RunToDone("&track_uri=" + UrlEncode(uri));
+  const boost::json::value* copyright = JsonAt(flagged, {"result", "copyright"});
+  ASSERT_TRUE(copyright && copyright->is_object()) << boost::json::serialize(flagged);
+  const boost::json::value expected = ParseJson(kFlaggedAnswer);
+  for (const auto& [key, value] : expected.as_object()) {
+    EXPECT_EQ(JsonText(*copyright, {key}), boost::json::serialize(value)) << key;
+  }
+  EXPECT_GT(JsonNum(*copyright, {"checked_at_ms"}), 1.7e12);
+  EXPECT_EQ(JsonStr(*copyright, {"label", "val"}), "copyright-violation");
+  EXPECT_GE(JsonNum(*copyright, {"label", "seq"}), 1);
+  EXPECT_GE(JsonNum(flagged, {"result", "fingerprint_cpu_s"}), 0);
+  HttpResult labels = Fetch(labeler_port, "GET", "/xrpc/com.atproto.label.queryLabels?uriPatterns=" + UrlEncode(uri));
+  ASSERT_EQ(labels.status, 200) << labels.body;
+  const boost::json::value label_doc = ParseJson(labels.body);
+  ASSERT_TRUE(JsonAt(label_doc, {"labels"}) && JsonAt(label_doc, {"labels"})->is_array()) << labels.body;
+  ASSERT_EQ(JsonAt(label_doc, {"labels"})->as_array().size(), 1u) << labels.body;
+  EXPECT_EQ(JsonStr(JsonAt(label_doc, {"labels"})->as_array()[0], {"val"}), "copyright-violation");
+  EXPECT_EQ(JsonStr(JsonAt(label_doc, {"labels"})->as_array()[0], {"uri"}), uri);
+
+  // What the service was sent: the speed-1 print, the decoded duration and the other speeds.
+  auto requests = fake_.WaitFor(1);
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].authorization, "Bearer fingerprint-secret");
+  EXPECT_EQ(requests[0].content_type, "application/json");
+  const boost::json::value sent = ParseJson(requests[0].body);
+  const std::string print = JsonStr(sent, {"fingerprint"});
+  EXPECT_TRUE(IsFingerprintText(print)) << print;
+  EXPECT_NEAR(JsonNum(sent, {"duration_s"}), 6.0, 0.05) << requests[0].body;
+  const boost::json::value* variants = JsonAt(sent, {"variants"});
+  ASSERT_TRUE(variants && variants->is_array()) << requests[0].body;
+  ASSERT_EQ(variants->as_array().size(), 2u);
+  EXPECT_EQ(JsonNum(variants->as_array()[0], {"speed"}), 0.98);
+  EXPECT_EQ(JsonNum(variants->as_array()[1], {"speed"}), 1.02);
+  std::set<std::string> prints = {print};
+  for (const auto& v : variants->as_array()) {
+    EXPECT_TRUE(IsFingerprintText(JsonStr(v, {"fingerprint"})));
+    prints.insert(JsonStr(v, {"fingerprint"}));
+  }
+  EXPECT_EQ(prints.size(), 3u) << "each speed is its own print";
+
+  // Flagged without a track URI: nothing to label.
+  const boost::json::value no_uri = RunToDone("");
+  EXPECT_EQ(JsonStr(no_uri, {"result", "copyright", "label", "skipped"}), "no track_uri")
+      << boost::json::serialize(no_uri);
+
+  // Clear: recorded, no label.
+  fake_.Answer(200, kClearAnswer);
+  const boost::json::value clear = RunToDone("&track_uri=" + UrlEncode("at://did:plc:artist/fm.plyr.track/3ok"));
+  EXPECT_EQ(JsonText(clear, {"result", "copyright", "is_flagged"}), "false") << boost::json::serialize(clear);
+  EXPECT_EQ(JsonAt(clear, {"result", "copyright", "label"}), nullptr);
+
+  // Refused (400): a scan failure, not retried; the job is still done.
+  fake_.Answer(400, R"({"error":"InvalidRequest","message":"the fingerprint is too short"})");
+  const boost::json::value refused = RunToDone("");
+  EXPECT_EQ(JsonStr(refused, {"result", "copyright", "status"}), "scan_failed") << boost::json::serialize(refused);
+  EXPECT_EQ(JsonStr(refused, {"result", "copyright", "error"}), "FailedPrecondition");
+  EXPECT_NE(JsonStr(refused, {"result", "copyright", "message"}).find("too short"), std::string::npos);
+  // A 200 that is not a match result is a failure too.
+  fake_.Answer(200, R"({"hello":"world"})");
+  const boost::json::value odd = RunToDone("");
+  EXPECT_EQ(JsonStr(odd, {"result", "copyright", "status"}), "scan_failed") << boost::json::serialize(odd);
+  EXPECT_EQ(fake_.received().size(), 5u) << "a refusal is not retried";
+
+  // Opting out: no request, no "copyright".
+  const boost::json::value skipped = RunToDone("&copyright_check=false");
+  EXPECT_EQ(JsonAt(skipped, {"result", "copyright"}), nullptr) << boost::json::serialize(skipped);
+  EXPECT_EQ(JsonText(skipped, {"options", "copyright_check"}), "false");
+  EXPECT_EQ(fake_.received().size(), 5u);
+  EXPECT_EQ(Submit("x", "&copyright_check=maybe").status, 400);
+
+  const std::string metrics = Metrics();
+  EXPECT_NE(metrics.find("plyr_transcoder_copyright_checks_total{outcome=\"flagged\"} 2"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("plyr_transcoder_copyright_checks_total{outcome=\"clear\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("plyr_transcoder_copyright_checks_total{outcome=\"failed\"} 2"), std::string::npos);
+  EXPECT_EQ(process_->log().find("fingerprint-secret"), std::string::npos) << "tokens never reach the log";
+}
+
+TEST_F(TranscoderCopyrightTest, AnUnreachableFingerprintServiceIsAScanFailureNotAJobFailure) {
+  ASSERT_NO_FATAL_FAILURE(StartCombined({"--transcoder-fingerprint-url", "http://127.0.0.1:1"}));
+  const auto started = std::chrono::steady_clock::now();
+  const std::string input = ReadBytes(MelodyFlac());
+  const std::string id = SubmitOk(input, "&renditions=opus-64");
+  const boost::json::value job = WaitForEnd(id);
+  ASSERT_EQ(JsonStr(job, {"state"}), "done") << boost::json::serialize(job);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::seconds(3)) << "retried, backing off";
+  EXPECT_EQ(JsonStr(job, {"result", "copyright", "status"}), "scan_failed") << boost::json::serialize(job);
+  EXPECT_EQ(JsonStr(job, {"result", "copyright", "error"}), "Unavailable");
+  const std::string message = JsonStr(job, {"result", "copyright", "message"});
+  EXPECT_NE(message.find("fingerprint service"), std::string::npos) << message;
+  EXPECT_NE(message.find("127.0.0.1:1"), std::string::npos) << message;
+  ExpectRenditionsStream(job, 5.5);
+  EXPECT_NE(Metrics().find("plyr_transcoder_copyright_checks_total{outcome=\"failed\"} 1"), std::string::npos);
+
+  // A JSON submission may opt out with a JSON boolean: no check, no wait.
+  Headers h = Admin();
+  h.emplace_back("Content-Type", "application/json");
+  const std::string body = boost::json::serialize(
+      boost::json::object{{"file_id", JsonStr(job, {"input", "file_id"})}, {"owner_did", kOwner},
+                          {"renditions", "mp3-128"}, {"copyright_check", false}});
+  HttpResult submitted = Transcoder("POST", "/v1/jobs", h, body);
+  ASSERT_EQ(submitted.status, 202) << submitted.body;
+  const auto second_started = std::chrono::steady_clock::now();
+  const boost::json::value second = WaitForEnd(JsonStr(ParseJson(submitted.body), {"id"}));
+  EXPECT_EQ(JsonStr(second, {"state"}), "done") << boost::json::serialize(second);
+  EXPECT_EQ(JsonAt(second, {"result", "copyright"}), nullptr);
+  EXPECT_LT(std::chrono::steady_clock::now() - second_started, std::chrono::seconds(3));
+}
+
+TEST_F(TranscoderCopyrightTest, TheJobsDeadlineBoundsTheStage) {
+  ASSERT_NO_FATAL_FAILURE(StartWithFingerprints({"--transcoder-job-timeout-s", "5"}));
+  fake_.Answer(200, kClearAnswer, std::chrono::seconds(30));  // far longer than the job may run
+  const auto started = std::chrono::steady_clock::now();
+  const boost::json::value job = RunToDone("");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(9));
+  EXPECT_EQ(JsonStr(job, {"result", "copyright", "status"}), "scan_failed") << boost::json::serialize(job);
+  EXPECT_EQ(JsonStr(job, {"result", "copyright", "error"}), "DeadlineExceeded");
+  const auto requests = fake_.received();
+  ASSERT_EQ(requests.size(), 1u) << "no retry past the deadline";
+  // With no fingerprint_token, the service gets this process's admin token.
+  EXPECT_EQ(requests[0].authorization, "Bearer " + token_);
+}
+
+TEST_F(TranscoderCopyrightTest, KillNineDuringTheStageRunsItAgainAndCancelComesTooLate) {
+  ASSERT_NO_FATAL_FAILURE(StartWithFingerprints());
+  fake_.Answer(200, kFlaggedAnswer, std::chrono::seconds(20));
+  const std::string id = SubmitOk(ReadBytes(MelodyFlac()), "&renditions=opus-64");
+  ASSERT_EQ(fake_.WaitFor(1).size(), 1u);  // published, waiting for the match
+  process_->Kill();
+  fake_.Answer(200, kFlaggedAnswer);
+  ASSERT_NO_FATAL_FAILURE(StartWithFingerprints());  // the same data folder
+  const boost::json::value job = WaitForEnd(id);
+  ASSERT_EQ(JsonStr(job, {"state"}), "done") << boost::json::serialize(job);
+  EXPECT_EQ(JsonNum(job, {"attempts"}), 2);
+  EXPECT_EQ(fake_.received().size(), 2u) << "the re-run repeats the stage";
+  EXPECT_EQ(JsonText(job, {"result", "copyright", "is_flagged"}), "true") << boost::json::serialize(job);
+  // label_flagged is off: a flagged track is recorded, not labelled.
+  EXPECT_EQ(JsonAt(job, {"result", "copyright", "label"}), nullptr);
+
+  // A cancel that arrives during the stage is too late: the renditions are published, so the job
+  // finishes, check included.
+  fake_.Answer(200, kClearAnswer, std::chrono::seconds(2));
+  const std::string late = SubmitOk(ReadBytes(MelodyFlac()), "&renditions=mp3-128");
+  ASSERT_EQ(fake_.WaitFor(3).size(), 3u);
+  EXPECT_EQ(Transcoder("DELETE", "/v1/jobs/" + late, Admin()).status, 202);
+  const boost::json::value finished = WaitForEnd(late);
+  EXPECT_EQ(JsonStr(finished, {"state"}), "done") << boost::json::serialize(finished);
+  EXPECT_EQ(JsonText(finished, {"result", "copyright", "is_flagged"}), "false");
+}
 
 TEST_F(TranscoderTest, MetricsCountJobsByState) {
   ASSERT_NO_FATAL_FAILURE(StartCombined());
