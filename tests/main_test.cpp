@@ -18,8 +18,9 @@ TEST(ServeCommand, AnUnknownOptionIsNamedEvenWhenAValueFollowsIt) {
 
 TEST(ServeCommand, AnUnknownServiceIsNamedWithTheKnownOnes) {
   std::string out;
-  EXPECT_NE(PlyrProcess::RunToCompletion({"serve", "fingerprint"}, &out), 0);
-  EXPECT_NE(out.find("'fingerprint' is not a service (streamer, labeler, transcoder)"), std::string::npos) << out;
+  EXPECT_NE(PlyrProcess::RunToCompletion({"serve", "jukebox"}, &out), 0);
+  EXPECT_NE(out.find("'jukebox' is not a service (streamer, labeler, fingerprint, transcoder)"), std::string::npos)
+      << out;
 }
 
 }  // namespace
