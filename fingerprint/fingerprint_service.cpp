@@ -176,16 +176,12 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
               RefInfo{r.id, r.title, r.artist, r.owner_did, r.isrc, r.duration_s};
           entries.push_back({static_cast<ReferenceIndex::RefId>(r.row), std::move(r.items)});
         }
-        if (entries.size() >= 4096) {
-          service->index_->AddMany(entries);
-          entries.clear();
-        }
+        service->index_->Load(entries);
+        entries.clear();
       },
       1024);
   if (!loaded.ok()) return loaded;
-  service->index_->AddMany(entries);
-  entries.clear();
-  service->index_->Compact();
+  service->index_->Compact();  // one counting sort over everything loaded
   const auto stats = service->index_->stats();
   spdlog::info("fingerprint: index loaded references={} items={} memory_mb={:.1f} seconds={:.2f}", stats.references,
                stats.items, stats.memory_bytes / 1e6,
@@ -455,7 +451,7 @@ asio::awaitable<Response> FingerprintService::AddReference(Request& request) {
     co_return Refuse(http::status::unprocessable_entity, "AudioTooShort",
                      "a reference must be at least about 8 s long to be matched");
   }
-  if (!IsInformative(p.items[0], match_options_)) {
+  if (!HasInformativeWindow(p.items[0], match_options_)) {
     // Silence or a drone from end to end would match nothing, and could never be found.
     co_return Refuse(http::status::unprocessable_entity, "NotMatchable",
                      "the audio is silence or too uniform (a drone) to be recognised");

@@ -52,7 +52,7 @@ struct FingerprintSettings {
   double min_contrast = 0.15;          // this far under its BER elsewhere in the work,
   double min_activity = 0.22;          // with audio that changes this much on both sides
   double min_distinct = 0.35;          // guard: windows with fewer distinct items are skipped
-  int key_bits = 20;
+  int key_bits = 22;
   std::int64_t flag_dominant_pct = 70;   // is_flagged when one work has this share of matched windows
   std::int64_t flag_sustained_songs = 3;  // ... or this many works each matched in 3+ windows
   std::string streamer_url;    // for {"file_id"}; empty: http://127.0.0.1:8410

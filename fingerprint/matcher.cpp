@@ -239,7 +239,7 @@ void MatchWindow(const ReferenceIndex& index, const ReferenceIndex::Reader& read
 std::vector<std::pair<int, int>> QueryWindows(int items, const MatchOptions& options) {
   std::vector<std::pair<int, int>> windows;
   if (items < options.min_window_items) return windows;
-  if (items <= options.max_single_window) {
+  if (items <= std::max(options.max_single_window, options.window_items)) {
     windows.emplace_back(0, items);
     return windows;
   }
@@ -264,6 +264,17 @@ bool IsInformative(std::span<const std::uint32_t> items, const MatchOptions& opt
   const auto distinct = static_cast<std::size_t>(std::unique(keys.begin(), keys.end()) - keys.begin());
   const double n = static_cast<double>(items.size());
   return silence / n <= options.max_silence && distinct / n >= options.min_distinct;
+}
+
+bool HasInformativeWindow(std::span<const std::uint32_t> items, const MatchOptions& options) {
+  MatchOptions windowed = options;
+  windowed.max_single_window = 0;  // always the windows of a long query
+  for (const auto& [start, length] : QueryWindows(static_cast<int>(items.size()), windowed)) {
+    if (IsInformative(items.subspan(static_cast<std::size_t>(start), static_cast<std::size_t>(length)), options)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVariant> variants,

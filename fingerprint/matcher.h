@@ -92,6 +92,9 @@ std::vector<std::pair<int, int>> QueryWindows(int items, const MatchOptions& opt
 
 // True when a window carries enough identity to be matched (the guard of step 1).
 bool IsInformative(std::span<const std::uint32_t> items, const MatchOptions& options);
+// True when some window of a fingerprint as long as a reference passes that guard: a reference
+// that loops a short phrase may be uniform as a whole and still recognisable window by window.
+bool HasInformativeWindow(std::span<const std::uint32_t> items, const MatchOptions& options);
 
 MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVariant> variants,
                         const MatchOptions& options);

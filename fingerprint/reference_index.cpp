@@ -42,6 +42,19 @@ void ReferenceIndex::AddMany(std::span<const Entry> entries) {
   MergeLocked(0);
 }
 
+void ReferenceIndex::Load(std::span<const Entry> entries) {
+  std::unique_lock lock(mutex_);
+  for (const auto& entry : entries) {
+    RemoveLocked(entry.ref);
+    by_ref_[entry.ref] = spans_.size();
+    spans_.push_back(Span{entry.ref, static_cast<std::uint32_t>(items_.size()),
+                          static_cast<std::uint32_t>(entry.items.size())});
+    live_.push_back(true);
+    items_.insert(items_.end(), entry.items.begin(), entry.items.end());
+    live_items_ += entry.items.size();
+  }
+}
+
 void ReferenceIndex::AppendLocked(RefId ref, std::span<const std::uint32_t> items) {
   RemoveLocked(ref);
   const auto start = static_cast<std::uint32_t>(items_.size());

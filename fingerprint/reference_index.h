@@ -23,7 +23,7 @@
 namespace plyr::fingerprint {
 
 struct ReferenceIndexOptions {
-  int key_bits = 20;  // 12-28; more bits: shorter posting lists, fewer noisy items found
+  int key_bits = 22;  // 12-28; more bits: shorter posting lists, fewer noisy items found
   // Rebuild the base when the delta holds more than this share of all postings (and > 1 M).
   double delta_share = 0.125;
 };
@@ -42,6 +42,9 @@ class ReferenceIndex {
     std::vector<std::uint32_t> items;
   };
   void AddMany(std::span<const Entry> entries);
+  // Loading at start: appends without indexing, so a large index is built by one Compact() after
+  // the last Load rather than a rebuild per batch. Loaded references are found only after it.
+  void Load(std::span<const Entry> entries);
   // Returns false when `ref` is not indexed.
   bool Remove(RefId ref);
   // Folds the delta into the base now (normally automatic).

@@ -82,7 +82,7 @@ struct Query {
 };
 
 // Starts plyr-core on `data`, waits for its ready file; returns seconds to ready and resident MB.
-std::pair<double, double> MeasureStartup(const std::string& bin, const fs::path& data) {
+std::pair<double, double> MeasureStartup(const std::string& bin, const fs::path& data, int key_bits) {
   const fs::path ready = data / "ready.json";
   fs::remove(ready);
   const auto t0 = std::chrono::steady_clock::now();
@@ -91,8 +91,10 @@ std::pair<double, double> MeasureStartup(const std::string& bin, const fs::path&
     const std::string log = (data / "serve.log").string();
     std::freopen(log.c_str(), "w", stderr);
     std::freopen(log.c_str(), "a", stdout);
+    const std::string bits = std::to_string(key_bits);
     execl(bin.c_str(), bin.c_str(), "serve", "fingerprint", "--data", data.c_str(), "--fingerprint-listen",
-          "127.0.0.1:0", "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
+          "127.0.0.1:0", "--ready-file", ready.c_str(), "--fingerprint-key-bits", bits.c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   double seconds = -1, rss = 0;
@@ -115,12 +117,14 @@ int main(int argc, char** argv) {
   std::string manifest_path, queries_path, bin, db_dir = "bench/out/fingerprint/scale";
   std::vector<std::size_t> sizes = {10000, 100000};
   std::vector<double> speeds = {1.0, 0.98, 1.02};
+  int key_bits = 22;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--manifest") manifest_path = argv[i + 1];
     else if (a == "--queries") queries_path = argv[i + 1];
     else if (a == "--bin") bin = argv[i + 1];
     else if (a == "--db-dir") db_dir = argv[i + 1];
+    else if (a == "--key-bits") key_bits = std::stoi(argv[i + 1]);
     else if (a == "--sizes") {
       sizes.clear();
       for (const auto& s : Split(argv[i + 1], ',')) sizes.push_back(std::stoul(s));
@@ -182,18 +186,20 @@ int main(int argc, char** argv) {
   for (std::size_t size : sizes) {
     std::mt19937_64 rng(size);
     const double rss_before = ResidentMb();
-    auto index = std::make_unique<ReferenceIndex>();
+    ReferenceIndexOptions index_options;
+    index_options.key_bits = key_bits;
+    auto index = std::make_unique<ReferenceIndex>(index_options);
     std::vector<ReferenceIndex::Entry> batch;
     std::size_t items = 0;
     for (std::size_t i = 0; i < size; ++i) {
       batch.push_back({i, i < real.size() ? real[i] : Fill(real[i % real.size()], rng)});
       items += batch.back().items.size();
       if (batch.size() == 8192) {
-        index->AddMany(batch);
+        index->Load(batch);
         batch.clear();
       }
     }
-    index->AddMany(batch);
+    index->Load(batch);
     batch.clear();
     index->Compact();
     const double rss_growth = ResidentMb() - rss_before;
@@ -256,7 +262,7 @@ int main(int argc, char** argv) {
           }
         }
       }
-      std::tie(startup, service_rss) = MeasureStartup(bin, data);
+      std::tie(startup, service_rss) = MeasureStartup(bin, data, key_bits);
     }
     std::printf("| %zu | %.0f | %.1f | %.1f | %.3f | %.2f | %.2f | %d/%d | %d/%zu | %.2f | %.0f |\n", size, hours,
                 stats.memory_bytes / 1e6, rss_growth, stats.memory_bytes / 1e6 / hours, Percentile(latency, 0.5),

@@ -169,7 +169,7 @@ int main(int argc, char** argv) {
   std::string manifest_path, queries_path;
   std::vector<double> speeds = {1.0};
   std::vector<std::string> sets;
-  int key_bits = 20;
+  int key_bits = 22;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--manifest") manifest_path = argv[i + 1];
