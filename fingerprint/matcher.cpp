@@ -322,7 +322,8 @@ MatchResult FindMatches(const ReferenceIndex& index, std::span<const QueryVarian
         hit.ref_activity = a.ref_activity;
         hit.query_activity = window_activity;
         hit.accepted = a.ber <= options.max_ber && a.background - a.ber >= options.min_contrast &&
-                       std::min(hit.query_activity, hit.ref_activity) >= options.min_activity;
+                       (a.ber <= options.strong_ber ||
+                        std::min(hit.query_activity, hit.ref_activity) >= options.min_activity);
         WindowHit& slot = hit.accepted ? best_accepted : best_rejected;
         if (hit.ber < slot.ber) slot = hit;
       }

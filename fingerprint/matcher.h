@@ -12,7 +12,8 @@
 //     It is accepted when the BER is at most `max_ber`, stands out from the window's BER against
 //     the rest of the same work (`min_contrast`: a window that resembles everything, like noise or
 //     a quiet intro, does not), and the audio changes within the window on both sides
-//     (`min_activity`: sustained sound, a held chord or a fade-out, resembles all sustained sound).
+//     (`min_activity`: sustained sound, a held chord or a fade-out, resembles all sustained sound;
+//     a BER under `strong_ber` is accepted without it, as no impostor comes that close).
 // Accepted windows of one reference whose alignments agree are chained into one match.
 //
 // Speed variants of the query (common/media/chromaprint.h) are matched the same way; a match
@@ -42,7 +43,8 @@ struct MatchOptions {
   // Acceptance (bench/RESULTS.md has how these were chosen on one seed and checked on another):
   double max_ber = 0.21;        // the BER over the window at most this,
   double min_contrast = 0.15;   // at least this far under the window's BER elsewhere in the work,
-  double min_activity = 0.22;   // and both sides changing at least this much within the window
+  double min_activity = 0.22;   // and both sides changing at least this much within the window,
+  double strong_ber = 0.10;     // unless the BER is this low (a slow passage of the same recording)
   double min_distinct = 0.35;   // guard: distinct items / window items
   double max_silence = 0.5;     // guard: silence items / window items
   bool keep_rejected = false;   // also return the best rejected candidate per window (calibration)

@@ -151,6 +151,7 @@ bool Apply(MatchOptions& o, const std::string& assignment) {
   else if (k == "max_ber") o.max_ber = v;
   else if (k == "min_contrast") o.min_contrast = v;
   else if (k == "min_activity") o.min_activity = v;
+  else if (k == "strong_ber") o.strong_ber = v;
   else if (k == "min_distinct") o.min_distinct = v;
   else if (k == "max_silence") o.max_silence = v;
   else return false;
