@@ -19,6 +19,7 @@
 #include <boost/json/serialize.hpp>
 #include <fmt/format.h>
 
+#include "common/admin_token.h"
 #include "common/file_util.h"
 #include "common/http_client.h"
 #include "common/media/chromaprint.h"
@@ -284,16 +285,12 @@ void AddJobCommand(CLI::App& root, const SettingsFile& file, std::function<int()
   submit->add_option("--timeout-s", args->timeout_s, "Give up after this long")->capture_default_str();
   submit->callback([args, &action] {
     action = [args] {
-      std::string token = args->token;
-      if (token.empty()) {
-        auto stored = ReadSmallFile(std::filesystem::path(args->data_dir) / "admin-token", 4096);
-        if (!stored) {
-          std::cerr << "job submit: no --token and no readable " << args->data_dir << "/admin-token\n";
-          return 2;
-        }
-        token = *stored;
-        while (!token.empty() && (token.back() == '\n' || token.back() == ' ')) token.pop_back();
+      auto resolved = ClientAdminToken(args->token, args->data_dir);
+      if (!resolved.ok()) {
+        std::cerr << "job submit: " << resolved.status().message() << "\n";
+        return 2;
       }
+      const std::string token = *resolved;
       asio::io_context context;
       auto result = asio::co_spawn(context, Submit(*args, token), asio::use_future);
       context.run();

@@ -27,6 +27,7 @@
 #include "common/did.h"
 #include "common/file_util.h"
 #include "common/media/chromaprint.h"
+#include "common/random.h"
 #include "common/run_blocking.h"
 #include "common/upload.h"
 #include "transcoder/multipart_reader.h"
@@ -45,14 +46,6 @@ constexpr std::size_t kListLimitMax = 500;
 std::int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string RandomHex(std::size_t bytes) {
-  std::string raw(bytes, '\0');
-  randombytes_buf(raw.data(), raw.size());
-  std::string hex;
-  for (unsigned char c : raw) hex += fmt::format("{:02x}", c);
-  return hex;
 }
 
 bool IsValidJobId(std::string_view id) {
@@ -74,22 +67,6 @@ std::string ContentTypeForContainer(std::string_view container) {
   }
   if (container.find("mp4") != std::string_view::npos) return "audio/mp4";  // AAC and ALAC alike
   return "application/octet-stream";
-}
-
-Response ErrorFromStatus(const Status& status) {
-  http::status code = http::status::internal_server_error;
-  switch (status.code()) {
-    case StatusCode::kInvalidArgument: code = http::status::bad_request; break;
-    case StatusCode::kNotFound: code = http::status::not_found; break;
-    case StatusCode::kAlreadyExists:
-    case StatusCode::kFailedPrecondition: code = http::status::conflict; break;
-    case StatusCode::kResourceExhausted: code = http::status::insufficient_storage; break;
-    case StatusCode::kUnimplemented: code = http::status::unsupported_media_type; break;
-    case StatusCode::kUnavailable: code = http::status::bad_gateway; break;
-    case StatusCode::kDeadlineExceeded: code = http::status::gateway_timeout; break;
-    default: break;
-  }
-  return ErrorResponse(code, StatusCodeName(status.code()), status.message());
 }
 
 boost::json::object ErrorJson(const Status& status) {
@@ -532,7 +509,7 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
           return "?";
         },
         default_ladder_);
-    if (!options.ok()) co_return ErrorFromStatus(options.status());
+    if (!options.ok()) co_return ErrorResponseFor(options.status());
     const json::value* id = obj.if_contains("file_id");
     if (!id || !id->is_string() || !BlobStore::IsValidId(id->as_string())) {
       co_return ErrorResponse(http::status::bad_request, "InvalidRequest",
@@ -564,7 +541,7 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
     }
   } else {
     options = ParseOptions([&](std::string_view key) { return request.Query(key); }, default_ladder_);
-    if (!options.ok()) co_return ErrorFromStatus(options.status());
+    if (!options.ok()) co_return ErrorResponseFor(options.status());
     auto received = co_await ReceiveUpload(request, *uploads_, limit, "transcoder");
     if (auto* refused = std::get_if<Response>(&received)) co_return std::move(*refused);
     auto writer = std::move(std::get<std::unique_ptr<BlobStore::Writer>>(received));
