@@ -722,6 +722,25 @@ def speed_test(binary: str, manifest: dict, count: int) -> list[str]:
 
 
 # --- the run ------------------------------------------------------------------------------------
+def whole_negatives(service: "Service", manifest: dict, by_ref: dict[str, str]) -> list[dict]:
+    """POSTs every negative track whole to /v1/match; one record per track."""
+    names = {v: k for k, v in by_ref.items()}
+    out = []
+    for track in manifest["negatives"]:
+        body = Path(track["path"]).read_bytes()
+        status, answer, latency = service.request("POST", "/v1/match", body)
+        record = {"id": track["id"], "status": status, "latency_ms": latency, "windows": 0, "matches": []}
+        if status == 200 and isinstance(answer, dict):
+            record["windows"] = answer.get("windows", {}).get("total", 0)
+            record["matches"] = [f"{names.get(m.get('reference_id'), m.get('reference_id'))}"
+                                 f"@{m.get('reference_offset_s')}s score {m.get('score')}"
+                                 for m in answer.get("matches", [])]
+        out.append(record)
+    log(f"whole negative tracks: {len(out)}, {sum(r['windows'] for r in out)} windows, "
+        f"{sum(1 for r in out if r['matches'])} with a match")
+    return out
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -798,6 +817,11 @@ def main(argv: list[str]) -> int:
             finally:
                 cache.close()
             timings.append((f"seed {s}: {len(queries[s])} queries", time.monotonic() - t0))
+
+        # Every never-indexed track whole, as an upload: hundreds of windows per track, each a trial.
+        t0 = time.monotonic()
+        whole = whole_negatives(service, manifest, by_ref)
+        timings.append((f"{len(whole)} whole negative tracks", time.monotonic() - t0))
         service.stop()
 
         t0 = time.monotonic()
@@ -883,6 +907,13 @@ def main(argv: list[str]) -> int:
                "in the source / hits (a looping track may match at another repetition); "
                "latency over all queries of the row (client wall time of the request).", ""]
 
+    matched_whole = [r for r in whole if r["matches"] or r["status"] != 200]
+    report += ["## Whole never-indexed tracks", "",
+               f"Each negative track POSTed whole, as an upload: {len(whole)} tracks, "
+               f"{sum(r['windows'] for r in whole)} windows (each matched at every speed variant); "
+               f"tracks with a match or an error: {len(matched_whole)}.", ""]
+    report += [f"- {r['id']}: HTTP {r['status']} {'; '.join(r['matches'])}" for r in matched_whole]
+    report.append("")
     report += ["## Wall time", "", *(f"- {name}: {fmt_duration(secs)}" for name, secs in timings), ""]
     report += speed_lines
 
@@ -914,16 +945,18 @@ def main(argv: list[str]) -> int:
                 failed.append(f"10 s {d}: recall {r.recall:.3f} ({r.hits}/{r.n}), must be 1.0")
         if overall.fp:
             failed.append(f"FP on negatives {overall.fp}/{overall.negatives}, must be 0")
+        if matched_whole:
+            failed.append(f"{len(matched_whole)} whole negative tracks matched something, must be 0")
         report += ["## Anchor assertion", "",
                    "failed:" if failed else "passed: recall 1.0 on the 10-s clean, mp3_64k, opus_32k, vol_m10 and "
-                   "snr10 rows present, and no FP on negatives", *(f"- {x}" for x in failed), ""]
+                   "snr10 rows present, and no FP on negatives, excerpts or whole tracks", *(f"- {x}" for x in failed), ""]
 
     text = "\n".join(report)
     (args.out / "report.md").write_text(text)
     (args.out / "summary.json").write_text(json.dumps(
         {"command": command_line, "date": started_at.isoformat(timespec="seconds"), "calibrate_seed": a,
          "report_seed": b, "tau": {f"{k:g}": v for k, v in tau.items()}, "index": index,
-         "rows": summary_rows}, indent=1) + "\n")
+         "rows": summary_rows, "whole_negatives": whole}, indent=1) + "\n")
     print(text)
     log(f"report: {args.out / 'report.md'}")
     if failed:
