@@ -118,13 +118,8 @@ class Decoder {
                                   static_cast<AVSampleFormat>(frame.format), frame.sample_rate, 0, nullptr);
       av_channel_layout_uninit(&in_layout);
       swr_.reset(swr);
-      // Chromaprint looks at 28-3520 Hz of an 11025 Hz signal: the short filter its own
-      // resampler uses is enough, and costs about half of swresample's default.
-      if (r >= 0) {
-        av_opt_set_int(swr, "filter_size", 16, 0);
-        av_opt_set_int(swr, "phase_shift", 8, 0);
-        av_opt_set_double(swr, "cutoff", 0.8, 0);
-      }
+      // fpcalc's filter: the same items as fpcalc prints.
+      if (r >= 0) media::ApplyChromaprintResamplerSettings(swr);
       if (r < 0 || (r = swr_init(swr)) < 0) {
         return Status(StatusCode::kInternal, "cannot set up a resampler: " + AvErrorText(r));
       }

@@ -65,21 +65,6 @@ bool TextMember(const json::object& o, std::string_view key, std::string& out) {
 
 }  // namespace
 
-StatusOr<std::vector<double>> ParseSpeeds(std::string_view text) {
-  std::vector<double> speeds = {1.0};
-  for (const auto& part : SplitCommaList(text)) {
-    double v = 0;
-    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
-    if (ec != std::errc() || end != part.data() + part.size() || !(v >= 0.8 && v <= 1.25)) {
-      return Status(StatusCode::kInvalidArgument, "a speed must be a number from 0.8 to 1.25, not '" + std::string(part) + "'");
-    }
-    if (std::none_of(speeds.begin(), speeds.end(), [&](double s) { return std::abs(s - v) < 1e-6; })) {
-      speeds.push_back(v);
-    }
-  }
-  return speeds;
-}
-
 void AddFingerprintSettings(CLI::App& command, const SettingsFile& file, FingerprintSettings& s) {
   file.Bind(command, "fingerprint.listen", s.listen, "Fingerprint service listen address (host:port)");
   file.Bind(command, "fingerprint.workers", s.workers, "Fingerprinting and matching threads (0: one per core)");
@@ -138,7 +123,7 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
     return Status(StatusCode::kInvalidArgument,
                   "fingerprint.flag_dominant_pct must be 1-100 and flag_sustained_songs at least 1");
   }
-  auto speeds = ParseSpeeds(settings.speeds);
+  auto speeds = media::ParseSpeedList(settings.speeds);
   if (!speeds.ok()) return Status(StatusCode::kInvalidArgument, "fingerprint.speeds: " + speeds.status().message());
   service->speeds_ = std::move(*speeds);
   service->match_options_.max_ber = settings.max_ber;

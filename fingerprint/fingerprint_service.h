@@ -63,9 +63,6 @@ struct FingerprintSettings {
 // Registers the fingerprint service's settings (fingerprint.*) on `command`.
 void AddFingerprintSettings(CLI::App& command, const SettingsFile& file, FingerprintSettings& settings);
 
-// Parses "1,0.98,1.02" (each in [0.8, 1.25], 1 first or added first).
-StatusOr<std::vector<double>> ParseSpeeds(std::string_view text);
-
 class FingerprintService final : public Service {
  public:
   // Opens <data>/fingerprint/references.db, loads every reference into the index and binds the

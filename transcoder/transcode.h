@@ -100,15 +100,6 @@ struct TranscodeRequest {
 void StartTranscode(boost::asio::thread_pool& pool, TranscodeRequest request,
                     std::function<void(StatusOr<TranscodeResult>)> done);
 
-// Fingerprint speeds as an operator writes them ("1,0.98,1.02"): each in [0.8, 1.25] (a copy
-// sped up or slowed down by more is out of reach of one fingerprint comparison anyway), none
-// twice, at most 8 (each costs one more Chromaprint pass). 1 always comes first, added when the
-// list omits it: the print of the audio as it is is the one every match starts from.
-// InvalidArgument, saying what is wrong, otherwise.
-StatusOr<std::vector<double>> ParseFingerprintSpeeds(std::string_view text);
-// "1,0.98,1.02": the list as ParseFingerprintSpeeds reads it back.
-std::string FingerprintSpeedsText(const std::vector<double>& speeds);
-
 // StartTranscode, waiting for the result. Never call it from a thread of `pool`.
 StatusOr<TranscodeResult> TranscodeAndWait(boost::asio::thread_pool& pool, TranscodeRequest request);
 

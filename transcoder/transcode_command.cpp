@@ -66,7 +66,7 @@ int Run(const TranscodeArgs& args) {
   request.renditions = std::move(*ladder);
   request.analyze = args.analyze;
   if (!args.fingerprint_speeds.empty()) {
-    auto speeds = ParseFingerprintSpeeds(args.fingerprint_speeds);
+    auto speeds = media::ParseSpeedList(args.fingerprint_speeds);
     if (!speeds.ok()) {
       std::cerr << "transcode: " << speeds.status().message() << "\n";
       return 2;

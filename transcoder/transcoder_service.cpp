@@ -341,7 +341,7 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   }
   service->drop_in_key_ = settings.drop_in_key.empty() ? env.admin_token : settings.drop_in_key;
   // Checked even while the stage is off, so a mistake shows at once rather than when it is on.
-  auto speeds = ParseFingerprintSpeeds(settings.fingerprint_speeds);
+  auto speeds = media::ParseSpeedList(settings.fingerprint_speeds);
   if (!speeds.ok()) {
     return Status(StatusCode::kInvalidArgument, "transcoder.fingerprint_speeds: " + speeds.status().message());
   }
@@ -357,7 +357,7 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   }
   if (!service->fingerprint_.url.empty()) {
     spdlog::info("transcoder: copyright check on fingerprint_url={} speeds={} labels={}", service->fingerprint_.url,
-                 FingerprintSpeedsText(service->fingerprint_speeds_),
+                 media::SpeedListText(service->fingerprint_speeds_),
                  settings.label_flagged ? service->labeler_.url + " val=" + settings.label_value : "off");
   }
 
@@ -997,7 +997,7 @@ asio::awaitable<json::object> TranscoderService::MatchFingerprints(const std::st
                            {"message", "the audio is too short to fingerprint"},
                            {"checked_at_ms", NowMs()}};
   }
-  // fingerprint_speeds_ starts with 1.0 (ParseFingerprintSpeeds): the audio as uploaded.
+  // fingerprint_speeds_ starts with 1.0 (media::ParseSpeedList): the audio as uploaded.
   json::array variants;
   for (std::size_t i = 1; i < prints.size(); ++i) {
     variants.push_back(

@@ -69,7 +69,7 @@ struct TranscoderSettings {
   // The copyright stage (docs/transcoder.md). Off while fingerprint_url is empty.
   std::string fingerprint_url;    // the fingerprint service (POST /v1/match); main.cpp fills in a local one
   std::string fingerprint_token;  // empty: this process's admin token
-  std::string fingerprint_speeds = "1,0.98,1.02";  // speed variants fingerprinted (ParseFingerprintSpeeds)
+  std::string fingerprint_speeds = "1,0.98,1.02";  // speed variants fingerprinted (media::ParseSpeedList)
   bool label_flagged = false;     // emit a label for a flagged track that has a track_uri
   std::string label_value = "copyright-violation";
   std::string labeler_url;        // the labeler (POST /emit-label); main.cpp fills in a local one

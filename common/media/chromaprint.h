@@ -21,6 +21,8 @@
 
 #include "common/status.h"
 
+struct SwrContext;
+
 namespace plyr::media {
 
 // Items per second and seconds per item of a TEST2 fingerprint.
@@ -34,6 +36,10 @@ inline constexpr double kItemSpanSeconds = 28666.0 / kChromaprintRate - kItemSec
 inline constexpr std::uint32_t kSilenceItem = 627964279;
 
 using FingerprintItems = std::vector<std::uint32_t>;
+
+// Sets a resampler to the filter fpcalc gives swresample (16 taps, 8 phase bits, cutoff 0.8):
+// audio resampled with it to 11025 Hz fingerprints exactly as fpcalc does.
+void ApplyChromaprintResamplerSettings(SwrContext* swr);
 
 // Computes a fingerprint, for each requested speed, of audio fed in pieces. Not thread-safe; one
 // per thread. Contract: Start, then Feed any number of times, then Finish; Start again to reuse.
@@ -59,6 +65,12 @@ class Fingerprinter {
   std::vector<std::unique_ptr<Context>> contexts_;
   int channels_ = 0;
 };
+
+// Parses a list of speeds such as "1,0.98,1.02" (each in [0.8, 1.25], none twice, at most 8) into
+// the order Fingerprinter takes: 1.0 first, listed or not, then the others as listed.
+StatusOr<std::vector<double>> ParseSpeedList(std::string_view text);
+// "1,0.98,1.02": the list as ParseSpeedList reads it back.
+std::string SpeedListText(const std::vector<double>& speeds);
 
 // The compressed, URL-safe base64 form (`fpcalc` output, the AcoustID API's `fingerprint`).
 std::string EncodeFingerprint(std::span<const std::uint32_t> items);

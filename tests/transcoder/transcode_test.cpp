@@ -437,31 +437,5 @@ TEST_F(TranscodeTest, AFingerprintAloneNeedsNoRenditionAndSpeedsAreChecked) {
   }
 }
 
-TEST(FingerprintSpeeds, ParseWithOneFirstAndRefuseNonsense) {
-  auto speeds = ParseFingerprintSpeeds("1,0.98,1.02");
-  ASSERT_TRUE(speeds.ok()) << speeds.status().ToString();
-  EXPECT_EQ(*speeds, (std::vector<double>{1.0, 0.98, 1.02}));
-  EXPECT_EQ(FingerprintSpeedsText(*speeds), "1,0.98,1.02");
-  for (const char* same : {"0.98, 1.02", "0.98,1,1.02", "0.98,1.00,1.02"}) {
-    auto parsed = ParseFingerprintSpeeds(same);
-    ASSERT_TRUE(parsed.ok()) << same << ": " << parsed.status().ToString();
-    EXPECT_EQ(*parsed, (std::vector<double>{1.0, 0.98, 1.02})) << same;
-  }
-  auto only_one = ParseFingerprintSpeeds("");
-  ASSERT_TRUE(only_one.ok());
-  EXPECT_EQ(*only_one, std::vector<double>{1.0});
-  auto edges = ParseFingerprintSpeeds("0.8,1.25");
-  ASSERT_TRUE(edges.ok());
-  EXPECT_EQ(*edges, (std::vector<double>{1.0, 0.8, 1.25}));
-  for (const char* bad : {"0.79", "1.26", "x", "1,1", "0.98,0.98", "nan", "inf", "1.02x", "-1",
-                          "0.9,0.91,0.92,0.93,0.94,0.95,0.96,0.97"}) {
-    auto parsed = ParseFingerprintSpeeds(bad);
-    EXPECT_FALSE(parsed.ok()) << bad;
-    if (!parsed.ok()) {
-      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
-    }
-  }
-}
-
 }  // namespace
 }  // namespace plyr::transcoder

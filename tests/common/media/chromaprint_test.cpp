@@ -1,5 +1,8 @@
 #include "common/media/chromaprint.h"
 
+#include <chromaprint.h>
+
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -35,6 +38,80 @@ TEST(ChromaprintTest, ItemsAtAboutEightPerSecondAndSpeedVariantsScaleTheirCount)
   EXPECT_NEAR(static_cast<double>((*prints)[0].size()), 221, 3);
   // Undoing a 5 % speed-up stretches the audio by 5 %: about 5 % more items.
   EXPECT_NEAR(static_cast<double>((*prints)[1].size()), (30 * 1.05 - 2.6) / kItemSeconds, 4);
+}
+
+// The items Chromaprint makes when it resamples the audio itself, declared at `rate`.
+FingerprintItems ChromaprintOwnResampling(const std::vector<std::int16_t>& audio, int rate) {
+  ChromaprintContext* context = chromaprint_new(CHROMAPRINT_ALGORITHM_TEST2);
+  chromaprint_start(context, rate, 1);
+  chromaprint_feed(context, audio.data(), static_cast<int>(audio.size()));
+  chromaprint_finish(context);
+  std::uint32_t* raw = nullptr;
+  int size = 0;
+  chromaprint_get_raw_fingerprint(context, &raw, &size);
+  FingerprintItems items(raw, raw + size);
+  chromaprint_dealloc(raw);
+  chromaprint_free(context);
+  return items;
+}
+
+double BitErrorRate(const FingerprintItems& a, const FingerprintItems& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  std::size_t bits = 0;
+  for (std::size_t i = 0; i < n; ++i) bits += static_cast<std::size_t>(std::popcount(a[i] ^ b[i]));
+  return n == 0 ? 1.0 : static_cast<double>(bits) / (32.0 * static_cast<double>(n));
+}
+
+TEST(ChromaprintTest, ASpeedVariantHasTheItemsChromaprintsOwnResamplerGives) {
+  const auto audio = Melody(40, 2);
+  for (double speed : {0.95, 1.02}) {
+    Fingerprinter fingerprinter({speed});
+    ASSERT_TRUE(fingerprinter.Start(kChromaprintRate, 1).ok());
+    // Uneven pieces: the resampler keeps its state between them.
+    for (std::size_t at = 0; at < audio.size(); at += 777) {
+      const std::size_t n = std::min<std::size_t>(777, audio.size() - at);
+      ASSERT_TRUE(fingerprinter.Feed({audio.data() + at, n}).ok());
+    }
+    auto prints = fingerprinter.Finish();
+    ASSERT_TRUE(prints.ok());
+    const auto expected = ChromaprintOwnResampling(audio, static_cast<int>(std::lround(kChromaprintRate / speed)));
+    const auto& items = (*prints)[0];
+    EXPECT_NEAR(static_cast<double>(items.size()), static_cast<double>(expected.size()), 1) << speed;
+    EXPECT_LT(BitErrorRate(items, expected), 0.01) << speed;
+  }
+}
+
+TEST(ChromaprintTest, APartialSampleFrameIsRefused) {
+  Fingerprinter fingerprinter({1.0, 1.02});
+  ASSERT_TRUE(fingerprinter.Start(44100, 2).ok());
+  const std::vector<std::int16_t> odd(1001, 0);
+  EXPECT_EQ(fingerprinter.Feed(odd).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ChromaprintTest, SpeedListsParseWithOneFirstAndRefuseNonsense) {
+  auto speeds = ParseSpeedList("1,0.98,1.02");
+  ASSERT_TRUE(speeds.ok()) << speeds.status().ToString();
+  EXPECT_EQ(*speeds, (std::vector<double>{1.0, 0.98, 1.02}));
+  EXPECT_EQ(SpeedListText(*speeds), "1,0.98,1.02");
+  for (const char* same : {"0.98, 1.02", "0.98,1,1.02", "0.98,1.00,1.02"}) {
+    auto parsed = ParseSpeedList(same);
+    ASSERT_TRUE(parsed.ok()) << same << ": " << parsed.status().ToString();
+    EXPECT_EQ(*parsed, (std::vector<double>{1.0, 0.98, 1.02})) << same;
+  }
+  auto only_one = ParseSpeedList("");
+  ASSERT_TRUE(only_one.ok());
+  EXPECT_EQ(*only_one, std::vector<double>{1.0});
+  auto edges = ParseSpeedList("0.8,1.25");
+  ASSERT_TRUE(edges.ok());
+  EXPECT_EQ(*edges, (std::vector<double>{1.0, 0.8, 1.25}));
+  for (const char* bad : {"0.79", "1.26", "x", "1,1", "0.98,0.98", "nan", "inf", "1.02x", "-1",
+                          "0.9,0.91,0.92,0.93,0.94,0.95,0.96,0.97"}) {
+    auto parsed = ParseSpeedList(bad);
+    EXPECT_FALSE(parsed.ok()) << bad;
+    if (!parsed.ok()) {
+      EXPECT_EQ(parsed.status().code(), StatusCode::kInvalidArgument) << bad;
+    }
+  }
 }
 
 TEST(ChromaprintTest, CompressedFormRoundTrips) {
