@@ -52,7 +52,9 @@ What it does:
             (user+sys of the child, from getrusage) and wall per tool, per minute of audio, and
             plyr/fpcalc (lower is better); whether both printed a fingerprint, and (untimed) how
             their raw items compare position by position. fpcalc exit status 3 with a fingerprint
-            printed counts as success (a known Debian bug).
+            printed counts as success (a known Debian bug). Then the same files through
+            `plyr-core transcode --fingerprint-speeds` at one speed and at three: the job's
+            fingerprint stage (`fingerprint_cpu_s`) against fpcalc's CPU.
   report    RESULTS_DIR/report.md (and stdout): the command line, the date, index size, the
             wall time of each part, calibration, tables, speed, HTTP errors, WRONG pairs and FPs.
             RESULTS_DIR/summary.json holds the table rows.
@@ -716,9 +718,40 @@ def speed_test(binary: str, manifest: dict, count: int) -> list[str]:
                   "| file | items fpcalc | items plyr-core | identical items | bit error rate |",
                   "|---|--:|--:|--:|--:|"]
         lines += [f"| {i} | {na} | {nb} | {same_share:.3f} | {ber:.4f} |" for i, na, nb, same_share, ber in compared]
+    lines += ["", *job_stage_speed(binary, files, cpu["fpcalc"] / SPEED_ROUNDS)]
     if failures:
         lines += ["", "Failures:", *(f"- {x}" for x in failures)]
     return lines + [""]
+
+
+def job_stage_speed(binary: str, files: list[dict], fpcalc_cpu: float) -> list[str]:
+    """The fingerprint stage inside a transcoder job: `fingerprint_cpu_s` of `plyr-core transcode`
+    (its 11025 Hz resampling and Chromaprint, the decode being the job's own) for one speed and
+    for the default three, against fpcalc's CPU for the same files (one round)."""
+    settings = {"1": "1", "1, 0.98, 1.02 (default)": "1,0.98,1.02"}
+    stage = {name: 0.0 for name in settings}
+    errors = []
+    with tempfile.TemporaryDirectory(prefix="fp-job-") as out:
+        for _ in range(SPEED_ROUNDS):
+            for f in files:
+                for name, speeds in settings.items():
+                    proc = subprocess.run([binary, "transcode", f["path"], "--out", out, "--renditions", "wav",
+                                           "--fingerprint-speeds", speeds],
+                                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                    try:
+                        stage[name] += float(json.loads(proc.stdout)["fingerprint_cpu_s"])
+                    except (ValueError, KeyError, TypeError):
+                        errors.append(f"{f['id']} ({speeds}): exit {proc.returncode} {proc.stderr.strip()[-200:]}")
+    lines = ["Inside a transcoder job (`plyr-core transcode FILE --renditions wav --fingerprint-speeds S`, "
+             f"`fingerprint_cpu_s` of the result: the stage's resampling and Chromaprint, the decode being shared), "
+             f"same files, {SPEED_ROUNDS} rounds; target: 0.10 of fpcalc:", "",
+             "| speeds | stage CPU s per round | against fpcalc's CPU |", "|---|--:|--:|"]
+    for name, total in stage.items():
+        per_round = total / SPEED_ROUNDS
+        lines.append(f"| {name} | {per_round:.3f} | {per_round / fpcalc_cpu if fpcalc_cpu else float('nan'):.3f} |")
+    if errors:
+        lines += ["", "Job failures:", *(f"- {x}" for x in errors)]
+    return lines
 
 
 # --- the run ------------------------------------------------------------------------------------
