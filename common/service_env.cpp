@@ -1,6 +1,8 @@
 #include "common/service_env.h"
 
+#include <algorithm>
 #include <charconv>
+#include <thread>
 
 namespace plyr {
 
@@ -21,6 +23,25 @@ boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_vi
   auto address = asio::ip::make_address(std::string(host), aec);
   if (aec) return aec;
   return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(port));
+}
+
+StatusOr<std::unique_ptr<HttpServer>> ListenForService(ServiceEnv& env, const std::string& listen, Router router,
+                                                       const HttpServerOptions& options) {
+  auto endpoint = ParseListenAddress(listen);
+  if (!endpoint) {
+    return Status(StatusCode::kInvalidArgument,
+                  options.service + ".listen is not host:port with an IP address: " + listen);
+  }
+  auto server = HttpServer::Create(env.runtime, *endpoint, std::move(router), options, env.metrics);
+  if (!server) {
+    return Status(StatusCode::kUnavailable,
+                  "cannot listen on " + listen + ": " + server.error().message());
+  }
+  return std::move(*server);
+}
+
+unsigned WorkerThreads(unsigned configured) {
+  return configured ? configured : std::max(1u, std::thread::hardware_concurrency());
 }
 
 bool HasAdminToken(const Request& request, std::string_view token) {

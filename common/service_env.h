@@ -12,6 +12,7 @@
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/runtime.h"
+#include "common/status.h"
 
 namespace plyr {
 
@@ -34,6 +35,16 @@ class Service {
 
 // Parses "host:port" ("127.0.0.1:8410", "[::1]:0"); the host must be an IP address.
 boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
+
+// Starts a service's listener on `listen` ("host:port", the value of the `<service>.listen`
+// setting) with `options` (the environment's server defaults with the service's own changes).
+// InvalidArgument when `listen` is not host:port with an IP address, Unavailable when it cannot
+// be bound.
+StatusOr<std::unique_ptr<HttpServer>> ListenForService(ServiceEnv& env, const std::string& listen, Router router,
+                                                       const HttpServerOptions& options);
+
+// Threads of a pool for CPU-bound work: `configured`, or one per core when it is 0.
+unsigned WorkerThreads(unsigned configured);
 
 // True when a request carries the admin token as `Authorization: Bearer <token>` (compared in
 // constant time).

@@ -16,6 +16,7 @@
 #include "common/admin_token.h"
 #include "common/http_client.h"
 #include "common/media/chromaprint.h"
+#include "common/service_env.h"
 #include "fingerprint/audio_fingerprint.h"
 
 namespace plyr::fingerprint {
@@ -170,7 +171,7 @@ int RunImport(const ImportArgs& args, const std::string& token) {
       }
     }
   };
-  const unsigned jobs = args.jobs ? args.jobs : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned jobs = WorkerThreads(args.jobs);
   std::vector<std::thread> threads;
   for (unsigned t = 0; t < jobs; ++t) threads.emplace_back(worker);
   for (auto& t : threads) t.join();

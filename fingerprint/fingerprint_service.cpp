@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -157,8 +158,8 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   Status loaded = service->store_->LoadAll(
       [&](std::vector<ReferenceRecord>&& batch) {
         for (auto& r : batch) {
-          service->refs_[static_cast<ReferenceIndex::RefId>(r.row)] =
-              RefInfo{r.id, r.title, r.artist, r.owner_did, r.isrc, r.duration_s};
+          service->RememberLocked(static_cast<ReferenceIndex::RefId>(r.row),
+                                  RefInfo{r.id, r.title, r.artist, r.owner_did, r.isrc, r.duration_s});
           entries.push_back({static_cast<ReferenceIndex::RefId>(r.row), std::move(r.items)});
         }
         service->index_->Load(entries);
@@ -179,18 +180,13 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   }
   service->streamer_token_ = settings.streamer_token.empty() ? env.admin_token : settings.streamer_token;
 
-  const unsigned workers = settings.workers ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
-  service->worker_pool_ = std::make_unique<asio::thread_pool>(workers);
+  service->worker_pool_ = std::make_unique<asio::thread_pool>(WorkerThreads(settings.workers));
   service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
 
-  auto endpoint = ParseListenAddress(settings.listen);
-  if (!endpoint) return Status(StatusCode::kInvalidArgument, "fingerprint.listen is not host:port: " + settings.listen);
   HttpServerOptions options = env.server_defaults;
   options.service = "fingerprint";
-  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
-  if (!server) {
-    return Status(StatusCode::kUnavailable, "cannot listen on " + settings.listen + ": " + server.error().message());
-  }
+  auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
+  if (!server.ok()) return server.status();
   service->server_ = std::move(*server);
 
   auto& registry = env.metrics.registry();
@@ -474,8 +470,8 @@ asio::awaitable<Response> FingerprintService::AddReference(Request& request) {
     index_->Add(static_cast<ReferenceIndex::RefId>(record.row), record.items);
     {
       std::lock_guard lock(refs_mutex_);
-      refs_[static_cast<ReferenceIndex::RefId>(record.row)] =
-          RefInfo{record.id, record.title, record.artist, record.owner_did, record.isrc, record.duration_s};
+      RememberLocked(static_cast<ReferenceIndex::RefId>(record.row),
+                     RefInfo{record.id, record.title, record.artist, record.owner_did, record.isrc, record.duration_s});
     }
     return std::move(record);
   };
@@ -565,18 +561,18 @@ asio::awaitable<Response> FingerprintService::DeleteReference(Request& request) 
   const std::string id = *request.Param("id");
   if (!IsValidRefId(id)) co_return Refuse(http::status::not_found, "NotFound", "no reference with this id");
   std::function<Status()> remove = [this, id] {
-    ReferenceIndex::RefId row = 0;
-    {
-      std::lock_guard lock(refs_mutex_);
-      for (const auto& [r, info] : refs_) {
-        if (info.id == id) row = r;
-      }
-    }
     if (Status s = store_->Delete(id); !s.ok()) return s;
     // Committed: gone from matching once the matches in flight finish (they hold the index).
-    index_->Remove(row);
-    std::lock_guard lock(refs_mutex_);
-    refs_.erase(row);
+    std::optional<ReferenceIndex::RefId> row;
+    {
+      std::lock_guard lock(refs_mutex_);
+      if (auto it = row_by_id_.find(id); it != row_by_id_.end()) {
+        row = it->second;
+        refs_.erase(it->second);
+        row_by_id_.erase(it);
+      }
+    }
+    if (row) index_->Remove(*row);
     return OkStatus();
   };
   Status removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
@@ -585,6 +581,11 @@ asio::awaitable<Response> FingerprintService::DeleteReference(Request& request) 
   references_gauge_->Set(static_cast<double>(stats.references));
   spdlog::info("fingerprint: reference removed id={}", id);
   co_return JsonResponse(http::status::ok, json::object{{"id", id}, {"deleted", true}});
+}
+
+void FingerprintService::RememberLocked(ReferenceIndex::RefId row, RefInfo info) {
+  row_by_id_[info.id] = row;
+  refs_[row] = std::move(info);
 }
 
 std::string FingerprintService::RefIdFor(ReferenceIndex::RefId row) const {

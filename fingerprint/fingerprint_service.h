@@ -107,6 +107,8 @@ class FingerprintService final : public Service {
 
   boost::json::object MatchJson(const MatchResult& result, const std::string& uploader_did) const;
   std::string RefIdFor(ReferenceIndex::RefId row) const;
+  // Adds a reference to refs_ and row_by_id_; the caller holds refs_mutex_ (or runs alone, at start).
+  void RememberLocked(ReferenceIndex::RefId row, RefInfo info);
 
   ServiceEnv& env_;
   FingerprintSettings settings_;
@@ -124,6 +126,7 @@ class FingerprintService final : public Service {
 
   mutable std::mutex refs_mutex_;
   std::unordered_map<ReferenceIndex::RefId, RefInfo> refs_;  // guarded by refs_mutex_
+  std::unordered_map<std::string, ReferenceIndex::RefId> row_by_id_;  // guarded by refs_mutex_
 
   prometheus::Family<prometheus::Counter>* matches_ = nullptr;
   prometheus::Gauge* references_gauge_ = nullptr;

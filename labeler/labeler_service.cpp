@@ -244,17 +244,12 @@ boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(Se
                                   .Register(env.metrics.registry())
                                   .Add({});
 
-  auto endpoint = ParseListenAddress(settings.listen);
-  if (!endpoint) {
-    *error = "labeler.listen is not host:port with an IP address: " + settings.listen;
-    return endpoint.error();
-  }
   HttpServerOptions options = env.server_defaults;
   options.service = "labeler";
-  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
-  if (!server) {
-    *error = "cannot listen on " + settings.listen + ": " + server.error().message();
-    return server.error();
+  auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
+  if (!server.ok()) {
+    *error = server.status().message();
+    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
   }
   service->server_ = std::move(*server);
 

@@ -163,18 +163,13 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   if (!supporters) return supporters.error();
   service->supporters_ = std::move(*supporters);
 
-  auto endpoint = ParseListenAddress(settings.listen);
-  if (!endpoint) {
-    *error = "streamer.listen is not host:port with an IP address: " + settings.listen;
-    return endpoint.error();
-  }
   HttpServerOptions options = env.server_defaults;
   options.service = "streamer";
   options.file_send_mode = settings.file_send_mode == "sendfile" ? FileSendMode::kSendfile : FileSendMode::kRead;
-  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
-  if (!server) {
-    *error = "cannot listen on " + settings.listen + ": " + server.error().message();
-    return server.error();
+  auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
+  if (!server.ok()) {
+    *error = server.status().message();
+    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
   }
   service->server_ = std::move(*server);
   return service;

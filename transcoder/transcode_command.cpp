@@ -23,6 +23,7 @@
 #include "common/file_util.h"
 #include "common/http_client.h"
 #include "common/media/chromaprint.h"
+#include "common/service_env.h"
 
 #include "transcoder/transcode.h"
 #include "transcoder/transcode_json.h"
@@ -58,7 +59,7 @@ int Run(const TranscodeArgs& args) {
     std::cerr << "transcode: cannot create " << args.out_dir << ": " << ec.message() << "\n";
     return 1;
   }
-  const unsigned workers = args.workers ? args.workers : std::max(1u, std::thread::hardware_concurrency());
+  const unsigned workers = WorkerThreads(args.workers);
   boost::asio::thread_pool pool(workers);
   TranscodeRequest request;
   request.input = args.input;

@@ -361,18 +361,13 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
                  settings.label_flagged ? service->labeler_.url + " val=" + settings.label_value : "off");
   }
 
-  const unsigned workers = settings.workers ? settings.workers : std::max(1u, std::thread::hardware_concurrency());
-  service->encoder_pool_ = std::make_unique<asio::thread_pool>(workers);
+  service->encoder_pool_ = std::make_unique<asio::thread_pool>(WorkerThreads(settings.workers));
   service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
 
-  auto endpoint = ParseListenAddress(settings.listen);
-  if (!endpoint) return Status(StatusCode::kInvalidArgument, "transcoder.listen is not host:port: " + settings.listen);
   HttpServerOptions options = env.server_defaults;
   options.service = "transcoder";
-  auto server = HttpServer::Create(env.runtime, *endpoint, service->BuildRouter(), options, env.metrics);
-  if (!server) {
-    return Status(StatusCode::kUnavailable, "cannot listen on " + settings.listen + ": " + server.error().message());
-  }
+  auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
+  if (!server.ok()) return server.status();
   service->server_ = std::move(*server);
 
   auto& registry = env.metrics.registry();
