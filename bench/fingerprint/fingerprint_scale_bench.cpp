@@ -32,6 +32,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/fingerprint/eval_set.h"
 #include "common/random.h"
 #include "fingerprint/audio_fingerprint.h"
 #include "fingerprint/matcher.h"
@@ -41,16 +42,10 @@
 namespace fs = std::filesystem;
 using namespace plyr;
 using namespace plyr::fingerprint;
+using plyr::bench::Percentile;
+using plyr::bench::SplitOn;
 
 namespace {
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
-  return out;
-}
 
 double ResidentMb(pid_t pid = 0) {
   std::ifstream status(pid ? "/proc/" + std::to_string(pid) + "/status" : "/proc/self/status");
@@ -59,12 +54,6 @@ double ResidentMb(pid_t pid = 0) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
   }
   return 0;
-}
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
 }
 
 media::FingerprintItems Fill(const media::FingerprintItems& base, std::mt19937_64& rng) {
@@ -127,53 +116,36 @@ int main(int argc, char** argv) {
     else if (a == "--key-bits") key_bits = std::stoi(argv[i + 1]);
     else if (a == "--sizes") {
       sizes.clear();
-      for (const auto& s : Split(argv[i + 1], ',')) sizes.push_back(std::stoul(s));
+      for (const auto& s : SplitOn(argv[i + 1], ',')) sizes.push_back(std::stoul(s));
     }
   }
   if (manifest_path.empty() || queries_path.empty()) {
     std::cerr << "usage: fingerprint_scale_bench --manifest M --queries Q [--sizes 10000,100000] [--bin plyr-core]\n";
     return 2;
   }
-  std::ifstream mf(manifest_path);
-  std::stringstream mss;
-  mss << mf.rdbuf();
-  auto manifest = boost::json::parse(mss.str()).as_object();
+  const bench::EvalSet eval = bench::LoadEvalSet(manifest_path);
   std::vector<std::string> ref_ids;
   std::vector<media::FingerprintItems> real;
   std::cerr << "fingerprinting the references\n";
-  for (const auto& r : manifest.at("references").as_array()) {
-    auto fp = FingerprintFile(std::string(r.at("path").as_string()), {});
+  for (const auto& r : eval.references) {
+    auto fp = FingerprintFile(r.path, {});
     if (!fp.ok() || fp->by_speed[0].size() < 100) continue;
-    ref_ids.emplace_back(r.at("id").as_string());
+    ref_ids.push_back(r.id);
     real.push_back(std::move(fp->by_speed[0]));
   }
-  std::map<std::string, int> klass;
-  int next_class = 0;
-  for (const auto& group : manifest.at("equivalent").as_array()) {
-    for (const auto& id : group.as_array()) klass[std::string(id.as_string())] = next_class;
-    ++next_class;
-  }
-  auto same_work = [&](const std::string& a, const std::string& b) {
-    if (a == b) return true;
-    auto ia = klass.find(a), ib = klass.find(b);
-    return ia != klass.end() && ib != klass.end() && ia->second == ib->second;
-  };
+  auto same_work = [&](const std::string& a, const std::string& b) { return eval.SameWork(a, b); };
 
   std::vector<Query> queries;
   {
-    std::ifstream qf(queries_path);
-    std::string line;
-    std::getline(qf, line);
     AudioFingerprintOptions options;
     options.speeds = speeds;
     std::cerr << "fingerprinting the 10-s queries\n";
-    while (std::getline(qf, line)) {
-      auto f = Split(line, '\t');
-      if (f.size() < 7 || f[1] != "10") continue;
-      if (f[2] != "clean" && f[2] != "mp3_64k" && f[2] != "snr10") continue;
-      auto fp = FingerprintFile(f[3], options);
+    for (const auto& q : bench::LoadEvalQueries(queries_path)) {
+      if (q.length != 10) continue;
+      if (q.distortion != "clean" && q.distortion != "mp3_64k" && q.distortion != "snr10") continue;
+      auto fp = FingerprintFile(q.path, options);
       if (!fp.ok()) continue;
-      queries.push_back({f[5], f[4], f[2], std::move(fp->by_speed)});
+      queries.push_back({q.truth, q.kind, q.distortion, std::move(fp->by_speed)});
     }
   }
   double real_hours = 0;

@@ -26,6 +26,7 @@
 
 #include <boost/json.hpp>
 
+#include "bench/fingerprint/eval_set.h"
 #include "fingerprint/audio_fingerprint.h"
 #include "fingerprint/matcher.h"
 #include "fingerprint/reference_index.h"
@@ -33,27 +34,16 @@
 namespace fs = std::filesystem;
 using namespace plyr;
 using namespace plyr::fingerprint;
+using plyr::bench::EvalQuery;
+using plyr::bench::Percentile;
+using plyr::bench::SplitOn;
 
 namespace {
-
-struct Query {
-  std::string qid, distortion, path, kind, truth;
-  int length = 0;
-  double offset = 0;
-};
 
 struct Print {
   double duration = 0;
   std::vector<media::FingerprintItems> by_speed;
 };
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, sep)) out.push_back(cur);
-  return out;
-}
 
 // Fingerprints every path (two threads), with a cache file.
 std::map<std::string, Print> FingerprintAll(const std::vector<std::string>& paths, const std::vector<double>& speeds,
@@ -158,12 +148,6 @@ bool Apply(MatchOptions& o, const std::string& assignment) {
   return true;
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -179,7 +163,7 @@ int main(int argc, char** argv) {
     else if (a == "--key-bits") key_bits = std::stoi(argv[i + 1]);
     else if (a == "--speeds") {
       speeds.clear();
-      for (const auto& s : Split(argv[i + 1], ',')) speeds.push_back(std::stod(s));
+      for (const auto& s : SplitOn(argv[i + 1], ',')) speeds.push_back(std::stod(s));
     }
   }
   if (manifest_path.empty() || queries_path.empty()) {
@@ -188,50 +172,12 @@ int main(int argc, char** argv) {
   }
   if (sets.empty()) sets.push_back("");
 
-  std::ifstream mf(manifest_path);
-  std::stringstream mss;
-  mss << mf.rdbuf();
-  auto manifest = boost::json::parse(mss.str()).as_object();
+  const bench::EvalSet eval = bench::LoadEvalSet(manifest_path);
   std::vector<std::pair<std::string, std::string>> refs;  // id, path
-  for (const auto& r : manifest.at("references").as_array()) {
-    refs.emplace_back(std::string(r.at("id").as_string()), std::string(r.at("path").as_string()));
-  }
-  std::map<std::string, int> klass;  // id → equivalence class
-  int next_class = 0;
-  if (manifest.contains("equivalent")) {
-    for (const auto& group : manifest.at("equivalent").as_array()) {
-      for (const auto& id : group.as_array()) klass[std::string(id.as_string())] = next_class;
-      ++next_class;
-    }
-  }
-  auto same_work = [&](const std::string& a, const std::string& b) {
-    if (a == b) return true;
-    auto ia = klass.find(a), ib = klass.find(b);
-    return ia != klass.end() && ib != klass.end() && ia->second == ib->second;
-  };
-
-  std::vector<std::string> negative_paths;
-  for (const auto& r : manifest.at("negatives").as_array()) negative_paths.emplace_back(r.at("path").as_string());
-
-  std::vector<Query> queries;
-  {
-    std::ifstream qf(queries_path);
-    std::string line;
-    std::getline(qf, line);  // header
-    while (std::getline(qf, line)) {
-      auto f = Split(line, '\t');
-      if (f.size() < 7) continue;
-      Query q;
-      q.qid = f[0];
-      q.length = std::stoi(f[1]);
-      q.distortion = f[2];
-      q.path = f[3];
-      q.kind = f[4];
-      q.truth = f[5];
-      q.offset = std::stod(f[6]);
-      queries.push_back(q);
-    }
-  }
+  for (const auto& r : eval.references) refs.emplace_back(r.id, r.path);
+  auto same_work = [&](const std::string& a, const std::string& b) { return eval.SameWork(a, b); };
+  const std::vector<std::string>& negative_paths = eval.negative_paths;
+  const std::vector<EvalQuery> queries = bench::LoadEvalQueries(queries_path);
 
   std::string speed_tag;
   for (double s : speeds) speed_tag += (speed_tag.empty() ? "" : "_") + std::to_string(static_cast<int>(std::lround(s * 1000)));
@@ -265,7 +211,7 @@ int main(int argc, char** argv) {
   for (const auto& set : sets) {
     MatchOptions options;
     options.keep_rejected = true;
-    for (const auto& a : Split(set, ' ')) {
+    for (const auto& a : SplitOn(set, ' ')) {
       if (!a.empty() && !Apply(options, a)) {
         std::cerr << "unknown setting " << a << "\n";
         return 2;

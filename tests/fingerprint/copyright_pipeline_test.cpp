@@ -9,10 +9,10 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/media_test_util.h"
 #include "tests/support/process.h"
 #include "tests/support/test_http_client.h"
 #include "tests/support/test_ws_client.h"
-#include "tests/transcoder/transcoder_fixture.h"
 
 namespace plyr::testing {
 namespace {
