@@ -227,6 +227,9 @@ struct TranscoderService::ActiveJob {
   JobRecord record;       // guarded by the service's mutex_
   double progress = 0;    // guarded by the service's mutex_
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  // Set (under mutex_) once the encoders are done and the job goes on to publish: from then on a
+  // cancel is refused rather than accepted and ignored.
+  bool publishing = false;
 };
 
 void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, TranscoderSettings& s) {
@@ -634,12 +637,15 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
   std::optional<JobRecord> cancelled_now;
   std::optional<std::pair<JobRecord, double>> running;
   std::optional<JobState> ended;
+  bool publishing = false;
   {
     std::lock_guard lock(mutex_);
     auto it = active_.find(id);
     if (it != active_.end() && IsTerminal(it->second->record.state)) {
       // Ended, and still being put away (stored, its folder removed): as final as a stored job.
       ended = it->second->record.state;
+    } else if (it != active_.end() && it->second->publishing) {
+      publishing = true;
     } else if (it != active_.end()) {
       auto& job = *it->second;
       job.cancel->store(true);
@@ -664,6 +670,10 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
       asio::co_spawn(co_await asio::this_coro::executor, DeliverCallback(*cancelled_now), asio::detached);
     }
     co_return JsonResponse(http::status::ok, JobJson(*cancelled_now, 0));
+  }
+  if (publishing) {
+    co_return ErrorResponse(http::status::conflict, "JobPublishing",
+                            "the job's renditions are being published; it can no longer be cancelled");
   }
   if (running) {
     // The runner stops at its next chunk and records the cancellation.
@@ -838,9 +848,17 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     };
     auto transcoded = co_await RunTranscode(std::move(transcode));
     release_slot();  // the encoders are done: the next job may start while this one publishes
+    bool cancelled = false;
+    {
+      // Decided under the lock CancelJob takes: a cancel either lands before this (the job ends
+      // cancelled, nothing registered) or is refused with 409 JobPublishing.
+      std::lock_guard lock(mutex_);
+      cancelled = cancel->load();
+      job->publishing = transcoded.ok() && !cancelled;
+    }
     if (!transcoded.ok()) {
       status = transcoded.status();
-    } else if (cancel->load()) {
+    } else if (cancelled) {
       status = Status(StatusCode::kCancelled, "the job was cancelled");  // before anything is registered
     } else {
       auto published = co_await Publish(record, input_path, *transcoded);

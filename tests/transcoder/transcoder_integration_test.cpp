@@ -1020,7 +1020,7 @@ TEST_F(TranscoderCopyrightTest, TheJobsDeadlineBoundsTheStage) {
   EXPECT_EQ(requests[0].authorization, "Bearer " + token_);
 }
 
-TEST_F(TranscoderCopyrightTest, KillNineDuringTheStageRunsItAgainAndCancelComesTooLate) {
+TEST_F(TranscoderCopyrightTest, KillNineDuringTheStageRunsItAgainAndALateCancelIsRefused) {
   ASSERT_NO_FATAL_FAILURE(StartWithFingerprints());
   fake_.Answer(200, kFlaggedAnswer, std::chrono::seconds(20));
   const std::string id = SubmitOk(ReadBytes(MelodyFlac()), "&renditions=opus-64");
@@ -1036,12 +1036,14 @@ TEST_F(TranscoderCopyrightTest, KillNineDuringTheStageRunsItAgainAndCancelComesT
   // label_flagged is off: a flagged track is recorded, not labelled.
   EXPECT_EQ(JsonAt(job, {"result", "copyright", "label"}), nullptr);
 
-  // A cancel that arrives during the stage is too late: the renditions are published, so the job
-  // finishes, check included.
+  // A cancel that arrives during the stage is too late, and says so: the renditions are
+  // published, so the job finishes, check included.
   fake_.Answer(200, kClearAnswer, std::chrono::seconds(2));
   const std::string late = SubmitOk(ReadBytes(MelodyFlac()), "&renditions=mp3-128");
   ASSERT_EQ(fake_.WaitFor(3).size(), 3u);
-  EXPECT_EQ(Transcoder("DELETE", "/v1/jobs/" + late, Admin()).status, 202);
+  const HttpResult refused = Transcoder("DELETE", "/v1/jobs/" + late, Admin());
+  EXPECT_EQ(refused.status, 409);
+  EXPECT_EQ(JsonStr(ParseJson(refused.body), {"error"}), "JobPublishing") << refused.body;
   const boost::json::value finished = WaitForEnd(late);
   EXPECT_EQ(JsonStr(finished, {"state"}), "done") << boost::json::serialize(finished);
   EXPECT_EQ(JsonText(finished, {"result", "copyright", "is_flagged"}), "false");
