@@ -7,6 +7,8 @@
 #include <boost/url/parse.hpp>
 #include <sodium.h>
 
+#include "common/json_text.h"
+
 namespace plyr {
 
 std::string_view Request::Field(std::string_view name) const {
@@ -99,7 +101,7 @@ Response JsonResponse(http::status status, const json::value& body) {
   Response r;
   r.header.result(status);
   r.header.set(http::field::content_type, "application/json");
-  r.body = json::serialize(body);
+  r.body = ToJsonText(body);
   return r;
 }
 

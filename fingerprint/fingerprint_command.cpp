@@ -15,6 +15,7 @@
 
 #include "common/admin_token.h"
 #include "common/http_client.h"
+#include "common/json_text.h"
 #include "common/media/chromaprint.h"
 #include "common/service_env.h"
 #include "fingerprint/audio_fingerprint.h"
@@ -60,7 +61,7 @@ int RunPrint(const PrintArgs& args) {
       } else {
         o["fingerprint"] = media::EncodeFingerprint(items);
       }
-      std::cout << json::serialize(o) << "\n";
+      std::cout << ToJsonText(o) << "\n";
     } else {
       if (args.files.size() > 1) std::cout << "FILE=" << file << "\n";
       std::cout << "DURATION=" << static_cast<long>(fp->duration_s) << "\nFINGERPRINT=";

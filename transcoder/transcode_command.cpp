@@ -22,6 +22,7 @@
 #include "common/admin_token.h"
 #include "common/file_util.h"
 #include "common/http_client.h"
+#include "common/json_text.h"
 #include "common/media/chromaprint.h"
 #include "common/service_env.h"
 
@@ -111,7 +112,7 @@ int Run(const TranscodeArgs& args) {
     out["fingerprints"] = std::move(prints);
     out["fingerprint_cpu_s"] = result->fingerprint_cpu_seconds;
   }
-  std::cout << boost::json::serialize(out) << "\n";
+  std::cout << ToJsonText(out) << "\n";
   return 0;
 }
 
@@ -225,7 +226,7 @@ asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
   }
   const std::string id(answer.at("id").as_string());
   if (!args.wait) {
-    std::cout << json::serialize(answer) << "\n";
+    std::cout << ToJsonText(answer) << "\n";
     co_return 0;
   }
 
@@ -246,7 +247,7 @@ asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
         printer.Show(id, state, job.at("progress").to_number<double>());
         if (state == "done" || state == "failed" || state == "cancelled") {
           printer.Done();
-          std::cout << json::serialize(job) << "\n";
+          std::cout << ToJsonText(job) << "\n";
           co_return state == "done" ? 0 : 1;
         }
       }
