@@ -207,6 +207,29 @@ asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome
   co_return std::size_t{0};
 }
 
+
+// Closing a socket with request bytes unread makes the kernel send a reset, which can destroy the
+// answer still on its way to the client (RFC 9112, section 9.6): half-close, then read and drop
+// what the client still sends until it closes, for at most `most_time` and `most_bytes`.
+asio::awaitable<void> LingeringClose(tcp::socket& socket, std::chrono::milliseconds most_time,
+                                     std::size_t most_bytes) {
+  sys::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  asio::steady_timer timer(socket.get_executor(), most_time);
+  auto drain = [&]() -> asio::awaitable<void> {
+    char sink[16384];
+    std::size_t total = 0;
+    while (total < most_bytes) {
+      auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kUseTuple);
+      if (ec) break;
+      total += n;
+    }
+  };
+  using namespace asio::experimental::awaitable_operators;
+  co_await (drain() || timer.async_wait(kUseTuple));
+  socket.close(ignored);
+}
+
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------
@@ -357,25 +380,13 @@ asio::awaitable<void> HttpServer::RejectOverloaded(tcp::socket socket) {
       "Retry-After: 1\r\nContent-Length: 75\r\n\r\n"
       "{\"error\":\"Overloaded\",\"message\":\"too many open connections, retry later\"}\n";
   rejecting_.fetch_add(1);
-  asio::steady_timer timer(socket.get_executor(), std::chrono::seconds(1));
   auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(kBusy), kUseTuple);
   if (!wec) {
-    // Closing with the request unread would turn into a reset that can destroy the answer in
-    // flight: half-close, then read (and drop) what the client sent, for at most a second.
+    co_await LingeringClose(socket, std::chrono::seconds(1), 64 * 1024);
+  } else {
     sys::error_code ignored;
-    socket.shutdown(tcp::socket::shutdown_send, ignored);
-    auto drain = [&]() -> asio::awaitable<void> {
-      char sink[4096];
-      for (int i = 0; i < 16; ++i) {
-        auto [ec, n] = co_await socket.async_read_some(asio::buffer(sink), kUseTuple);
-        if (ec) break;
-      }
-    };
-    using namespace asio::experimental::awaitable_operators;
-    co_await (drain() || timer.async_wait(kUseTuple));
+    socket.close(ignored);
   }
-  sys::error_code ignored;
-  socket.close(ignored);
   rejecting_.fetch_sub(1);
 }
 
@@ -567,6 +578,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   std::vector<char> chunk;  // read-mode file buffer, allocated on first use
   std::string head;
   bool first_request = true;
+  bool unread_request = false;  // the last request's body was not read to its end
 
   for (;;) {
     // Wait for the first byte of the next request under the idle deadline, then give the rest
@@ -640,8 +652,11 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
         }
       }
       if (method == http::verb::head) response.omit_body = true;
-      // An unread body would be parsed as the next request: close instead of draining it.
-      if (!body.done()) keep_alive = false;
+      // An unread body would be parsed as the next request: close instead (lingering, below).
+      if (!body.done()) {
+        keep_alive = false;
+        unread_request = true;
+      }
     }
     if (draining_) keep_alive = false;
     if (!c->socket.is_open()) break;
@@ -694,10 +709,14 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
     if (!sent.complete || !keep_alive) break;
   }
 
-  sys::error_code ignored;
   if (c->timed_out) http_metrics_.timed_out_connections().Increment();
-  c->socket.shutdown(tcp::socket::shutdown_send, ignored);
-  c->socket.close(ignored);
+  if (unread_request && c->socket.is_open()) {
+    co_await LingeringClose(c->socket, std::chrono::seconds(2), 16 << 20);
+  } else {
+    sys::error_code ignored;
+    c->socket.shutdown(tcp::socket::shutdown_send, ignored);
+    c->socket.close(ignored);
+  }
   c->timer.cancel();
   Unregister(c.get());
   http_metrics_.open_connections().Decrement();

@@ -19,6 +19,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -146,6 +148,7 @@ class TestServer {
   std::string url(std::string_view path) const {
     return "http://127.0.0.1:" + std::to_string(server_->port()) + std::string(path);
   }
+  unsigned short port() const { return server_->port(); }
 
  private:
   Runtime runtime_{RuntimeOptions{1, ThreadModel::kPerCore}};
@@ -336,6 +339,35 @@ TEST_F(HttpClientTest, AnUploadRefusedEarlyEndsPromptly) {
     EXPECT_NE(response.error(), asio::error::timed_out) << response.error().message();
   }
   EXPECT_LT(elapsed, 4s);
+}
+
+// The server side of the same case, with a client that writes its whole body before it reads (as
+// simple clients do): the server answers early, then keeps reading and dropping the rest of the
+// upload before it closes, so the answer is not lost to a reset.
+TEST_F(HttpClientTest, AnEarlyAnswerToAnUnreadUploadReachesAClientThatReadsLast) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    asio::io_context io;
+    asio::ip::tcp::socket socket(io);
+    sys::error_code ec;
+    socket.connect({asio::ip::make_address("127.0.0.1"), server_.port()}, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    const std::string body(4 << 20, 'u');
+    const std::string head = "PUT /refuse HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " +
+                             std::to_string(body.size()) + "\r\n\r\n";
+    asio::write(socket, asio::buffer(head), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    asio::write(socket, asio::buffer(body), ec);
+    EXPECT_FALSE(ec) << "the upload was cut off: " << ec.message();
+    std::string answer;
+    char buffer[4096];
+    for (;;) {
+      const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
+      answer.append(buffer, n);
+      if (ec) break;
+    }
+    EXPECT_EQ(ec, asio::error::eof) << ec.message();
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 413") << answer.substr(0, 200);
+  }
 }
 
 TEST_F(HttpClientTest, AResponseBodyOverTheLimitIsMessageSize) {
