@@ -4,6 +4,6 @@
 # Extra arguments go to `plyr-core serve` (e.g. `scripts/run.sh streamer --threads 2`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh run
 scripts/build.sh release
 exec build/release/plyr-core serve "$@"

@@ -3,7 +3,7 @@
 # and runs every test with ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh test
 scripts/build.sh release
 
 # The labeler's interoperability test runs the ATProto client libraries from npm. `npm ci` only

@@ -48,6 +48,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+"$REPO/scripts/install-deps.sh" test  # what the benchmark runs against (nginx, wrk, ffmpeg, fpcalc)
 
 BUILD=${BUILD:-$REPO/build/release}
 PLYR_CORE_BIN=${PLYR_CORE_BIN:-$BUILD/plyr-core}

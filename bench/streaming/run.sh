@@ -66,6 +66,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+"$REPO/scripts/install-deps.sh" test  # what the benchmark runs against (nginx, wrk, ffmpeg, fpcalc)
 
 PLYR_CORE_BIN=${PLYR_CORE_BIN:-$REPO/build/release/plyr-core}
 THREADS=${THREADS:-1}

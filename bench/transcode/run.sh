@@ -71,6 +71,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+"$REPO/scripts/install-deps.sh" test  # what the benchmark runs against (nginx, wrk, ffmpeg, fpcalc)
 
 TRACK=${TRACK:-northerners.ogg}
 CORPUS_PACKAGES=${CORPUS_PACKAGES:-wesnoth-1.16-music}
