@@ -130,6 +130,12 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
     spdlog::critical("cannot create data folder {}: {}", s.data_dir, fec.message());
     return 1;
   }
+  if (!s.admin_token.empty() && s.admin_token.size() < kMinAdminTokenLength) {
+    spdlog::critical("admin_token: a configured token must be at least {} characters (for example `openssl rand "
+                     "-hex 32`); leave it unset to have one generated into <data>/admin-token",
+                     kMinAdminTokenLength);
+    return 2;
+  }
   std::string error;
   auto token = ResolveAdminToken(s.admin_token, s.data_dir, &error);
   if (!token) {
@@ -168,14 +174,14 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
       if (!service) {
         spdlog::critical("streamer: {}", error.empty() ? service.error().message() : error);
-        return 1;
+        return service.error() == sys::errc::invalid_argument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "labeler") {
       auto service = labeler::LabelerService::Create(env, labeler_settings, &error);
       if (!service) {
         spdlog::critical("labeler: {}", error.empty() ? service.error().message() : error);
-        return 1;
+        return service.error() == sys::errc::invalid_argument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "transcoder") {
@@ -196,7 +202,7 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       auto service = transcoder::TranscoderService::Create(env, transcoder_settings);
       if (!service.ok()) {
         spdlog::critical("transcoder: {}", service.status().message());
-        return 1;
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "fingerprint") {
@@ -211,7 +217,7 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       auto service = fingerprint::FingerprintService::Create(env, fingerprint_settings);
       if (!service.ok()) {
         spdlog::critical("fingerprint: {}", service.status().message());
-        return 1;
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     }
@@ -282,6 +288,7 @@ int main(int argc, char** argv) {
   }
 
   CLI::App app{"plyr-core: media and labeler services for plyr.fm on the AT Protocol"};
+  app.set_version_flag("--version", std::string("plyr-core ") + PLYR_CORE_VERSION);
   app.require_subcommand(1);
   std::string config_path;
   app.add_option("--config", config_path, "TOML config file (also PLYR_CONFIG)");
@@ -301,7 +308,8 @@ int main(int argc, char** argv) {
   serve->callback([&] {
     action = [&] {
       if (auto unknown = UnknownService(serve_settings)) {
-        return app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + ServiceNames() + ")"));
+        app.exit(CLI::ValidationError("services", "'" + *unknown + "' is not a service (" + ServiceNames() + ")"));
+        return 2;
       }
       return RunServe(serve_settings, streamer_settings, labeler_settings, transcoder_settings, fingerprint_settings);
     };
@@ -313,6 +321,20 @@ int main(int argc, char** argv) {
   plyr::transcoder::AddJobCommand(app, *file, action);
   plyr::fingerprint::AddFingerprintCommand(app, *file, action);
 
-  CLI11_PARSE(app, argc, argv);
+  // Every bad setting is one line and exit status 2: the file's (checked while binding), then the
+  // flags' and variables' (CLI11's parse). --help and --version exit 0.
+  for (const auto& key : file->UnknownKeys()) {
+    std::cerr << "plyr-core: warning: config file " << file->path().string() << ": unknown key '" << key
+              << "' (ignored)\n";
+  }
+  if (!file->errors().empty()) {
+    for (const auto& e : file->errors()) std::cerr << "plyr-core: " << e << "\n";
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   return action ? action() : 0;
 }

@@ -16,6 +16,10 @@
 
 namespace plyr {
 
+// The shortest token a configuration may set: a guessable token guards nothing. A generated one
+// is 43 characters.
+inline constexpr std::size_t kMinAdminTokenLength = 24;
+
 struct AdminToken {
   std::string value;
   std::filesystem::path generated_at;  // set when the token came from (or was written to) the data folder

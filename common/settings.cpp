@@ -1,6 +1,8 @@
 #include "common/settings.h"
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdlib>
 
 #include <toml++/toml.h>
@@ -56,6 +58,62 @@ std::optional<std::string> SettingsFile::Lookup(std::string_view key) const {
   if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
   if (node.is_floating_point()) return std::to_string(*node.value<double>());
   return std::nullopt;
+}
+
+std::optional<std::string> SettingsFile::LookupAs(std::string_view key, ValueKind kind) const {
+  if (!table_) return std::nullopt;
+  auto node = table_->root.at_path(key);
+  if (!node) return std::nullopt;
+  const char* wanted = nullptr;
+  switch (kind) {
+    case ValueKind::kString: wanted = node.is_string() ? nullptr : "a string"; break;
+    case ValueKind::kBool: wanted = node.is_boolean() ? nullptr : "true or false"; break;
+    case ValueKind::kInteger: wanted = node.is_integer() ? nullptr : "a whole number"; break;
+    case ValueKind::kNumber: wanted = node.is_integer() || node.is_floating_point() ? nullptr : "a number"; break;
+    case ValueKind::kAny: wanted = node.is_array() || node.is_table() ? "a single value" : nullptr; break;
+  }
+  if (wanted) {
+    errors_.push_back(FileError(key, std::string("must be ") + wanted));
+    return std::nullopt;
+  }
+  return Lookup(key);
+}
+
+std::string SettingsFile::FileError(std::string_view key, std::string_view what) const {
+  return "config file " + path_.string() + ": " + std::string(key) + ": " + std::string(what);
+}
+
+std::vector<std::string> SettingsFile::UnknownKeys() const {
+  std::vector<std::string> unknown;
+  if (!table_) return unknown;
+  // Depth-first over tables; a leaf (any non-table value) is known when some setting binds it.
+  std::vector<std::pair<std::string, const toml::table*>> pending = {{"", &table_->root}};
+  while (!pending.empty()) {
+    auto [prefix, table] = pending.back();
+    pending.pop_back();
+    for (const auto& [name, node] : *table) {
+      const std::string key = prefix.empty() ? std::string(name.str()) : prefix + "." + std::string(name.str());
+      if (const auto* inner = node.as_table(); inner && !bound_.contains(key)) {
+        pending.emplace_back(key, inner);
+      } else if (!bound_.contains(key)) {
+        unknown.push_back(key);
+      }
+    }
+  }
+  std::sort(unknown.begin(), unknown.end());
+  return unknown;
+}
+
+CLI::Validator SettingsFile::NonNegative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double value = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size()) return "'" + text + "' is not a number";
+        if (value < 0) return "must be 0 or more, not " + text;
+        return {};
+      },
+      "");
 }
 
 std::string SettingsFile::FlagName(std::string_view key) {

@@ -7,13 +7,21 @@
 // The key is the TOML path ("streamer.listen"); the flag and variable names derive from it
 // ('.' and '_' become '-' in flags; everything becomes upper-case '_' in variables).
 // The file is named by --config FILE or PLYR_CONFIG. Not thread-safe: use during start-up only.
+//
+// Checks: a file value of the wrong type (a string for a number, an array for a string) and a
+// negative number (every numeric setting is a count, a size, a duration or a threshold) are
+// errors, collected in errors() while the settings are bound; a flag or variable with such a
+// value fails CLI11's parse. Keys of the file that no setting binds are in UnknownKeys().
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <boost/system/result.hpp>
@@ -38,11 +46,17 @@ class SettingsFile {
   // Registers the flag, the environment variable and the file value for `key` on `app`.
   template <typename T>
   CLI::Option* Bind(CLI::App& app, std::string_view key, T& value, std::string help) const {
+    bound_.insert(std::string(key));
     CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))
                            ->envname(EnvName(key))
                            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    if (auto v = Lookup(key)) {
-      opt->default_val(*v);
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) opt->check(NonNegative());
+    if (auto v = LookupAs(key, KindOf<T>())) {
+      try {
+        opt->default_val(*v);
+      } catch (const CLI::Error& e) {
+        errors_.push_back(FileError(key, e.what()));
+      }
     } else {
       opt->capture_default_str();
     }
@@ -53,20 +67,45 @@ class SettingsFile {
   // it shows other settings' values. Flags and variables still work; prefer the file or the
   // variable, since flags are visible to every user in the process list.
   CLI::Option* BindSecret(CLI::App& app, std::string_view key, std::string& value, std::string help) const {
+    bound_.insert(std::string(key));
     CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))
                            ->envname(EnvName(key))
                            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    if (auto v = Lookup(key)) value = *v;  // the default CLI11 keeps when neither flag nor variable is given
+    // The default CLI11 keeps when neither flag nor variable is given.
+    if (auto v = LookupAs(key, ValueKind::kString)) value = *v;
     return opt;
   }
+
+  // "config file F: key: what is wrong", one per bad value of the file, in binding order.
+  const std::vector<std::string>& errors() const { return errors_; }
+  // Dotted keys of the file's values that no Bind or BindSecret named (misspelt, or misplaced).
+  std::vector<std::string> UnknownKeys() const;
+
+  // A CLI11 check: a number, 0 or more ("must be 0 or more, not -5").
+  static CLI::Validator NonNegative();
 
   static std::string FlagName(std::string_view key);  // "streamer.listen" -> "--streamer-listen"
   static std::string EnvName(std::string_view key);   // "streamer.listen" -> "PLYR_STREAMER_LISTEN"
 
  private:
+  enum class ValueKind { kString, kBool, kInteger, kNumber, kAny };
+  template <typename T>
+  static constexpr ValueKind KindOf() {
+    if constexpr (std::is_same_v<T, bool>) return ValueKind::kBool;
+    else if constexpr (std::is_integral_v<T>) return ValueKind::kInteger;
+    else if constexpr (std::is_floating_point_v<T>) return ValueKind::kNumber;
+    else if constexpr (std::is_convertible_v<T, std::string_view>) return ValueKind::kString;
+    else return ValueKind::kAny;
+  }
+  // Lookup, with a value of another kind recorded in errors_ (and then nullopt).
+  std::optional<std::string> LookupAs(std::string_view key, ValueKind kind) const;
+  std::string FileError(std::string_view key, std::string_view what) const;
+
   struct Table;
   std::filesystem::path path_;
   std::unique_ptr<Table> table_;
+  mutable std::set<std::string, std::less<>> bound_;
+  mutable std::vector<std::string> errors_;
 };
 
 }  // namespace plyr

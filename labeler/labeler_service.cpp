@@ -249,7 +249,9 @@ boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(Se
   auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
   if (!server.ok()) {
     *error = server.status().message();
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    return boost::system::errc::make_error_code(server.status().code() == StatusCode::kInvalidArgument
+                                                    ? boost::system::errc::invalid_argument
+                                                    : boost::system::errc::address_not_available);
   }
   service->server_ = std::move(*server);
 

@@ -49,3 +49,54 @@ TEST(ServeCommand, HelpNeverShowsSecretsFromTheConfigFile) {
 
 }  // namespace
 }  // namespace plyr::testing
+
+namespace plyr::testing {
+namespace {
+
+TEST(PlyrCoreCommand, VersionPrintsTheVersionAndExitsZero) {
+  std::string out;
+  EXPECT_EQ(PlyrProcess::RunToCompletion({"--version"}, &out), 0);
+  EXPECT_EQ(out.rfind("plyr-core ", 0), 0u) << out;
+}
+
+TEST(ServeCommand, EveryBadSettingIsOneClearLineAndExitStatusTwo) {
+  TempDir dir;
+  const auto config = dir.path() / "plyr.toml";
+  const std::string data = (dir.path() / "data").string();
+  struct Case {
+    std::string file;                 // the config file's text, or empty for none
+    std::vector<std::string> args;    // after `serve streamer --data DIR`
+    std::string said;                 // a piece of the message
+  };
+  const std::vector<Case> cases = {
+      {"[http]\nio_timeout_ms = -5\n", {}, "http.io_timeout_ms: --http-io-timeout-ms: must be 0 or more, not -5"},
+      {"[http]\nio_timeout_ms = \"soon\"\n", {}, "http.io_timeout_ms: must be a whole number"},
+      {"[streamer]\nlisten = 8410\n", {}, "streamer.listen: must be a string"},
+      {"", {"--threads", "many"}, "--threads: 'many' is not a number"},
+      {"", {"--streamer-listen", "localhost"}, "streamer.listen is not host:port"},
+      {"admin_token = \"short\"\n", {}, "at least 24 characters"},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = {"serve", "streamer", "--data", data};
+    if (!c.file.empty()) {
+      std::ofstream(config, std::ios::trunc) << c.file;
+      args.insert(args.begin(), {"--config", config.string()});
+    }
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    std::string out;
+    EXPECT_EQ(PlyrProcess::RunToCompletion(args, &out), 2) << c.said << ": " << out;
+    EXPECT_NE(out.find(c.said), std::string::npos) << out;
+  }
+}
+
+TEST(ServeCommand, AnUnknownKeyOfTheConfigFileIsAWarningThatNamesIt) {
+  TempDir dir;
+  const auto config = dir.path() / "plyr.toml";
+  std::ofstream(config) << "[streamer]\nlisen = \"127.0.0.1:1\"\n";
+  std::string out;
+  PlyrProcess::RunToCompletion({"--config", config.string(), "serve", "--help"}, &out);
+  EXPECT_NE(out.find("unknown key 'streamer.lisen'"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace plyr::testing

@@ -57,10 +57,68 @@ TEST(SettingsFileTest, PrecedenceIsFlagThenEnvThenFileThenDefault) {
   unsetenv("PLYR_STREAMER_LISTEN");
 }
 
+// Binds the two settings of Parsed from `config`, the way main() does, and returns the file.
+SettingsFile BindFrom(const std::filesystem::path& config, Parsed& p, CLI::App& app) {
+  std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
+  std::string error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
+  EXPECT_TRUE(file) << error;
+  file->Bind(app, "streamer.listen", p.listen, "");
+  file->Bind(app, "threads", p.threads, "");
+  return std::move(*file);
+}
+
+TEST(SettingsFileTest, AFileValueOfTheWrongTypeOrNegativeIsAnErrorThatNamesTheKey) {
+  testing::TempDir dir;
+  auto config = dir.path() / "plyr.toml";
+  std::ofstream(config) << "threads = \"three\"\n[streamer]\nlisten = 12\n";
+  Parsed p;
+  CLI::App app;
+  SettingsFile file = BindFrom(config, p, app);
+  ASSERT_EQ(file.errors().size(), 2u);
+  EXPECT_NE(file.errors()[0].find("streamer.listen: must be a string"), std::string::npos) << file.errors()[0];
+  EXPECT_NE(file.errors()[1].find("threads: must be a whole number"), std::string::npos) << file.errors()[1];
+  EXPECT_NE(file.errors()[0].find(config.string()), std::string::npos) << "the file is named";
+
+  std::ofstream(config, std::ios::trunc) << "threads = -2\n[streamer]\nlisten = [\"a\"]\n";
+  Parsed q;
+  CLI::App again;
+  SettingsFile negative = BindFrom(config, q, again);
+  ASSERT_EQ(negative.errors().size(), 2u);
+  EXPECT_NE(negative.errors()[1].find("must be 0 or more, not -2"), std::string::npos) << negative.errors()[1];
+
+  std::ofstream(config, std::ios::trunc) << "threads = 4\n[streamer]\nlisten = \"127.0.0.1:1\"\n";
+  Parsed r;
+  CLI::App fine;
+  EXPECT_TRUE(BindFrom(config, r, fine).errors().empty());
+}
+
+TEST(SettingsFileTest, KeysNoSettingBindsAreListed) {
+  testing::TempDir dir;
+  auto config = dir.path() / "plyr.toml";
+  std::ofstream(config) << "threads = 4\nthread = 2\n[streamer]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n"
+                        << "[streamr]\nlisten = \"y\"\n";
+  Parsed p;
+  CLI::App app;
+  SettingsFile file = BindFrom(config, p, app);
+  EXPECT_EQ(file.UnknownKeys(), (std::vector<std::string>{"streamer.lisen", "streamr.listen", "thread"}));
+}
+
+TEST(SettingsFileTest, AFlagOrVariableMustBeANumberOfZeroOrMore) {
+  Parsed p;
+  SettingsFile file;
+  CLI::App app;
+  file.Bind(app, "threads", p.threads, "");
+  std::vector<const char*> negative = {"plyr-core", "--threads", "-1"};
+  EXPECT_THROW(app.parse(static_cast<int>(negative.size()), negative.data()), CLI::ValidationError);
+  std::vector<const char*> text = {"plyr-core", "--threads", "many"};
+  EXPECT_THROW(app.parse(static_cast<int>(text.size()), text.data()), CLI::ParseError);
+}
+
 TEST(SettingsFileTest, ASecretFromTheFileAppliesButIsNotADefaultForHelp) {
   testing::TempDir dir;
   auto config = dir.path() / "plyr.toml";
-  std::ofstream(config) << "admin_token = \"from-the-file\"\n";
+  std::ofstream(config) << "admin_token = \"from-the-file-0123456789abcdef\"\n";
   std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
   std::string error;
   auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
@@ -71,7 +129,7 @@ TEST(SettingsFileTest, ASecretFromTheFileAppliesButIsNotADefaultForHelp) {
   app.add_option("--config", config_flag);
   CLI::Option* option = file->BindSecret(app, "admin_token", token, "");
   app.parse(static_cast<int>(args.size()), args.data());
-  EXPECT_EQ(token, "from-the-file");
+  EXPECT_EQ(token, "from-the-file-0123456789abcdef");
   EXPECT_EQ(option->get_default_str(), "");
   EXPECT_EQ(app.help().find("from-the-file"), std::string::npos);
 
