@@ -1,5 +1,6 @@
 #include "streamer/supporter_client.h"
 
+#include <cctype>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
@@ -15,8 +16,19 @@ namespace plyr::streamer {
 
 namespace {
 
-bool IsLoopbackHost(std::string_view host) {
-  return host == "localhost" || host == "127.0.0.1" || host.starts_with("127.") || host == "[::1]" || host == "::1";
+// True for an address in 127.0.0.0/8 or ::1, or the name localhost (RFC 6761): the hosts where
+// plain HTTP never leaves the machine. A name such as 127.example.com is not one.
+bool IsLoopbackHost(const boost::urls::url& url) {
+  switch (url.host_type()) {
+    case boost::urls::host_type::ipv4: return url.host_ipv4_address().is_loopback();
+    case boost::urls::host_type::ipv6: return url.host_ipv6_address().is_loopback();
+    case boost::urls::host_type::name: {
+      std::string name = url.host();
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      return name == "localhost" || name == "localhost.";
+    }
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -36,12 +48,16 @@ boost::system::result<std::unique_ptr<SupporterClient>> SupporterClient::Create(
                                                                                 SupporterClientOptions options,
                                                                                 std::string* error) {
   auto parsed = boost::urls::parse_absolute_uri(options.base_url);
-  if (!parsed) {
+  // Boost.URL 1.81 reads http://127.0.0.1.nip.io as host 127.0.0.1 and path ".nip.io": a path
+  // after a host must start with '/', or the URL is not what it looks like.
+  const bool path_glued_to_host =
+      parsed && !parsed->encoded_path().empty() && parsed->encoded_path().front() != '/';
+  if (!parsed || path_glued_to_host) {
     *error = "supporter URL is not an absolute URL: " + options.base_url;
     return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
   }
   boost::urls::url base(*parsed);
-  if (base.scheme() != "https" && !(base.scheme() == "http" && IsLoopbackHost(base.host()))) {
+  if (base.scheme() != "https" && !(base.scheme() == "http" && IsLoopbackHost(base))) {
     *error = "supporter URL must be https (plain http only on loopback): " + options.base_url;
     return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
   }
