@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include <toml++/toml.h>
 
@@ -102,6 +104,67 @@ std::vector<std::string> SettingsFile::UnknownKeys() const {
   }
   std::sort(unknown.begin(), unknown.end());
   return unknown;
+}
+
+namespace {
+
+// The secret a `<key>_file` setting names: the file's bytes without trailing newlines.
+std::optional<std::string> ReadSecretFile(const std::string& path, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = "cannot read " + path;
+    return std::nullopt;
+  }
+  std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+  if (secret.empty()) {
+    *error = path + " is empty";
+    return std::nullopt;
+  }
+  return secret;
+}
+
+}  // namespace
+
+CLI::Option* SettingsFile::BindSecret(CLI::App& app, std::string_view key, std::string& value,
+                                      std::string help) const {
+  const std::string file_key = std::string(key) + "_file";
+  bound_.insert(std::string(key));
+  bound_.insert(file_key);
+  CLI::Option* opt = app.add_option(FlagName(key), value, help)
+                         ->envname(EnvName(key))
+                         ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  // The path becomes the secret on the way in: the option writes the file's content to `value`.
+  CLI::Option* file_opt =
+      app.add_option(FlagName(file_key), value, "File holding the secret above (instead of the value itself)")
+          ->envname(EnvName(file_key))
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+          ->transform(CLI::Validator(
+              [](std::string& text) -> std::string {
+                std::string error;
+                auto secret = ReadSecretFile(text, &error);
+                if (!secret) return error;
+                text = std::move(*secret);
+                return {};
+              },
+              "", "secret file"));
+  opt->excludes(file_opt);
+  // The defaults CLI11 keeps when neither flag nor variable is given.
+  auto from_file = LookupAs(key, ValueKind::kString);
+  auto path = LookupAs(file_key, ValueKind::kString);
+  if (from_file && path) {
+    errors_.push_back(FileError(key, "give the secret or " + file_key + ", not both"));
+  } else if (from_file) {
+    value = *from_file;
+  } else if (path) {
+    std::string error;
+    if (auto secret = ReadSecretFile(*path, &error)) {
+      value = std::move(*secret);
+    } else {
+      errors_.push_back(FileError(file_key, error));
+    }
+  }
+  return opt;
 }
 
 CLI::Validator SettingsFile::NonNegative() {

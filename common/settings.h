@@ -64,17 +64,12 @@ class SettingsFile {
   }
 
   // Bind for a secret (a token, a key): the file's value applies, but --help never shows it, as
-  // it shows other settings' values. Flags and variables still work; prefer the file or the
-  // variable, since flags are visible to every user in the process list.
-  CLI::Option* BindSecret(CLI::App& app, std::string_view key, std::string& value, std::string help) const {
-    bound_.insert(std::string(key));
-    CLI::Option* opt = app.add_option(FlagName(key), value, std::move(help))
-                           ->envname(EnvName(key))
-                           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-    // The default CLI11 keeps when neither flag nor variable is given.
-    if (auto v = LookupAs(key, ValueKind::kString)) value = *v;
-    return opt;
-  }
+  // it shows other settings' values. A second setting, `<key>_file` (--admin-token-file,
+  // PLYR_ADMIN_TOKEN_FILE, admin_token_file = "..."), names a file that holds the secret (its
+  // trailing newline dropped), for secrets handed over as files (systemd credentials, container
+  // secrets). Giving both is an error. Prefer the file or a variable to a flag: flags are visible
+  // to every user in the process list.
+  CLI::Option* BindSecret(CLI::App& app, std::string_view key, std::string& value, std::string help) const;
 
   // "config file F: key: what is wrong", one per bad value of the file, in binding order.
   const std::vector<std::string>& errors() const { return errors_; }

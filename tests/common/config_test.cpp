@@ -161,5 +161,45 @@ TEST(SettingsFileTest, MissingFileIsAnError) {
   EXPECT_FALSE(error.empty());
 }
 
+TEST(SettingsFileTest, ASecretCanComeFromAFileNamedByTheFileSetting) {
+  testing::TempDir dir;
+  const auto secret = dir.path() / "token";
+  std::ofstream(secret) << "token-from-a-file-0123456789\n";
+  const auto config = dir.path() / "plyr.toml";
+  unsetenv("PLYR_ADMIN_TOKEN");
+  unsetenv("PLYR_ADMIN_TOKEN_FILE");
+  auto bind = [&](const std::string& toml, std::vector<const char*> flags, std::string& token) {
+    std::ofstream(config, std::ios::trunc) << toml;
+    std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    std::string error;
+    auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
+    EXPECT_TRUE(file) << error;
+    auto app = std::make_unique<CLI::App>();
+    std::string config_flag;
+    app->add_option("--config", config_flag);
+    file->BindSecret(*app, "admin_token", token, "");
+    app->parse(static_cast<int>(args.size()), args.data());
+    return std::move(*file);
+  };
+  std::string from_toml;
+  EXPECT_TRUE(bind("admin_token_file = \"" + secret.string() + "\"\n", {}, from_toml).errors().empty());
+  EXPECT_EQ(from_toml, "token-from-a-file-0123456789");
+
+  std::string from_flag;
+  const std::string path = secret.string();
+  bind("", {"--admin-token-file", path.c_str()}, from_flag);
+  EXPECT_EQ(from_flag, "token-from-a-file-0123456789");
+
+  std::string both;
+  auto file = bind("admin_token = \"x\"\nadmin_token_file = \"" + path + "\"\n", {}, both);
+  ASSERT_EQ(file.errors().size(), 1u);
+  EXPECT_NE(file.errors()[0].find("not both"), std::string::npos) << file.errors()[0];
+
+  std::string missing;
+  EXPECT_THROW(bind("", {"--admin-token-file", "/nonexistent/token"}, missing), CLI::ValidationError);
+  EXPECT_TRUE(bind("", {}, missing).UnknownKeys().empty());
+}
+
 }  // namespace
 }  // namespace plyr
