@@ -46,6 +46,7 @@ struct ServeSettings {
   std::string data_dir = "./data";
   std::string admin_token;
   std::string log_level = "info";
+  std::string log_format = "text";
   unsigned threads = 0;
   std::string thread_model = "per-core";
   bool access_log = true;
@@ -75,6 +76,8 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
   file.BindSecret(serve, "admin_token", s.admin_token,
             "Bearer token for admin and job APIs (default: generated into <data>/admin-token)");
   file.Bind(serve, "log_level", s.log_level, "trace, debug, info, warn or error");
+  file.Bind(serve, "log_format", s.log_format, "text (one line of key=value pairs) or json (one object a line)")
+      ->check(CLI::IsMember({"text", "json"}));
   file.Bind(serve, "threads", s.threads, "I/O threads (0: one per CPU core)");
   file.Bind(serve, "thread_model", s.thread_model,
             "per-core (one io_context per thread, SO_REUSEPORT) or shared (one io_context, all threads)")
@@ -105,7 +108,7 @@ std::optional<std::string> UnknownService(const ServeSettings& s) {
 int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settings,
              const labeler::LabelerSettings& labeler_settings, transcoder::TranscoderSettings transcoder_settings,
              fingerprint::FingerprintSettings fingerprint_settings) {
-  InitLogging(s.log_level);
+  InitLogging(s.log_level, s.log_format);
   std::signal(SIGPIPE, SIG_IGN);  // a client that vanishes mid-write is an error code, not a signal
   std::signal(SIGXFSZ, SIG_IGN);  // a file-size limit (ulimit -f) is a write error (EFBIG), not death
   // Each connection and each cached blob holds a descriptor: use every one the hard limit allows.

@@ -1,6 +1,9 @@
 // The plyr-core command line as a user meets it: mistakes get a message that names them.
 #include <fstream>
+#include <sstream>
 #include <string>
+
+#include <boost/json.hpp>
 
 #include <gtest/gtest.h>
 
@@ -96,6 +99,24 @@ TEST(ServeCommand, AnUnknownKeyOfTheConfigFileIsAWarningThatNamesIt) {
   std::string out;
   PlyrProcess::RunToCompletion({"--config", config.string(), "serve", "--help"}, &out);
   EXPECT_NE(out.find("unknown key 'streamer.lisen'"), std::string::npos) << out;
+}
+
+TEST(ServeCommand, TheJsonLogFormatWritesOneObjectALine) {
+  TempDir dir;
+  std::string out;
+  EXPECT_EQ(PlyrProcess::RunToCompletion({"serve", "streamer", "--log-format", "json", "--data",
+                                          (dir.path() / "data").string(), "--streamer-listen", "localhost:1"},
+                                         &out),
+            2);
+  std::size_t lines = 0;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) {
+    const boost::json::value parsed = boost::json::parse(line);  // throws, failing the test, unless JSON
+    ASSERT_TRUE(parsed.is_object()) << line;
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u);
+  EXPECT_NE(out.find(R"("level":"critical")"), std::string::npos) << out;
 }
 
 }  // namespace
