@@ -57,6 +57,7 @@ struct ServeSettings {
   std::int64_t io_timeout_ms = 30'000;
   std::size_t max_connections = 10'000;
   std::int64_t drain_timeout_ms = 10'000;
+  std::string trusted_proxies;
   std::vector<std::string> services;
 };
 
@@ -92,6 +93,8 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
   file.Bind(serve, "http.max_connections", s.max_connections, "Open connections per listener (503 beyond)");
   file.Bind(serve, "http.drain_timeout_ms", s.drain_timeout_ms,
             "On SIGTERM/SIGINT, how long in-flight requests may finish");
+  file.Bind(serve, "http.trusted_proxies", s.trusted_proxies,
+            "Reverse proxies (addresses, networks) whose X-Forwarded-For names the client, e.g. 127.0.0.1,10.0.0.0/8");
   // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
   // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
   serve.add_option("services", s.services, "Services to run: " + ServiceNames() + " (default: all)");
@@ -167,6 +170,12 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   defaults.io_timeout = std::chrono::milliseconds(s.io_timeout_ms);
   defaults.max_connections = s.max_connections;
   defaults.access_log = s.access_log;
+  if (auto proxies = TrustedProxies::Parse(s.trusted_proxies); proxies.ok()) {
+    defaults.trusted_proxies = std::move(*proxies);
+  } else {
+    spdlog::critical("http.trusted_proxies: {}", proxies.status().message());
+    return 2;
+  }
   ServiceEnv env{runtime, metrics, http_client, s.data_dir, token->value, defaults};
 
   const auto& wanted = s.services.empty() ? kAllServices : s.services;

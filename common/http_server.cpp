@@ -53,6 +53,7 @@ struct HttpServer::Connection {
   bool idle = true;
   bool taken_over = false;  // a handler owns the socket now (WebSocket)
   std::string peer;
+  asio::ip::address peer_address;
 };
 
 namespace {
@@ -571,6 +572,10 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   http_metrics_.open_connections().Increment();
   Register(c.get());
   c->peer = PeerAddress(c->socket);
+  {
+    sys::error_code ec;
+    c->peer_address = c->socket.remote_endpoint(ec).address();
+  }
   c->deadline = Clock::now() + options_.header_timeout;  // the watchdog arms itself for this
   asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
 
@@ -623,11 +628,22 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
 
     http::verb method = http::verb::unknown;
     std::string target_for_log = "-";
+    std::string client_for_log = c->peer;  // the peer, or the client a trusted proxy names
+    std::string via_for_log;
     ParserBodySource body(*c, buffer, parser, options_.io_timeout);
     if (!ec) {
       auto& header = parser.get();
       method = header.method();
       target_for_log = RedactedTarget(header.target());
+      if (!options_.trusted_proxies.empty() && options_.trusted_proxies.Contains(c->peer_address)) {
+        std::vector<std::string_view> forwarded;
+        for (auto [it, end] = header.equal_range("X-Forwarded-For"); it != end; ++it) forwarded.push_back(it->value());
+        const auto client = options_.trusted_proxies.ClientAddress(c->peer_address, forwarded);
+        if (client != c->peer_address) {
+          client_for_log = client.to_string();
+          via_for_log = " via=" + c->peer;
+        }
+      }
       request_id = MakeRequestId(header["X-Request-Id"]);
       keep_alive = header.keep_alive();
       auto url = boost::urls::parse_origin_form(header.target());
@@ -702,9 +718,9 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     http_metrics_.RecordRequest(status, sent.body_bytes, seconds);
     if (options_.access_log) {
-      spdlog::info("access service={} id={} peer={} method={} target=\"{}\" status={} bytes={} ms={:.3f}{}",
-                   options_.service, request_id, c->peer, http::to_string(method), target_for_log, status,
-                   sent.body_bytes, seconds * 1000, sent.complete ? "" : " aborted=true");
+      spdlog::info("access service={} id={} peer={} method={} target=\"{}\" status={} bytes={} ms={:.3f}{}{}",
+                   options_.service, request_id, client_for_log, http::to_string(method), target_for_log, status,
+                   sent.body_bytes, seconds * 1000, via_for_log, sent.complete ? "" : " aborted=true");
     }
     if (!sent.complete || !keep_alive) break;
   }

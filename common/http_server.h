@@ -37,6 +37,7 @@
 #include "common/metrics.h"
 #include "common/router.h"
 #include "common/runtime.h"
+#include "common/trusted_proxies.h"
 
 namespace plyr {
 
@@ -56,6 +57,8 @@ struct HttpServerOptions {
   bool access_log = true;
   FileSendMode file_send_mode = FileSendMode::kSendfile;
   std::size_t file_chunk_bytes = 256 * 1024;
+  // Peers whose X-Forwarded-For names the client (the access log's peer=; via= the proxy).
+  TrustedProxies trusted_proxies;
 };
 
 class HttpServer {

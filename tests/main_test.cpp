@@ -78,6 +78,7 @@ TEST(ServeCommand, EveryBadSettingIsOneClearLineAndExitStatusTwo) {
       {"", {"--threads", "many"}, "--threads: 'many' is not a number"},
       {"", {"--streamer-listen", "localhost"}, "streamer.listen is not host:port"},
       {"admin_token = \"short\"\n", {}, "at least 24 characters"},
+      {"", {"--http-trusted-proxies", "10.0.0.0/33"}, "not an IP address or network: 10.0.0.0/33"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = {"serve", "streamer", "--data", data};
