@@ -115,6 +115,7 @@ std::optional<FileRecord> Catalog::FindFile(std::string_view file_id) const {
 }
 
 bool Catalog::PutFile(const FileRecord& file) {
+  std::lock_guard writer(write_mutex_);
   if (!db_->Run("INSERT INTO files (file_id, size, content_type) VALUES (?1, ?2, ?3) "
                 "ON CONFLICT(file_id) DO NOTHING",
                 {file.file_id, static_cast<std::int64_t>(file.size), file.content_type})) {
@@ -125,7 +126,30 @@ bool Catalog::PutFile(const FileRecord& file) {
   return true;
 }
 
-bool Catalog::PutTrack(const Track& track) {
+Status Catalog::PutTrack(const Track& track) {
+  std::lock_guard writer(write_mutex_);
+  {
+    std::shared_lock lock(mutex_);
+    if (auto owner = rendition_owner_.find(track.file_id);
+        owner != rendition_owner_.end() && owner->second != track.file_id) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "the file is a rendition of track " + owner->second + "; a file belongs to one track");
+    }
+    for (const auto& [name, r] : track.renditions) {
+      if (r.file_id == track.file_id) continue;  // the track's own file as one of its renditions
+      std::string other;
+      if (tracks_.contains(r.file_id)) {
+        other = r.file_id;
+      } else if (auto owner = rendition_owner_.find(r.file_id);
+                 owner != rendition_owner_.end() && owner->second != track.file_id) {
+        other = owner->second;
+      }
+      if (!other.empty()) {
+        return Status(StatusCode::kFailedPrecondition, "rendition '" + name + "' names a file of track " + other +
+                                                           "; a file belongs to one track");
+      }
+    }
+  }
   bool ok = db_->Transaction([&] {
     if (!db_->Run("INSERT INTO tracks (file_id, owner_did, gate, content_type) VALUES (?1, ?2, ?3, ?4) "
                   "ON CONFLICT(file_id) DO UPDATE SET owner_did = excluded.owner_did, gate = excluded.gate, "
@@ -142,16 +166,17 @@ bool Catalog::PutTrack(const Track& track) {
     }
     return true;
   });
-  if (!ok) return false;
+  if (!ok) return Status(StatusCode::kInternal, "catalog write failed: " + db_->last_error());
   auto snapshot = std::make_shared<const Track>(track);
   std::unique_lock lock(mutex_);
   UnindexLocked(track.file_id);
   tracks_[track.file_id] = std::move(snapshot);
   IndexLocked(track);
-  return true;
+  return OkStatus();
 }
 
 bool Catalog::RemoveTrack(std::string_view file_id, bool* existed) {
+  std::lock_guard writer(write_mutex_);
   const std::string key(file_id);
   {
     std::shared_lock lock(mutex_);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -18,6 +19,7 @@
 #include <boost/system/result.hpp>
 
 #include "common/sqlite_db.h"
+#include "common/status.h"
 
 namespace plyr::streamer {
 
@@ -65,8 +67,11 @@ class Catalog {
 
   // Records an uploaded file (idempotent). False on a database error (see last_error()).
   bool PutFile(const FileRecord& file);
-  // Creates or replaces a track with its renditions.
-  bool PutTrack(const Track& track);
+  // Creates or replaces a track with its renditions. FailedPrecondition when the track's file is
+  // a rendition of another track, or a rendition's file is another track's own or its
+  // rendition: a file belongs to one track, whose gate it is served under. Internal on a
+  // database error.
+  Status PutTrack(const Track& track);
   // Removes a track and its renditions; false if it did not exist or on error.
   bool RemoveTrack(std::string_view file_id, bool* existed);
   std::string last_error() const { return db_->last_error(); }
@@ -78,6 +83,9 @@ class Catalog {
   void UnindexLocked(const std::string& file_id);
 
   std::unique_ptr<SqliteDb> db_;
+  // Writers take write_mutex_ across the database commit and the mirror's update, so the mirror
+  // changes in the order the commits happened; readers take only mutex_.
+  std::mutex write_mutex_;
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<const Track>> tracks_;  // guarded by mutex_
   std::unordered_map<std::string, std::string> rendition_owner_;  // rendition id -> track id; mutex_

@@ -109,6 +109,17 @@ void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSe
             "How file bytes reach the socket: read (io_uring read + send) or sendfile")
       ->check(CLI::IsMember({"read", "sendfile"}));
   file.Bind(command, "streamer.max_ranges", s.max_ranges, "Most ranges one request may ask for");
+  file.Bind(command, "streamer.public_cache_control", s.public_cache_control,
+            "Cache-Control of public audio (gated audio is always private)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value.empty() || value.size() > 256) return "must be 1-256 characters";
+            for (char c : value) {
+              if (c < 0x20 || c > 0x7e) return "must be printable ASCII (a header value)";
+            }
+            return {};
+          },
+          ""));
 }
 
 StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settings)
@@ -278,10 +289,10 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
   h.set(http::field::accept_ranges, "bytes");
   h.set(http::field::etag, etag);
   h.set(http::field::last_modified, last_modified);
-  // Content-addressed bytes never change: public ones may be cached forever; gated ones only
-  // by the viewer's own browser.
+  // Content-addressed bytes never change: public ones may be cached as long as the operator
+  // allows (a year by default); gated ones only by the viewer's own browser.
   h.set(http::field::cache_control,
-        track->gate == Gate::kNone ? "public, max-age=31536000, immutable" : "private, max-age=3600");
+        track->gate == Gate::kNone ? settings_.public_cache_control : std::string("private, max-age=3600"));
 
   if (IfNoneMatchHits(request.Field(http::field::if_none_match), etag)) {
     h.result(http::status::not_modified);
@@ -463,8 +474,11 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
       track.renditions.emplace(std::move(name), std::move(r));
     }
   }
-  if (!catalog_->PutTrack(track)) {
-    spdlog::error("catalog write failed error=\"{}\"", catalog_->last_error());
+  if (Status put = catalog_->PutTrack(track); !put.ok()) {
+    if (put.code() == StatusCode::kFailedPrecondition) {
+      co_return ErrorResponse(http::status::conflict, "FileOfAnotherTrack", put.message());
+    }
+    spdlog::error("catalog write failed error=\"{}\"", put.message());
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the track");
   }
   auto record = catalog_->FindFile(file_id);

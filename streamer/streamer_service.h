@@ -37,6 +37,10 @@ struct StreamerSettings {
   std::uint64_t upload_max_bytes = 1536ull << 20;
   std::string file_send_mode = "sendfile";  // "sendfile" or "read" (io_uring read + send); bench/RESULTS.md
   std::uint64_t max_ranges = 8;
+  // Cache-Control of public audio. Content-addressed bytes never change, so the default lets a
+  // CDN keep them a year; the price is that gating a public track later cannot reach copies
+  // already cached (docs/streamer.md).
+  std::string public_cache_control = "public, max-age=31536000, immutable";
 };
 
 // Registers the streamer's settings (streamer.*) on `command`.

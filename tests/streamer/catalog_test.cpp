@@ -34,7 +34,7 @@ TEST(CatalogTest, GatesRoundTripByName) {
 TEST(CatalogTest, RenditionIdsResolveToTheirGatedTrack) {
   testing::TempDir dir;
   auto catalog = OpenCatalog(dir.path());
-  ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
   auto by_rendition = catalog->FindByAnyFileId("00000000000000bb");
   ASSERT_TRUE(by_rendition);
   EXPECT_EQ(by_rendition->file_id, "00000000000000aa");
@@ -47,11 +47,11 @@ TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
   {
     auto catalog = OpenCatalog(dir.path());
     ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000aa", 1234, "audio/flac"}));
-    ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+    ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
     Track replaced = GatedTrack();
     replaced.renditions.clear();
     replaced.renditions["opus-96"] = Rendition{"00000000000000cc", "audio/ogg"};
-    ASSERT_TRUE(catalog->PutTrack(replaced));
+    ASSERT_TRUE(catalog->PutTrack(replaced).ok());
   }
   auto catalog = OpenCatalog(dir.path());
   auto track = catalog->FindTrack("00000000000000aa");
@@ -68,7 +68,7 @@ TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
 TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
   testing::TempDir dir;
   auto catalog = OpenCatalog(dir.path());
-  ASSERT_TRUE(catalog->PutTrack(GatedTrack()));
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
   bool existed = false;
   ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed));
   EXPECT_TRUE(existed);
@@ -78,4 +78,37 @@ TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
 }
 
 }  // namespace
+TEST(CatalogTest, AFileBelongsToOneTrack) {
+  testing::TempDir dir;
+  auto catalog = OpenCatalog(dir.path());
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());  // aa, with rendition bb
+
+  Track thief;
+  thief.file_id = "00000000000000dd";
+  thief.owner_did = "did:plc:someone-else";
+  thief.gate = Gate::kNone;
+  thief.content_type = "audio/flac";
+  for (const char* taken : {"00000000000000aa", "00000000000000bb"}) {
+    thief.renditions = {{"mp3-128", Rendition{taken, "audio/mpeg"}}};
+    const Status refused = catalog->PutTrack(thief);
+    EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition) << taken;
+    EXPECT_NE(refused.message().find("00000000000000aa"), std::string::npos) << refused.message();
+  }
+  EXPECT_FALSE(catalog->FindTrack("00000000000000dd")) << "nothing of a refused track is recorded";
+
+  // A track whose own file is another track's rendition: refused too.
+  Track over = thief;
+  over.file_id = "00000000000000bb";
+  over.renditions.clear();
+  EXPECT_EQ(catalog->PutTrack(over).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(catalog->FindByAnyFileId("00000000000000bb")->file_id, "00000000000000aa");
+
+  // The owner may move its renditions around, and name its own file as one.
+  Track same = GatedTrack();
+  same.renditions["lossless"] = Rendition{"00000000000000aa", "audio/flac"};
+  EXPECT_TRUE(catalog->PutTrack(same).ok());
+  thief.renditions = {{"mp3-128", Rendition{"00000000000000ee", "audio/mpeg"}}};
+  EXPECT_TRUE(catalog->PutTrack(thief).ok());
+}
+
 }  // namespace plyr::streamer

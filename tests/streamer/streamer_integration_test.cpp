@@ -283,6 +283,28 @@ TEST_F(StreamerTest, RenditionsShareTheirTracksGate) {
   EXPECT_EQ(Get("/audio/" + mp3, {{"Authorization", "Bearer " + ticket}}).status, 200);
 }
 
+TEST_F(StreamerTest, ARenditionCannotNameAnotherTracksFile) {
+  // Another owner's gated track, and a public track that tries to serve its bytes.
+  const std::string gated = Upload(RandomBytes(3000, 17), "audio/flac");
+  ASSERT_EQ(PutTrack(gated, R"({"owner_did":"did:plc:artist","gate":"copyright"})").status, 200);
+  const std::string mine = Upload(RandomBytes(2000, 18), "audio/flac");
+  auto refused = PutTrack(mine, R"({"owner_did":"did:plc:thief","gate":"none","renditions":{"mp3-128":")" + gated +
+                                    "\"}}");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("FileOfAnotherTrack"), std::string::npos) << refused.body;
+  EXPECT_EQ(Get("/audio/" + mine + "?rendition=mp3-128").status, 404) << "nothing was recorded";
+  EXPECT_EQ(Get("/audio/" + gated).status, 401) << "the gated file keeps its own gate";
+}
+
+TEST_F(StreamerTest, ThePublicCacheControlIsTheOperatorsChoice) {
+  Restart({"--streamer-public-cache-control", "public, max-age=3600"});
+  const std::string id = AddTrack(RandomBytes(1000, 19), "none");
+  EXPECT_EQ(Get("/audio/" + id).Header("cache-control"), "public, max-age=3600");
+  const std::string gated = AddTrack(RandomBytes(1000, 20), "copyright");
+  EXPECT_EQ(Get("/audio/" + gated, {{"Authorization", "Bearer " + Ticket(kFan, gated)}}).Header("cache-control"),
+            "private, max-age=3600");
+}
+
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
   const std::string bytes = RandomBytes(50000, 15);
   const std::string id = AddTrack(bytes, "copyright");
