@@ -129,24 +129,30 @@ bool Catalog::PutFile(const FileRecord& file) {
 Status Catalog::PutTrack(const Track& track) {
   std::lock_guard writer(write_mutex_);
   {
+    // Content-addressed ids: the same bytes uploaded twice are one file, and an artist's two
+    // uploads of one recording share their renditions. Another owner's file is refused: it would
+    // be served under this track's gate.
     std::shared_lock lock(mutex_);
-    if (auto owner = rendition_owner_.find(track.file_id);
-        owner != rendition_owner_.end() && owner->second != track.file_id) {
+    auto other_owner = [&](const std::string& file_id) -> std::string {
+      std::string holder;
+      if (auto it = tracks_.find(file_id); it != tracks_.end() && file_id != track.file_id) {
+        holder = file_id;
+      } else if (auto owner = rendition_owner_.find(file_id);
+                 owner != rendition_owner_.end() && owner->second != track.file_id) {
+        holder = owner->second;
+      }
+      if (holder.empty()) return {};
+      auto it = tracks_.find(holder);
+      return it != tracks_.end() && it->second->owner_did != track.owner_did ? holder : std::string();
+    };
+    if (auto holder = other_owner(track.file_id); !holder.empty()) {
       return Status(StatusCode::kFailedPrecondition,
-                    "the file is a rendition of track " + owner->second + "; a file belongs to one track");
+                    "the file is a rendition of track " + holder + " of another owner");
     }
     for (const auto& [name, r] : track.renditions) {
-      if (r.file_id == track.file_id) continue;  // the track's own file as one of its renditions
-      std::string other;
-      if (tracks_.contains(r.file_id)) {
-        other = r.file_id;
-      } else if (auto owner = rendition_owner_.find(r.file_id);
-                 owner != rendition_owner_.end() && owner->second != track.file_id) {
-        other = owner->second;
-      }
-      if (!other.empty()) {
-        return Status(StatusCode::kFailedPrecondition, "rendition '" + name + "' names a file of track " + other +
-                                                           "; a file belongs to one track");
+      if (auto holder = other_owner(r.file_id); !holder.empty()) {
+        return Status(StatusCode::kFailedPrecondition,
+                      "rendition '" + name + "' names a file of track " + holder + " of another owner");
       }
     }
   }

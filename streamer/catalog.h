@@ -68,9 +68,10 @@ class Catalog {
   // Records an uploaded file (idempotent). False on a database error (see last_error()).
   bool PutFile(const FileRecord& file);
   // Creates or replaces a track with its renditions. FailedPrecondition when the track's file is
-  // a rendition of another track, or a rendition's file is another track's own or its
-  // rendition: a file belongs to one track, whose gate it is served under. Internal on a
-  // database error.
+  // a rendition of another owner's track, or a rendition's file is another owner's track or
+  // rendition: a file is served under the gate of the track that names it, so one owner's file
+  // must not be named by another's track. (One owner's tracks may share files: the same bytes
+  // are one file.) Internal on a database error.
   Status PutTrack(const Track& track);
   // Removes a track and its renditions; false if it did not exist or on error.
   bool RemoveTrack(std::string_view file_id, bool* existed);

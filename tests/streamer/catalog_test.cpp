@@ -78,7 +78,7 @@ TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
 }
 
 }  // namespace
-TEST(CatalogTest, AFileBelongsToOneTrack) {
+TEST(CatalogTest, AnotherOwnersFileCannotBeNamed) {
   testing::TempDir dir;
   auto catalog = OpenCatalog(dir.path());
   ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());  // aa, with rendition bb
@@ -103,10 +103,14 @@ TEST(CatalogTest, AFileBelongsToOneTrack) {
   EXPECT_EQ(catalog->PutTrack(over).code(), StatusCode::kFailedPrecondition);
   EXPECT_EQ(catalog->FindByAnyFileId("00000000000000bb")->file_id, "00000000000000aa");
 
-  // The owner may move its renditions around, and name its own file as one.
+  // The owner may move its renditions around, name its own file as one, and share files between
+  // its own tracks (an upload of the same recording encodes to the same bytes).
   Track same = GatedTrack();
   same.renditions["lossless"] = Rendition{"00000000000000aa", "audio/flac"};
   EXPECT_TRUE(catalog->PutTrack(same).ok());
+  Track again = GatedTrack();
+  again.file_id = "00000000000000ff";
+  EXPECT_TRUE(catalog->PutTrack(again).ok());
   thief.renditions = {{"mp3-128", Rendition{"00000000000000ee", "audio/mpeg"}}};
   EXPECT_TRUE(catalog->PutTrack(thief).ok());
 }

@@ -283,7 +283,7 @@ TEST_F(StreamerTest, RenditionsShareTheirTracksGate) {
   EXPECT_EQ(Get("/audio/" + mp3, {{"Authorization", "Bearer " + ticket}}).status, 200);
 }
 
-TEST_F(StreamerTest, ARenditionCannotNameAnotherTracksFile) {
+TEST_F(StreamerTest, ARenditionCannotNameAnotherOwnersFile) {
   // Another owner's gated track, and a public track that tries to serve its bytes.
   const std::string gated = Upload(RandomBytes(3000, 17), "audio/flac");
   ASSERT_EQ(PutTrack(gated, R"({"owner_did":"did:plc:artist","gate":"copyright"})").status, 200);
