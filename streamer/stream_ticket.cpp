@@ -15,6 +15,8 @@
 #include <boost/json/value.hpp>
 #include <sodium.h>
 
+#include "common/comma_list.h"
+
 namespace plyr::streamer {
 
 namespace {
@@ -415,8 +417,22 @@ std::string MintTicket(const TicketKeyPair& keys, const TicketClaims& claims) {
 }
 
 TicketVerifier::TicketVerifier(const Ed25519PublicKey& public_key, std::int64_t max_ttl_seconds)
-    : public_key_(public_key), max_ttl_seconds_(max_ttl_seconds) {
+    : TicketVerifier(std::vector<Ed25519PublicKey>{public_key}, max_ttl_seconds) {}
+
+TicketVerifier::TicketVerifier(std::vector<Ed25519PublicKey> public_keys, std::int64_t max_ttl_seconds)
+    : public_keys_(std::move(public_keys)), max_ttl_seconds_(max_ttl_seconds) {
   EnsureSodium();
+}
+
+boost::system::result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list) {
+  std::vector<Ed25519PublicKey> keys;
+  for (std::string_view item : SplitCommaList(list)) {
+    auto key = ParsePublicKeyHex(item);
+    if (!key) return key.error();
+    keys.push_back(*key);
+  }
+  if (keys.empty()) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  return keys;
 }
 
 std::optional<TicketClaims> TicketVerifier::VerifySignature(std::string_view ticket, TicketError* error) const {
@@ -446,9 +462,14 @@ std::optional<TicketClaims> TicketVerifier::VerifySignature(std::string_view tic
   // The signature covers the ticket text up to the second dot ("v1." + payload_b64), so nothing
   // derived from the payload is trusted, or even parsed, before this succeeds.
   const std::string_view signed_part = ticket.substr(0, second_dot);
-  const int verified =
-      crypto_sign_verify_detached(signature, Bytes(signed_part), signed_part.size(), public_key_.data());
-  if (verified != 0) {
+  bool verified = false;
+  for (const auto& key : public_keys_) {
+    if (crypto_sign_verify_detached(signature, Bytes(signed_part), signed_part.size(), key.data()) == 0) {
+      verified = true;
+      break;
+    }
+  }
+  if (!verified) {
     *error = TicketError::kBadSignature;
     return std::nullopt;
   }

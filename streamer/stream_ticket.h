@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/system/result.hpp>
 
@@ -60,6 +61,8 @@ boost::system::result<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesyste
 
 // Parses 64 hex characters into a public key.
 boost::system::result<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex);
+// Parses a comma-separated list of such keys (at least one).
+boost::system::result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list);
 std::string ToHex(const Ed25519PublicKey& key);
 
 // Mints a ticket. `claims.expires_at` is used as given.
@@ -70,6 +73,10 @@ class TicketVerifier {
   // `max_ttl_seconds`: tickets whose exp lies further than this beyond `now` are refused, so a
   // leaked long-lived ticket cannot be minted by mistake and kept forever.
   TicketVerifier(const Ed25519PublicKey& public_key, std::int64_t max_ttl_seconds);
+  // Accepts a ticket signed by any of `public_keys` (the current key first, then those being
+  // retired): the signer's key can change without an outage (docs/stream-tickets.md). Needs at
+  // least one key.
+  TicketVerifier(std::vector<Ed25519PublicKey> public_keys, std::int64_t max_ttl_seconds);
 
   // Verifies `ticket` at time `now` (unix seconds) for access to `file_id`.
   // Returns the claims on success; the failure reason otherwise. Never throws; any input
@@ -90,7 +97,7 @@ class TicketVerifier {
   // Checks the format and the Ed25519 signature, then parses the claims; sets `error` on failure.
   std::optional<TicketClaims> VerifySignature(std::string_view ticket, TicketError* error) const;
 
-  Ed25519PublicKey public_key_;
+  std::vector<Ed25519PublicKey> public_keys_;
   std::int64_t max_ttl_seconds_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, TicketClaims> verified_;  // guarded by cache_mutex_

@@ -101,7 +101,8 @@ void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSe
   file.Bind(command, "supporter.cache_seconds", s.supporter_cache_seconds,
             "How long a supporter answer is cached");
   file.Bind(command, "ticket.public_key", s.ticket_public_key,
-            "Ed25519 public key (hex) that signs stream tickets; default: the key pair in the data folder");
+            "Ed25519 public keys (hex, comma-separated: the current one, then those being retired) that sign "
+            "stream tickets; default: the key pair in the data folder");
   file.Bind(command, "ticket.max_ttl_seconds", s.ticket_max_ttl_seconds,
             "Refuse tickets that expire further in the future than this");
   file.Bind(command, "streamer.upload_max_bytes", s.upload_max_bytes, "Largest file PUT /v1/files accepts");
@@ -148,23 +149,23 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   if (!catalog) return catalog.error();
   service->catalog_ = std::move(*catalog);
 
-  Ed25519PublicKey public_key{};
+  std::vector<Ed25519PublicKey> public_keys;
   if (!settings.ticket_public_key.empty()) {
-    auto parsed = ParsePublicKeyHex(settings.ticket_public_key);
+    auto parsed = ParsePublicKeyList(settings.ticket_public_key);
     if (!parsed) {
-      *error = "ticket.public_key is not 64 hex characters";
-      return parsed.error();
+      *error = "ticket.public_key is not a list of public keys of 64 hex characters each";
+      return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
     }
-    public_key = *parsed;
+    public_keys = std::move(*parsed);
   } else {
     auto keys = LoadOrCreateTicketKeys(env.data_dir);
     if (!keys) {
       *error = "cannot load the ticket key pair in " + env.data_dir.string() + ": " + keys.error().message();
       return keys.error();
     }
-    public_key = keys->public_key;
+    public_keys.push_back(keys->public_key);
   }
-  service->tickets_ = std::make_unique<TicketVerifier>(public_key, settings.ticket_max_ttl_seconds);
+  service->tickets_ = std::make_unique<TicketVerifier>(std::move(public_keys), settings.ticket_max_ttl_seconds);
 
   SupporterClientOptions supporter_options;
   supporter_options.base_url = settings.supporter_url;

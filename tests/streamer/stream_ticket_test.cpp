@@ -125,6 +125,26 @@ TEST_F(StreamTicketTest, RoundTripWithGeneratedKeys) {
   EXPECT_TRUE(verifier.Verify(MintTicket(keys, Claims("f1", kNow + 60)), "f1", kNow).ok);
 }
 
+TEST_F(StreamTicketTest, SeveralKeysLetTheSignerRotateWithoutAnOutage) {
+  const TicketKeyPair next = GenerateTicketKeyPair();
+  const TicketKeyPair stranger = GenerateTicketKeyPair();
+  // While rotating, tickets signed by the new key and by the old one both verify.
+  auto keys = ParsePublicKeyList(ToHex(next.public_key) + ", " + ToHex(keys_.public_key));
+  ASSERT_TRUE(keys);
+  ASSERT_EQ(keys->size(), 2u);
+  const TicketVerifier rotating(*keys, kMaxTtl);
+  EXPECT_TRUE(rotating.Verify(MintTicket(next, Claims("f1", kNow + 60)), "f1", kNow).ok);
+  EXPECT_TRUE(rotating.Verify(MintTicket(keys_, Claims("f1", kNow + 60)), "f1", kNow).ok);
+  const auto refused = rotating.Verify(MintTicket(stranger, Claims("f1", kNow + 60)), "f1", kNow);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.error, TicketError::kBadSignature);
+  // Then the old key is dropped: its tickets stop verifying.
+  const TicketVerifier rotated(std::vector<Ed25519PublicKey>{next.public_key}, kMaxTtl);
+  EXPECT_FALSE(rotated.Verify(MintTicket(keys_, Claims("f1", kNow + 60)), "f1", kNow).ok);
+
+  for (const char* bad : {"", ",", "abc", "00,11"}) EXPECT_FALSE(ParsePublicKeyList(bad)) << bad;
+}
+
 TEST_F(StreamTicketTest, PayloadIsCompactJsonWithKeysInDocumentedOrder) {
   const TicketParts parts = Split(MintTicket(keys_, Claims("f1", 123)));
   EXPECT_EQ(parts.version, "v1");

@@ -305,6 +305,21 @@ TEST_F(StreamerTest, ThePublicCacheControlIsTheOperatorsChoice) {
             "private, max-age=3600");
 }
 
+TEST_F(StreamerTest, TicketsOfEveryConfiguredKeyVerify) {
+  const auto old_keys = streamer::LoadOrCreateTicketKeys(process_->data_dir());
+  ASSERT_TRUE(old_keys);
+  const auto next = streamer::GenerateTicketKeyPair();
+  Restart({"--ticket-public-key", streamer::ToHex(next.public_key) + "," + streamer::ToHex(old_keys->public_key)});
+  const std::string id = AddTrack(RandomBytes(1000, 21), "copyright");
+  const auto mint = [&](const streamer::TicketKeyPair& keys) {
+    return streamer::MintTicket(keys, {kFan, id, static_cast<std::int64_t>(std::time(nullptr)) + 600});
+  };
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + mint(next)}}).status, 200);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + mint(*old_keys)}}).status, 200);
+  EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + mint(streamer::GenerateTicketKeyPair())}}).status,
+            401);
+}
+
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
   const std::string bytes = RandomBytes(50000, 15);
   const std::string id = AddTrack(bytes, "copyright");
