@@ -14,6 +14,9 @@
 #include <boost/system/errc.hpp>
 #include <spdlog/spdlog.h>
 
+#include "labeler/label_cbor.h"
+#include "labeler/signing_key.h"
+
 namespace plyr::labeler {
 
 namespace {
@@ -443,6 +446,38 @@ void LabelStore::SetCommitListener(std::function<void(const std::vector<StoredLa
 }
 
 std::int64_t LabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
+
+boost::system::result<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key,
+                                                         std::string* error) {
+  auto db = SqliteDb::Open(path, error);
+  if (!db) return db.error();
+  static const std::string select =
+      "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT 1000";
+  std::size_t resigned = 0;
+  const bool ok = (*db)->Transaction([&] {
+    std::int64_t after = 0;
+    for (;;) {
+      std::vector<StoredLabel> page;
+      if (!(*db)->Run(select, {after}, [&](const SqlRow& row) { page.push_back(ReadLabel(row)); })) return false;
+      if (page.empty()) return true;
+      for (StoredLabel& stored : page) {
+        stored.label.sig = key.Sign(EncodeUnsignedLabel(stored.label));
+        stored.cbor = EncodeSignedLabel(stored.label);
+        if (!(*db)->Run("UPDATE labels SET sig = ?1, cbor = ?2 WHERE seq = ?3",
+                        {SqlBlob{stored.label.sig}, SqlBlob{stored.cbor}, stored.seq})) {
+          return false;
+        }
+        ++resigned;
+      }
+      after = page.back().seq;
+    }
+  });
+  if (!ok) {
+    if (error) *error = "re-signing failed, nothing changed: " + (*db)->last_error();
+    return make_error_code(errc::io_error);
+  }
+  return resigned;
+}
 
 boost::system::result<std::vector<StoredLabel>> LabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
   static const std::string sql =

@@ -33,6 +33,8 @@
 
 namespace plyr::labeler {
 
+class SigningKey;
+
 struct LabelStoreOptions {
   std::size_t max_batch = 4096;  // labels per group-commit transaction
   std::size_t readers = 2;       // read connections
@@ -62,6 +64,13 @@ class LabelStore {
   // Called on the writer thread after each durable commit, before the Append callbacks, with the
   // committed labels in seq order. Set once, before the first Append.
   void SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener);
+
+  // Re-signs every label of the log at `path` with `key`, in one transaction: after a signing-key
+  // rotation, so that what is served verifies under the DID document's new key. seq, cts and the
+  // other fields stay; sig and the signed CBOR change. For a labeler that is not running (it
+  // would go on serving frames it built before). Returns how many labels were re-signed.
+  static boost::system::result<std::size_t> ResignAll(const std::filesystem::path& path, const SigningKey& key,
+                                                      std::string* error);
 
   // The highest committed seq (0 when the log is empty; after a reopen, the highest seq still in the
   // table). Thread-safe.

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "labeler/label_store.h"
 #include "labeler/labeler_service.h"
 #include "labeler/signing_key.h"
 
@@ -69,6 +70,36 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
       std::cout << "did:key: " << (*key)->DidKey() << "\n"
                 << "multikey: " << (*key)->Multikey() << "\n"
                 << "curve: " << CurveName((*key)->curve()) << "\n";
+      return 0;
+    };
+  });
+
+  CLI::App* resign = labeler->add_subcommand(
+      "resign",
+      "Re-sign every stored label with the current signing key, after a key rotation (stop the labeler first; "
+      "docs/labeler.md)");
+  file.Bind(*resign, "data", args->data_dir, "Data folder");
+  file.BindSecret(*resign, "labeler.signing_key", args->signing_key, "Hex of a 32-byte secp256k1 private key");
+  resign->callback([args, &action] {
+    action = [args] {
+      std::string error;
+      auto key = LoadLabelerKey(args->data_dir, args->signing_key, false, &error);
+      if (!key) {
+        std::cerr << "labeler resign: " << error << "\n";
+        return 1;
+      }
+      const auto log = std::filesystem::path(args->data_dir) / "labeler" / "labels.db";
+      std::error_code ec;
+      if (!std::filesystem::exists(log, ec)) {
+        std::cerr << "labeler resign: no label log at " << log.string() << "\n";
+        return 1;
+      }
+      auto resigned = LabelStore::ResignAll(log, **key, &error);
+      if (!resigned) {
+        std::cerr << "labeler resign: " << error << "\n";
+        return 1;
+      }
+      std::cout << "re-signed " << *resigned << " labels with " << (*key)->DidKey() << "\n";
       return 0;
     };
   });

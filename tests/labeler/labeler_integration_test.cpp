@@ -87,6 +87,43 @@ TEST_F(LabelerTest, EmittedLabelsAreSignedByThePublishedKey) {
   EXPECT_EQ(body.at("cursor").as_string(), std::to_string(stored[1].as_object().at("seq").as_int64()));
 }
 
+TEST_F(LabelerTest, AfterAKeyRotationResignServesEveryLabelUnderTheNewKey) {
+  Emit(array{object{{"uri", PostUri(1)}, {"val", "spam"}}, object{{"uri", PostUri(2)}, {"val", "porn"}}});
+  const std::string old_key = DidKey();
+  auto before = Json(Fetch(port_, "GET", Query("uriPatterns=" + PostUri(1) + "&uriPatterns=" + PostUri(2))));
+  ASSERT_EQ(process_->Stop(), 0);
+
+  // The procedure of docs/labeler.md: keep the old key aside, make a new one, re-sign the log.
+  const auto key_file = process_->data_dir() / "labeler" / "signing-key.json";
+  std::filesystem::rename(key_file, process_->data_dir() / "labeler" / "signing-key.old.json");
+  const std::string data = process_->data_dir().string();
+  std::string out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"labeler", "keygen", "--data", data}, &out), 0) << out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"labeler", "resign", "--data", data}, &out), 0) << out;
+  EXPECT_NE(out.find("re-signed 2 labels"), std::string::npos) << out;
+  const std::string new_key = DidKey();
+  ASSERT_NE(new_key, old_key);
+
+  Start({});
+  auto after = Json(Fetch(port_, "GET", Query("uriPatterns=" + PostUri(1) + "&uriPatterns=" + PostUri(2))));
+  const auto& was = before.at("labels").as_array();
+  const auto& now = after.at("labels").as_array();
+  ASSERT_EQ(now.size(), 2u);
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    const auto label = LabelFromQueryJson(now[i].as_object());
+    EXPECT_TRUE(labeler::VerifyWithDidKey(new_key, labeler::EncodeUnsignedLabel(label), label.sig));
+    EXPECT_FALSE(labeler::VerifyWithDidKey(old_key, labeler::EncodeUnsignedLabel(label), label.sig));
+    EXPECT_EQ(now[i].as_object().at("cts"), was[i].as_object().at("cts")) << "cts stays";
+  }
+  EXPECT_EQ(after.at("cursor"), before.at("cursor")) << "seq stays";
+  // New labels are signed with the new key too.
+  auto stored = Emit(array{object{{"uri", PostUri(3)}, {"val", "spam"}}});
+  ASSERT_EQ(stored.size(), 1u);
+  const auto fresh = LabelFromQueryJson(Json(Fetch(port_, "GET", Query("uriPatterns=" + PostUri(3))))
+                                            .at("labels").as_array()[0].as_object());
+  EXPECT_TRUE(labeler::VerifyWithDidKey(new_key, labeler::EncodeUnsignedLabel(fresh), fresh.sig));
+}
+
 TEST_F(LabelerTest, QueryLabelsPatternsSourcesAndPaging) {
   EmitMany(1, 5);  // PostUri(1..5)
   Emit(array{object{{"uri", "did:plc:someaccount"}, {"val", "spam"}}});
