@@ -1,6 +1,8 @@
 #include "labeler/label_stream.h"
 
 #include <charconv>
+#include <optional>
+#include <string>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -42,7 +44,24 @@ struct LabelStream::Session {
   bool ping_sent = false;
   bool stalled = false;
   bool done = false;           // the reader saw a close or an error: stop after replying
-  std::string control;         // control frames (pongs, close) for the writer to send next
+  // Control frames for the writer to send next. While a write is blocked a client may send any
+  // number of pings: only the latest unanswered one is answered (RFC 6455, section 5.5.3), so
+  // what waits here stays under a few hundred bytes.
+  std::optional<std::string> pong;  // payload of the latest unanswered ping
+  bool ping_due = false;            // our idle ping
+  std::string close;                // our close frame; the last thing sent
+
+  bool has_control() const { return pong || ping_due || !close.empty(); }
+  std::string TakeControl() {
+    std::string frames;
+    if (pong) frames += EncodeWsFrame(WsOpcode::kPong, *pong);
+    if (ping_due) frames += EncodeWsFrame(WsOpcode::kPing, "");
+    frames += close;
+    pong.reset();
+    ping_due = false;
+    close.clear();
+    return frames;
+  }
 };
 
 LabelStream::LabelStream(LabelStore& store, LabelFeed& feed, asio::thread_pool& read_pool,
@@ -156,11 +175,11 @@ asio::awaitable<void> LabelStream::ReadLoop(Session& s) {
       auto event = reader.Next(data);
       if (event.kind == WsFrameReader::Event::kNone) continue;
       if (event.kind == WsFrameReader::Event::kPing) {
-        s.control += EncodeWsFrame(WsOpcode::kPong, event.payload);
+        s.pong = std::string(event.payload);
       } else {
         // A close is echoed; a protocol error gets our close. Either way the stream ends.
-        s.control += event.kind == WsFrameReader::Event::kClose ? EncodeWsClose(1000, "")
-                                                                 : EncodeWsClose(event.code, event.reason);
+        s.close = event.kind == WsFrameReader::Event::kClose ? EncodeWsClose(1000, "")
+                                                             : EncodeWsClose(event.code, event.reason);
         s.done = true;
       }
       s.waiter->timer.cancel();  // the writer sends control frames first
@@ -194,7 +213,7 @@ asio::awaitable<void> LabelStream::Watchdog(Session& s) {
       if (s.ping_sent && now - s.last_received > 2 * kIdlePing) co_return;
       if (!s.ping_sent) {
         s.ping_sent = true;
-        s.control += EncodeWsFrame(WsOpcode::kPing, "");
+        s.ping_due = true;
         s.waiter->timer.cancel();
       }
     }
@@ -206,9 +225,8 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
   std::vector<asio::const_buffer> buffers;
   bool live = false;  // caught up with the head at least once
   for (;;) {
-    if (!s.control.empty()) {
-      std::string control = std::move(s.control);
-      s.control.clear();
+    if (s.has_control()) {
+      std::string control = s.TakeControl();
       s.writing = true;
       s.write_started = Clock::now();
       auto [ec, n] = co_await asio::async_write(s.socket, asio::buffer(control), kUseTuple);
@@ -239,7 +257,7 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
     if (batch.empty()) {
       live = true;
       s.waiter->timer.expires_at(asio::steady_timer::time_point::max());
-      if (s.control.empty() && feed_.WaitAfter(s.position, s.waiter)) {
+      if (!s.has_control() && feed_.WaitAfter(s.position, s.waiter)) {
         co_await s.waiter->timer.async_wait(kUseTuple);  // a publish or the reader wakes it
         if (auto state = co_await asio::this_coro::cancellation_state;
             state.cancelled() != asio::cancellation_type::none) {

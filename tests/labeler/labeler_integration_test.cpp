@@ -383,6 +383,32 @@ TEST_F(LabelerTest, AnswersPingsAndRefusesPlainHttp) {
   EXPECT_EQ(Json(r).at("error").as_string(), "UpgradeRequired");
 }
 
+TEST_F(LabelerTest, PingsWhileAWriteIsBlockedGetOnlyTheLatestAnswered) {
+  for (int i = 0; i < 20; ++i) EmitMany(i * 1000, 1000);  // a replay of several MB
+  std::string error;
+  auto ws = WsClient::Connect(port_, Subscribe(0), &error);
+  ASSERT_TRUE(ws) << error;
+  // Not reading: the replay fills the socket buffers and the server's write blocks, while pings
+  // keep arriving.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  constexpr int kPings = 20000;
+  for (int i = 0; i < kPings; ++i) ASSERT_TRUE(ws->Send(9, "p" + std::to_string(i)));
+  int pongs = 0, labels = 0;
+  std::string last_pong;
+  WsMessage m;
+  while (ws->Read(m, std::chrono::seconds(2)) == WsClient::Status::kMessage) {
+    if (m.opcode == 10) {
+      ++pongs;
+      last_pong = m.payload;
+    } else {
+      ++labels;
+    }
+  }
+  EXPECT_EQ(labels, 20000);
+  EXPECT_EQ(last_pong, "p" + std::to_string(kPings - 1)) << "the latest ping is answered";
+  EXPECT_LT(pongs, kPings / 2) << "unanswered pings collapse into one pong while the write is blocked";
+}
+
 TEST_F(LabelerTest, LabelsEmittedDuringALargeReplayArriveOnceInOrder) {
   for (int i = 0; i < 4; ++i) EmitMany(i * 1000, 1000);  // seq 1..4000
   std::string error;
