@@ -1,6 +1,7 @@
 #include "streamer/streamer_service.h"
 
 #include "common/did.h"
+#include "common/run_blocking.h"
 #include "common/upload.h"
 
 #include <ctime>
@@ -134,6 +135,7 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
                                                                                const StreamerSettings& settings,
                                                                                std::string* error) {
   std::unique_ptr<StreamerService> service(new StreamerService(env, settings));
+  service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
   const auto dir = env.data_dir / "streamer";
 
   auto blobs = BlobStore::Open(dir / "blobs");
@@ -360,22 +362,36 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
 
   auto received = co_await ReceiveUpload(request, *blobs_, limit, "upload");
   if (auto* refused = std::get_if<Response>(&received)) co_return std::move(*refused);
-  auto writer = std::move(std::get<std::unique_ptr<BlobStore::Writer>>(received));
-  auto info = writer->Commit();
-  if (!info) {
-    spdlog::error("upload: commit failed error=\"{}\"", info.error().message());
+  // The commit (fsync, rename, directory fsync) and the catalog's commit wait for the disk.
+  struct Stored {
+    std::string error;  // empty on success
+    FileRecord file;
+    bool existed = false;
+  };
+  std::function<Stored()> store =
+      [this, writer = std::shared_ptr<BlobStore::Writer>(std::move(std::get<std::unique_ptr<BlobStore::Writer>>(received))),
+       content_type] {
+        Stored out;
+        auto info = writer->Commit();
+        if (!info) {
+          out.error = "commit failed: " + info.error().message();
+          return out;
+        }
+        auto existing = catalog_->FindFile(info->file_id);
+        out.existed = existing.has_value();
+        out.file = existing ? *existing : FileRecord{info->file_id, info->size, content_type};
+        if (!out.existed && !catalog_->PutFile(out.file)) out.error = "catalog write failed: " + catalog_->last_error();
+        return out;
+      };
+  Stored stored = co_await RunBlocking(*blocking_pool_, std::move(store));
+  if (!stored.error.empty()) {
+    spdlog::error("upload: {}", stored.error);
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
   }
-  const bool existed = catalog_->FindFile(info->file_id).has_value();
-  if (!existed && !catalog_->PutFile(FileRecord{info->file_id, info->size, content_type})) {
-    spdlog::error("upload: catalog write failed error=\"{}\"", catalog_->last_error());
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the upload");
-  }
-  auto record = catalog_->FindFile(info->file_id);
-  co_return JsonResponse(existed ? http::status::ok : http::status::created,
-                         json::object{{"file_id", info->file_id},
-                                      {"size", info->size},
-                                      {"content_type", record ? record->content_type : content_type}});
+  co_return JsonResponse(stored.existed ? http::status::ok : http::status::created,
+                         json::object{{"file_id", stored.file.file_id},
+                                      {"size", stored.file.size},
+                                      {"content_type", stored.file.content_type}});
 }
 
 // For other services (the transcoder fetching an upload to transcode): the bytes as stored,
@@ -475,7 +491,8 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
       track.renditions.emplace(std::move(name), std::move(r));
     }
   }
-  if (Status put = catalog_->PutTrack(track); !put.ok()) {
+  std::function<Status()> put_track = [this, track] { return catalog_->PutTrack(track); };
+  if (Status put = co_await RunBlocking(*blocking_pool_, std::move(put_track)); !put.ok()) {
     if (put.code() == StatusCode::kFailedPrecondition) {
       co_return ErrorResponse(http::status::conflict, "FileOfAnotherTrack", put.message());
     }
@@ -504,11 +521,20 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   if (!BlobStore::IsValidId(file_id)) {
     co_return InvalidFileId();
   }
-  bool existed = false;
-  if (!catalog_->RemoveTrack(file_id, &existed)) {
+  struct Removed {
+    bool ok = false;
+    bool existed = false;
+  };
+  std::function<Removed()> remove = [this, file_id] {
+    Removed out;
+    out.ok = catalog_->RemoveTrack(file_id, &out.existed);
+    return out;
+  };
+  const Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
+  if (!removed.ok) {
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the track");
   }
-  if (!existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
+  if (!removed.existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
   Response r;
   r.header.result(http::status::no_content);
   co_return r;

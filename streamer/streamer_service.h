@@ -16,6 +16,7 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "common/blob_store.h"
 #include "common/service_env.h"
@@ -78,6 +79,9 @@ class StreamerService final : public Service {
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<TicketVerifier> tickets_;
   std::unique_ptr<SupporterClient> supporters_;
+  // Writes that wait for the disk (an upload's fsync and rename, the catalog's commits) run here,
+  // never on the I/O threads. Declared after what its tasks use, so it is joined before they go.
+  std::unique_ptr<asio::thread_pool> blocking_pool_;
   std::unique_ptr<HttpServer> server_;
 };
 
