@@ -7,6 +7,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/url/params_view.hpp>
 #include <fmt/format.h>
+#include <prometheus/gauge.h>
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
@@ -228,8 +229,16 @@ boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(Se
   auto store = LabelStore::Open(dir / "labels.db", LabelStoreOptions{}, error);
   if (!store) return store.error();
   service->feed_ = std::make_unique<LabelFeed>(settings.stream_window, (*store)->head_seq());
-  (*store)->SetCommitListener([feed = service->feed_.get()](const std::vector<StoredLabel>& labels) {
+  // The newest durable seq: what a subscriber that is caught up has seen.
+  prometheus::Gauge* head_seq = &prometheus::BuildGauge()
+                                     .Name("plyr_labeler_head_seq")
+                                     .Help("The newest seq in the label log (durable, sent to subscribers)")
+                                     .Register(env.metrics.registry())
+                                     .Add({});
+  head_seq->Set(static_cast<double>((*store)->head_seq()));
+  (*store)->SetCommitListener([feed = service->feed_.get(), head_seq](const std::vector<StoredLabel>& labels) {
     feed->Publish(labels);
+    if (!labels.empty()) head_seq->Set(static_cast<double>(labels.back().seq));
   });
   service->store_ = std::move(*store);
 

@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <fmt/format.h>
+#include <prometheus/counter.h>
 #include <spdlog/spdlog.h>
 
 namespace plyr::streamer {
@@ -169,10 +170,36 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   }
   service->tickets_ = std::make_unique<TicketVerifier>(std::move(public_keys), settings.ticket_max_ttl_seconds);
 
+  auto& registry = env.metrics.registry();
+  auto& tickets = prometheus::BuildCounter()
+                      .Name("plyr_streamer_ticket_verifications_total")
+                      .Help("Stream tickets verified, by outcome (ok, or why refused)")
+                      .Register(registry);
+  for (const char* outcome : {"ok", "malformed", "bad_signature", "expired", "too_long_lived", "wrong_file"}) {
+    service->ticket_outcomes_[outcome] = &tickets.Add({{"service", "streamer"}, {"outcome", outcome}});
+  }
+  auto& gates = prometheus::BuildCounter()
+                    .Name("plyr_streamer_gate_decisions_total")
+                    .Help("Plays of gated tracks, by gate and decision")
+                    .Register(registry);
+  for (Gate gate : {Gate::kSupporters, Gate::kCopyright}) {
+    for (const char* decision :
+         {"allowed", "no_ticket", "bad_ticket", "not_supporter", "supporter_check_unavailable"}) {
+      service->gate_decisions_[{std::string(GateName(gate)), decision}] =
+          &gates.Add({{"service", "streamer"}, {"gate", std::string(GateName(gate))}, {"decision", decision}});
+    }
+  }
+  auto& supporter_lookups = prometheus::BuildCounter()
+                                .Name("plyr_streamer_supporter_lookups_total")
+                                .Help("Supporter checks, by where the answer came from (cache or upstream)")
+                                .Register(registry);
+
   SupporterClientOptions supporter_options;
   supporter_options.base_url = settings.supporter_url;
   supporter_options.timeout = std::chrono::milliseconds(settings.supporter_timeout_ms);
   supporter_options.cache_ttl = std::chrono::seconds(settings.supporter_cache_seconds);
+  supporter_options.cache_hits = &supporter_lookups.Add({{"service", "streamer"}, {"source", "cache"}});
+  supporter_options.upstream_lookups = &supporter_lookups.Add({{"service", "streamer"}, {"source", "upstream"}});
   auto supporters = SupporterClient::Create(env.http_client, supporter_options, error);
   if (!supporters) return supporters.error();
   service->supporters_ = std::move(*supporters);
@@ -206,6 +233,14 @@ Router StreamerService::BuildRouter() {
 // Streaming
 
 asio::awaitable<std::optional<Response>> StreamerService::CheckGate(Request& request, const Track& track) {
+  std::string decision;
+  auto denied = co_await DecideGate(request, track, &decision);
+  gate_decisions_.at({std::string(GateName(track.gate)), decision})->Increment();
+  co_return denied;
+}
+
+asio::awaitable<std::optional<Response>> StreamerService::DecideGate(Request& request, const Track& track,
+                                                                   std::string* decision) {
   std::optional<std::string> ticket;
   if (auto bearer = request.BearerToken()) {
     ticket = std::string(*bearer);
@@ -221,19 +256,27 @@ asio::awaitable<std::optional<Response>> StreamerService::CheckGate(Request& req
     return r;
   };
   if (!ticket || ticket->empty()) {
+    *decision = "no_ticket";
     co_return unauthorized("AuthenticationRequired", "a stream ticket is required to play this track");
   }
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
   auto outcome = tickets_->Verify(*ticket, track.file_id, now);
+  ticket_outcomes_.at(outcome.ok ? "ok" : std::string(TicketErrorName(outcome.error)))->Increment();
   if (!outcome.ok) {
+    *decision = "bad_ticket";
     co_return unauthorized("InvalidTicket", fmt::format("stream ticket refused: {}", TicketErrorName(outcome.error)));
   }
-  if (track.gate == Gate::kCopyright || outcome.claims.viewer_did == track.owner_did) co_return std::nullopt;
+  if (track.gate == Gate::kCopyright || outcome.claims.viewer_did == track.owner_did) {
+    *decision = "allowed";
+    co_return std::nullopt;
+  }
 
   switch (co_await supporters_->Check(outcome.claims.viewer_did, track.owner_did)) {
     case SupportStatus::kSupporter:
+      *decision = "allowed";
       co_return std::nullopt;
     case SupportStatus::kNotSupporter: {
+      *decision = "not_supporter";
       Response r = ErrorResponse(http::status::payment_required, "SupportRequired",
                                  "this track requires supporter access");
       r.header.set("X-Support-Required", "true");
@@ -243,6 +286,7 @@ asio::awaitable<std::optional<Response>> StreamerService::CheckGate(Request& req
     case SupportStatus::kUnavailable:
       break;
   }
+  *decision = "supporter_check_unavailable";
   Response r = ErrorResponse(http::status::service_unavailable, "SupporterCheckUnavailable",
                              "the supporter check could not be made; try again shortly");
   r.header.set(http::field::retry_after, "5");

@@ -15,8 +15,12 @@
 #include <memory>
 #include <string>
 
+#include <map>
+#include <utility>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <prometheus/counter.h>
 
 #include "common/blob_store.h"
 #include "common/service_env.h"
@@ -71,6 +75,7 @@ class StreamerService final : public Service {
 
   // Decides whether the request may play `track`; an error response when it may not.
   asio::awaitable<std::optional<Response>> CheckGate(Request& request, const Track& track);
+  asio::awaitable<std::optional<Response>> DecideGate(Request& request, const Track& track, std::string* decision);
 
   ServiceEnv& env_;
   StreamerSettings settings_;
@@ -82,6 +87,9 @@ class StreamerService final : public Service {
   // Writes that wait for the disk (an upload's fsync and rename, the catalog's commits) run here,
   // never on the I/O threads. Declared after what its tasks use, so it is joined before they go.
   std::unique_ptr<asio::thread_pool> blocking_pool_;
+  // Metrics (docs/streamer.md): series made up front, so requests never take the registry's lock.
+  std::map<std::string, prometheus::Counter*> ticket_outcomes_;  // by TicketErrorName, and "ok"
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> gate_decisions_;  // (gate, decision)
   std::unique_ptr<HttpServer> server_;
 };
 

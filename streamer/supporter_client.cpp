@@ -86,6 +86,7 @@ asio::awaitable<SupportStatus> SupporterClient::Check(const std::string& viewer_
     if (auto it = cache_.find(key); it != cache_.end()) {
       if (it->second.expires > now) {
         ++cache_hits_;
+        if (options_.cache_hits) options_.cache_hits->Increment();
         co_return it->second.valid ? SupportStatus::kSupporter : SupportStatus::kNotSupporter;
       }
       cache_.erase(it);
@@ -97,6 +98,7 @@ asio::awaitable<SupportStatus> SupporterClient::Check(const std::string& viewer_
       flight = std::make_shared<Flight>();
       flights_.emplace(key, flight);
       ++upstream_requests_;
+      if (options_.upstream_lookups) options_.upstream_lookups->Increment();
     }
   }
   if (waiter) {

@@ -17,6 +17,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/url/url.hpp>
+#include <prometheus/counter.h>
 
 #include "common/http_client.h"
 
@@ -29,6 +30,9 @@ struct SupporterClientOptions {
   std::chrono::milliseconds timeout{5000};
   std::chrono::seconds cache_ttl{300};
   std::size_t cache_max_entries = 100'000;
+  // Counted when set (metrics): answers from the cache, and lookups sent to the service.
+  prometheus::Counter* cache_hits = nullptr;
+  prometheus::Counter* upstream_lookups = nullptr;
 };
 
 class SupporterClient {

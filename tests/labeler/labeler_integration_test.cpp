@@ -124,6 +124,17 @@ TEST_F(LabelerTest, AfterAKeyRotationResignServesEveryLabelUnderTheNewKey) {
   EXPECT_TRUE(labeler::VerifyWithDidKey(new_key, labeler::EncodeUnsignedLabel(fresh), fresh.sig));
 }
 
+TEST_F(LabelerTest, MetricsShowTheNewestSeq) {
+  const std::int64_t last = EmitMany(0, 7);
+  auto metrics = Fetch(port_, "GET", "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("plyr_labeler_head_seq " + std::to_string(last)), std::string::npos) << metrics.body;
+  Restart();
+  metrics = Fetch(port_, "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("plyr_labeler_head_seq " + std::to_string(last)), std::string::npos)
+      << "the log's head after a restart: " << metrics.body;
+}
+
 TEST_F(LabelerTest, QueryLabelsPatternsSourcesAndPaging) {
   EmitMany(1, 5);  // PostUri(1..5)
   Emit(array{object{{"uri", "did:plc:someaccount"}, {"val", "spam"}}});

@@ -1,4 +1,5 @@
 // The streamer end to end: the real plyr-core binary on loopback, spoken to over HTTP.
+#include <sstream>
 #include <thread>
 
 #include "tests/streamer/streamer_fixture.h"
@@ -318,6 +319,35 @@ TEST_F(StreamerTest, TicketsOfEveryConfiguredKeyVerify) {
   EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + mint(*old_keys)}}).status, 200);
   EXPECT_EQ(Get("/audio/" + id, {{"Authorization", "Bearer " + mint(streamer::GenerateTicketKeyPair())}}).status,
             401);
+}
+
+// The value of the series of `name` whose labels include every one of `labels` (k="v"), or -1.
+double MetricValue(const std::string& text, const std::string& name, const std::vector<std::string>& labels) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(name + "{", 0) != 0) continue;
+    bool all = true;
+    for (const auto& label : labels) all = all && line.find(label) != std::string::npos;
+    if (all) return std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return -1;
+}
+
+TEST_F(StreamerTest, MetricsCountTicketsGateDecisionsAndSupporterLookups) {
+  const std::string gated = AddTrack(RandomBytes(1000, 22), "any");
+  EXPECT_EQ(Get("/audio/" + gated).status, 401);                                           // no ticket
+  EXPECT_EQ(Get("/audio/" + gated, {{"Authorization", "Bearer v1.bad.ticket"}}).status, 401);  // malformed
+  const std::string ticket = Ticket(kFan, gated);
+  EXPECT_EQ(Get("/audio/" + gated, {{"Authorization", "Bearer " + ticket}}).status, 200);  // upstream
+  EXPECT_EQ(Get("/audio/" + gated, {{"Authorization", "Bearer " + ticket}}).status, 200);  // cache
+  const std::string m = Get("/metrics").body;
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_gate_decisions_total", {"decision=\"no_ticket\"", "gate=\"any\""}), 1) << m;
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_gate_decisions_total", {"decision=\"bad_ticket\"", "gate=\"any\""}), 1);
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_gate_decisions_total", {"decision=\"allowed\"", "gate=\"any\""}), 2);
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_ticket_verifications_total", {"outcome=\"malformed\""}), 1);
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_ticket_verifications_total", {"outcome=\"ok\""}), 2);
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_supporter_lookups_total", {"source=\"upstream\""}), 1);
+  EXPECT_EQ(MetricValue(m, "plyr_streamer_supporter_lookups_total", {"source=\"cache\""}), 1);
 }
 
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
