@@ -136,6 +136,17 @@ bool BlobStore::Contains(std::string_view id) const {
   return IsValidId(id) && ::stat(PathFor(id).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+boost::system::error_code BlobStore::Remove(std::string_view id) {
+  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  {
+    std::lock_guard lock(open_cache_mutex_);
+    open_cache_.erase(std::string(id));
+  }
+  const fs::path path = PathFor(id);
+  if (::unlink(path.c_str()) != 0) return LastError();
+  return SyncDirectory(path.parent_path());
+}
+
 boost::system::result<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_view id) const {
   if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
   auto fd = OpenFile(PathFor(id), O_RDONLY);

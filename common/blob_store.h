@@ -79,6 +79,10 @@ class BlobStore {
   // `open_cache_entries` descriptors cached (the cache is emptied when full). Thread-safe.
   boost::system::result<std::shared_ptr<const OpenBlob>> OpenShared(std::string_view id);
   bool Contains(std::string_view id) const;
+  // Removes a blob (unlink, then the folder fsynced) and forgets its shared descriptor, so that
+  // OpenShared and OpenForRead miss at once; a reader already holding the descriptor finishes.
+  // A missing blob is errc::no_such_file_or_directory. Blocking: call off the I/O threads.
+  boost::system::error_code Remove(std::string_view id);
   std::filesystem::path PathFor(std::string_view id) const;
   const std::filesystem::path& root() const { return root_; }
 

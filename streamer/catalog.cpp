@@ -1,5 +1,7 @@
 #include "streamer/catalog.h"
 
+#include <algorithm>
+
 #include <mutex>
 
 namespace plyr::streamer {
@@ -193,6 +195,80 @@ bool Catalog::RemoveTrack(std::string_view file_id, bool* existed) {
   std::unique_lock lock(mutex_);
   UnindexLocked(key);
   tracks_.erase(key);
+  return true;
+}
+
+std::vector<std::string> Catalog::TracksNaming(std::string_view file_id) const {
+  std::shared_lock lock(mutex_);
+  std::vector<std::string> ids;
+  for (const auto& [id, track] : tracks_) {
+    bool names = id == file_id;
+    for (const auto& [name, r] : track->renditions) names = names || r.file_id == file_id;
+    if (names) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<FileRecord> Catalog::ListFiles(std::string_view after, std::size_t limit) const {
+  std::shared_lock lock(mutex_);
+  std::vector<FileRecord> files;
+  for (const auto& [id, file] : files_) {
+    if (id > after) files.push_back(file);
+  }
+  std::sort(files.begin(), files.end(), [](const FileRecord& a, const FileRecord& b) { return a.file_id < b.file_id; });
+  if (files.size() > limit) files.resize(limit);
+  return files;
+}
+
+bool Catalog::RemoveFile(std::string_view file_id, FileRemoval* removal) {
+  std::lock_guard writer(write_mutex_);
+  const std::string key(file_id);
+  // What changes, worked out from the mirror (writers are serialised, so it is current).
+  std::vector<std::string> doomed;
+  std::vector<Track> trimmed;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [id, track] : tracks_) {
+      if (id == key) {
+        doomed.push_back(id);
+        continue;
+      }
+      Track copy = *track;
+      bool changed = false;
+      for (auto it = copy.renditions.begin(); it != copy.renditions.end();) {
+        if (it->second.file_id == key) {
+          removal->renditions_removed.push_back(id + "/" + it->first);
+          it = copy.renditions.erase(it);
+          changed = true;
+        } else {
+          ++it;
+        }
+      }
+      if (changed) trimmed.push_back(std::move(copy));
+    }
+  }
+  const bool ok = db_->Transaction([&] {
+    for (const auto& id : doomed) {
+      if (!db_->Run("DELETE FROM tracks WHERE file_id = ?1", {id})) return false;
+    }
+    if (!db_->Run("DELETE FROM renditions WHERE file_id = ?1", {key})) return false;
+    return db_->Run("DELETE FROM files WHERE file_id = ?1", {key});
+  });
+  if (!ok) return false;
+  std::unique_lock lock(mutex_);
+  for (const auto& id : doomed) {
+    UnindexLocked(id);
+    tracks_.erase(id);
+  }
+  for (auto& track : trimmed) {
+    UnindexLocked(track.file_id);
+    IndexLocked(track);
+    tracks_[track.file_id] = std::make_shared<const Track>(std::move(track));
+  }
+  files_.erase(key);
+  removal->tracks_removed = std::move(doomed);
+  std::sort(removal->renditions_removed.begin(), removal->renditions_removed.end());
   return true;
 }
 

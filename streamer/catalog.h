@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/system/result.hpp>
 
@@ -75,6 +76,18 @@ class Catalog {
   Status PutTrack(const Track& track);
   // Removes a track and its renditions; false if it did not exist or on error.
   bool RemoveTrack(std::string_view file_id, bool* existed);
+  // The tracks that name `file_id`, as their own file or as a rendition (sorted ids).
+  std::vector<std::string> TracksNaming(std::string_view file_id) const;
+  // Every recorded file, in id order, after `after` (exclusive), at most `limit`.
+  std::vector<FileRecord> ListFiles(std::string_view after, std::size_t limit) const;
+  // Forgets a file: every track naming it as its own file is removed, every rendition naming it
+  // is dropped from its track, then the file's record (one transaction). The caller removes the
+  // bytes. Fills what was removed; false on a database error.
+  struct FileRemoval {
+    std::vector<std::string> tracks_removed;
+    std::vector<std::string> renditions_removed;  // "<track id>/<rendition name>"
+  };
+  bool RemoveFile(std::string_view file_id, FileRemoval* removal);
   std::string last_error() const { return db_->last_error(); }
 
  private:

@@ -4,6 +4,9 @@
 #include "common/run_blocking.h"
 #include "common/upload.h"
 
+#include <algorithm>
+#include <charconv>
+#include <filesystem>
 #include <ctime>
 #include <random>
 
@@ -226,6 +229,9 @@ Router StreamerService::BuildRouter() {
   router.Add(http::verb::put, "/v1/tracks/{file_id}", this, &StreamerService::PutTrack);
   router.Add(http::verb::get, "/v1/tracks/{file_id}", this, &StreamerService::GetTrack);
   router.Add(http::verb::delete_, "/v1/tracks/{file_id}", this, &StreamerService::DeleteTrack);
+  router.Add(http::verb::get, "/v1/files", this, &StreamerService::ListFiles);
+  router.Add(http::verb::delete_, "/v1/files/{file_id}", this, &StreamerService::DeleteFile);
+  router.Add(http::verb::post, "/v1/gc", this, &StreamerService::CollectGarbage);
   return router;
 }
 
@@ -565,13 +571,33 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   if (!BlobStore::IsValidId(file_id)) {
     co_return InvalidFileId();
   }
+  const auto files_param = request.Query("files");
+  const bool with_files = files_param == "1" || files_param == "true";
   struct Removed {
     bool ok = false;
     bool existed = false;
+    std::vector<std::string> files_removed;
   };
-  std::function<Removed()> remove = [this, file_id] {
+  std::function<Removed()> remove = [this, file_id, with_files] {
     Removed out;
+    auto track = catalog_->FindTrack(file_id);
     out.ok = catalog_->RemoveTrack(file_id, &out.existed);
+    if (!out.ok || !out.existed || !with_files || !track) return out;
+    // Its files, unless another track still names them (one owner's tracks may share a file).
+    std::vector<std::string> files = {track->file_id};
+    for (const auto& [name, r] : track->renditions) files.push_back(r.file_id);
+    std::sort(files.begin(), files.end());
+    files.erase(std::unique(files.begin(), files.end()), files.end());
+    for (const auto& f : files) {
+      if (!catalog_->TracksNaming(f).empty()) continue;
+      Catalog::FileRemoval removal;
+      if (Status s = RemoveFileNow(f, &removal); !s.ok()) {
+        spdlog::error("streamer: removing file failed file_id={} error=\"{}\"", f, s.message());
+        out.ok = false;
+        return out;
+      }
+      out.files_removed.push_back(f);
+    }
     return out;
   };
   const Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
@@ -579,9 +605,165 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the track");
   }
   if (!removed.existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
+  if (with_files) {
+    json::array files;
+    for (const auto& f : removed.files_removed) files.emplace_back(f);
+    co_return JsonResponse(http::status::ok,
+                           json::object{{"file_id", file_id}, {"deleted", true}, {"files_removed", std::move(files)}});
+  }
   Response r;
   r.header.result(http::status::no_content);
   co_return r;
+}
+
+Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileRemoval* removal) {
+  // The bytes first: a takedown must not survive a crash half-way. A record left naming bytes
+  // that are gone answers 404, and the DELETE can be repeated.
+  if (auto ec = blobs_->Remove(file_id); ec && ec != boost::system::errc::no_such_file_or_directory) {
+    return Status(StatusCode::kInternal, "cannot remove the bytes: " + ec.message());
+  }
+  if (!catalog_->RemoveFile(file_id, removal)) {
+    return Status(StatusCode::kInternal, "cannot update the catalog: " + catalog_->last_error());
+  }
+  spdlog::info("streamer: file removed file_id={} tracks_removed={} renditions_removed={}", file_id,
+               removal->tracks_removed.size(), removal->renditions_removed.size());
+  return OkStatus();
+}
+
+asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  const std::string file_id = *request.Param("file_id");
+  if (!BlobStore::IsValidId(file_id)) co_return InvalidFileId();
+  const auto force_param = request.Query("force");
+  const bool force = force_param == "1" || force_param == "true";
+  struct Outcome {
+    http::status status = http::status::ok;
+    std::vector<std::string> naming;
+    Catalog::FileRemoval removal;
+    std::string error;
+  };
+  std::function<Outcome()> remove = [this, file_id, force] {
+    Outcome out;
+    if (!catalog_->FindFile(file_id) && !blobs_->Contains(file_id)) {
+      out.status = http::status::not_found;
+      return out;
+    }
+    out.naming = catalog_->TracksNaming(file_id);
+    if (!out.naming.empty() && !force) {
+      out.status = http::status::conflict;
+      return out;
+    }
+    if (Status s = RemoveFileNow(file_id, &out.removal); !s.ok()) {
+      out.status = http::status::internal_server_error;
+      out.error = std::string(s.message());
+    }
+    return out;
+  };
+  Outcome out = co_await RunBlocking(*blocking_pool_, std::move(remove));
+  auto strings = [](const std::vector<std::string>& items) {
+    json::array a;
+    for (const auto& item : items) a.emplace_back(item);
+    return a;
+  };
+  switch (out.status) {
+    case http::status::not_found:
+      co_return ErrorResponse(http::status::not_found, "NotFound", "no file with this id is stored");
+    case http::status::conflict:
+      co_return JsonResponse(http::status::conflict,
+                             json::object{{"error", "FileInUse"},
+                                          {"message", "tracks still name this file; remove them, or add ?force=1 to "
+                                                      "remove them (and the renditions naming it) with the file"},
+                                          {"tracks", strings(out.naming)}});
+    case http::status::internal_server_error:
+      spdlog::error("streamer: delete file_id={} error=\"{}\"", file_id, out.error);
+      co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the file");
+    default:
+      co_return JsonResponse(http::status::ok, json::object{{"file_id", file_id},
+                                                           {"deleted", true},
+                                                           {"tracks_removed", strings(out.removal.tracks_removed)},
+                                                           {"renditions_removed", strings(out.removal.renditions_removed)}});
+  }
+}
+
+asio::awaitable<Response> StreamerService::ListFiles(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  std::size_t limit = 100;
+  if (auto text = request.Query("limit")) {
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (ec != std::errc() || end != text->data() + text->size() || value < 1 || value > 1000) {
+      co_return ErrorResponse(http::status::bad_request, "InvalidRequest", "limit must be 1-1000");
+    }
+    limit = value;
+  }
+  const std::string after = request.Query("after").value_or("");
+  if (!after.empty() && !BlobStore::IsValidId(after)) co_return InvalidFileId();
+  json::array files;
+  std::string last;
+  for (const auto& file : catalog_->ListFiles(after, limit)) {
+    json::array tracks;
+    for (const auto& t : catalog_->TracksNaming(file.file_id)) tracks.emplace_back(t);
+    files.push_back(json::object{{"file_id", file.file_id},
+                                 {"size", file.size},
+                                 {"content_type", file.content_type},
+                                 {"tracks", std::move(tracks)}});
+    last = file.file_id;
+  }
+  json::object body{{"files", std::move(files)}};
+  if (body.at("files").as_array().size() == limit) body["next"] = last;
+  co_return JsonResponse(http::status::ok, body);
+}
+
+asio::awaitable<Response> StreamerService::CollectGarbage(Request& request) {
+  if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
+  // An upload is named by its track a moment later (PUT /v1/files, then PUT /v1/tracks): only
+  // files older than this are collected.
+  std::int64_t min_age_s = 3600;
+  if (auto text = request.Query("min_age_s")) {
+    auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), min_age_s);
+    if (ec != std::errc() || end != text->data() + text->size() || min_age_s < 0) {
+      co_return ErrorResponse(http::status::bad_request, "InvalidRequest", "min_age_s must be 0 or more");
+    }
+  }
+  struct Collected {
+    std::vector<std::string> removed;
+    std::size_t kept = 0;
+    std::string error;
+  };
+  std::function<Collected()> collect = [this, min_age_s] {
+    Collected out;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    // Every blob on disk, whether or not the catalog records it (a crash can leave either).
+    std::error_code ec;
+    for (const auto& shard : std::filesystem::directory_iterator(blobs_->root(), ec)) {
+      if (!shard.is_directory() || shard.path().filename().string().size() != 2) continue;
+      for (const auto& entry : std::filesystem::directory_iterator(shard.path(), ec)) {
+        const std::string id = entry.path().filename().string();
+        if (!BlobStore::IsValidId(id)) continue;
+        auto blob = blobs_->OpenForRead(id);
+        if (!blob) continue;
+        if (now - blob->mtime_seconds < min_age_s || !catalog_->TracksNaming(id).empty()) {
+          ++out.kept;
+          continue;
+        }
+        Catalog::FileRemoval removal;
+        if (Status s = RemoveFileNow(id, &removal); !s.ok()) {
+          out.error = std::string(s.message());
+          return out;
+        }
+        out.removed.push_back(id);
+      }
+    }
+    return out;
+  };
+  Collected out = co_await RunBlocking(*blocking_pool_, std::move(collect));
+  if (!out.error.empty()) {
+    spdlog::error("streamer: gc error=\"{}\"", out.error);
+    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "garbage collection failed");
+  }
+  json::array removed;
+  for (const auto& id : out.removed) removed.emplace_back(id);
+  co_return JsonResponse(http::status::ok, json::object{{"removed", std::move(removed)}, {"kept", out.kept}});
 }
 
 }  // namespace plyr::streamer

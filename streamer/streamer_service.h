@@ -72,6 +72,11 @@ class StreamerService final : public Service {
   asio::awaitable<Response> PutTrack(Request& request);
   asio::awaitable<Response> GetTrack(Request& request);
   asio::awaitable<Response> DeleteTrack(Request& request);
+  asio::awaitable<Response> DeleteFile(Request& request);
+  asio::awaitable<Response> ListFiles(Request& request);
+  asio::awaitable<Response> CollectGarbage(Request& request);
+  // Removes a file's bytes, then the catalog's record of it and of what named it. Blocking.
+  Status RemoveFileNow(const std::string& file_id, Catalog::FileRemoval* removal);
 
   // Decides whether the request may play `track`; an error response when it may not.
   asio::awaitable<std::optional<Response>> CheckGate(Request& request, const Track& track);

@@ -350,6 +350,74 @@ TEST_F(StreamerTest, MetricsCountTicketsGateDecisionsAndSupporterLookups) {
   EXPECT_EQ(MetricValue(m, "plyr_streamer_supporter_lookups_total", {"source=\"cache\""}), 1);
 }
 
+TEST_F(StreamerTest, ATakedownRemovesTheAudioAtOnceAndForGood) {
+  const std::string bytes = RandomBytes(5000, 23);
+  const std::string id = AddTrack(bytes, "none");
+  const std::string mp3 = Upload(RandomBytes(2000, 24), "audio/mpeg");
+  const std::string other = Upload(RandomBytes(3000, 25), "audio/flac");
+  ASSERT_EQ(PutTrack(other, R"({"owner_did":"did:plc:artist","renditions":{"mp3-128":")" + mp3 + "\"}}").status, 200);
+  ASSERT_EQ(Get("/audio/" + id).status, 200);
+
+  EXPECT_EQ(Fetch(port_, "DELETE", "/v1/files/" + id).status, 401);
+  // A file a track names is refused unless forced, and the answer says which tracks.
+  auto refused = Fetch(port_, "DELETE", "/v1/files/" + id, Admin());
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("FileInUse"), std::string::npos);
+  EXPECT_NE(refused.body.find(id), std::string::npos);
+  EXPECT_EQ(Get("/audio/" + id).status, 200) << "nothing removed by a refusal";
+
+  auto forced = Fetch(port_, "DELETE", "/v1/files/" + id + "?force=1", Admin());
+  ASSERT_EQ(forced.status, 200) << forced.body;
+  EXPECT_NE(forced.body.find(R"("tracks_removed":[")" + id + "\"]"), std::string::npos) << forced.body;
+  EXPECT_EQ(Get("/audio/" + id).status, 404);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + id, Admin()).status, 404);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/tracks/" + id, Admin()).status, 404);
+  EXPECT_EQ(Fetch(port_, "DELETE", "/v1/files/" + id, Admin()).status, 404);
+
+  // A rendition's file: dropped from its track, which still plays its own file.
+  auto rendition = Fetch(port_, "DELETE", "/v1/files/" + mp3 + "?force=1", Admin());
+  ASSERT_EQ(rendition.status, 200) << rendition.body;
+  EXPECT_NE(rendition.body.find(other + "/mp3-128"), std::string::npos) << rendition.body;
+  EXPECT_EQ(Get("/audio/" + other + "?rendition=mp3-128").status, 404);
+  EXPECT_EQ(Get("/audio/" + mp3).status, 404);
+  EXPECT_EQ(Get("/audio/" + other).status, 200);
+
+  // Removing a track with ?files=1 takes its files along.
+  auto with_files = Fetch(port_, "DELETE", "/v1/tracks/" + other + "?files=1", Admin());
+  ASSERT_EQ(with_files.status, 200) << with_files.body;
+  EXPECT_NE(with_files.body.find(other), std::string::npos);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + other, Admin()).status, 404);
+
+  // And it stays removed after a restart.
+  Restart();
+  EXPECT_EQ(Get("/audio/" + id).status, 404);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + id, Admin()).status, 404);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + other, Admin()).status, 404);
+}
+
+TEST_F(StreamerTest, FilesAreListedAndUnnamedOnesCollected) {
+  const std::string kept = AddTrack(RandomBytes(1000, 26), "none");
+  const std::string orphan = Upload(RandomBytes(1000, 27), "audio/mpeg");
+  auto listing = Fetch(port_, "GET", "/v1/files?limit=1000", Admin());
+  ASSERT_EQ(listing.status, 200) << listing.body;
+  EXPECT_NE(listing.body.find(R"("file_id":")" + kept + R"(",)"), std::string::npos) << listing.body;
+  EXPECT_NE(listing.body.find(orphan), std::string::npos);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files?limit=0", Admin()).status, 400);
+  auto page = Fetch(port_, "GET", "/v1/files?limit=1", Admin());
+  EXPECT_NE(page.body.find(R"("next")"), std::string::npos) << page.body;
+
+  // A fresh upload is not collected (its track may be a moment away); with no grace it is.
+  auto young = Fetch(port_, "POST", "/v1/gc", Admin());
+  ASSERT_EQ(young.status, 200) << young.body;
+  EXPECT_EQ(young.body.find(orphan), std::string::npos) << young.body;
+  auto gc = Fetch(port_, "POST", "/v1/gc?min_age_s=0", Admin());
+  ASSERT_EQ(gc.status, 200) << gc.body;
+  EXPECT_NE(gc.body.find(orphan), std::string::npos) << gc.body;
+  EXPECT_EQ(gc.body.find(kept), std::string::npos) << "a file a track names is kept";
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + orphan, Admin()).status, 404);
+  EXPECT_EQ(Get("/audio/" + kept).status, 200);
+}
+
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
   const std::string bytes = RandomBytes(50000, 15);
   const std::string id = AddTrack(bytes, "copyright");
