@@ -1,7 +1,6 @@
 #include "common/log.h"
 
 #include <cctype>
-#include <charconv>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -16,14 +15,55 @@ namespace plyr {
 
 namespace {
 
+// The length of the valid UTF-8 sequence at the start of `text` (RFC 3629: no overlong forms, no
+// surrogates, nothing past U+10FFFF), or 0 when it does not start with one.
+std::size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
+  for (std::size_t i = 2; i < length; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
+  }
+  return length;
+}
+
+// A JSON string of `text`. Log lines carry what clients sent, so bytes that are not UTF-8 become
+// U+FFFD: the line stays JSON whatever arrived.
 void AppendJsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
+  while (!text.empty()) {
+    const auto c = static_cast<unsigned char>(text[0]);
+    if (c >= 0x80) {
+      const std::size_t length = Utf8SequenceLength(text);
+      if (length == 0) {
+        out += "\\ufffd";
+        text.remove_prefix(1);
+      } else {
+        out.append(text.substr(0, length));
+        text.remove_prefix(length);
+      }
+      continue;
+    }
     if (c == '"' || c == '\\') {
       out += '\\';
-      out += ch;
+      out += static_cast<char>(c);
     } else if (c == '\n') {
       out += "\\n";
     } else if (c < 0x20) {
@@ -31,22 +71,41 @@ void AppendJsonString(std::string& out, std::string_view text) {
       out += kHex[c >> 4];
       out += kHex[c & 0xF];
     } else {
-      out += ch;
+      out += static_cast<char>(c);
     }
+    text.remove_prefix(1);
   }
   out += '"';
 }
 
 bool IsKeyChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; }
 
+// True when `v` is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+// (so ".9", "+5", "007", "inf" and "1." stay strings).
 bool LooksLikeNumber(std::string_view v) {
   if (v.empty() || v.size() > 24) return false;
-  double d = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
-  // JSON has no leading '+', no "inf"/"nan", and no leading zeros ("007" stays a string).
-  const bool leading_zero = v.size() > 1 && v[0] == '0' && v[1] != '.';
-  return ec == std::errc() && end == v.data() + v.size() && std::isdigit(static_cast<unsigned char>(v.back())) &&
-         !leading_zero && v[0] != '+';
+  std::size_t i = 0;
+  const auto digits = [&] {
+    const std::size_t start = i;
+    while (i < v.size() && std::isdigit(static_cast<unsigned char>(v[i]))) ++i;
+    return i - start;
+  };
+  if (v[i] == '-') ++i;
+  if (i < v.size() && v[i] == '0') {
+    ++i;
+  } else if (digits() == 0) {
+    return false;
+  }
+  if (i < v.size() && v[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
+    ++i;
+    if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == v.size();
 }
 
 // Splits "text key=value key2="quoted value"" into the text and the pairs; nullopt when the

@@ -3,8 +3,8 @@
 #
 #   scripts/install-deps.sh run    # to build and run plyr-core (scripts/run.sh)
 #   scripts/install-deps.sh test   # also to test and benchmark it (scripts/test.sh, bench/): test
-#                                  # frameworks, the ffmpeg and fpcalc CLIs, nginx, wrk, Chromium
-#                                  # and Node.js
+#                                  # frameworks, clang (libFuzzer), the ffmpeg and fpcalc CLIs,
+#                                  # nginx, wrk, Chromium and Node.js
 #
 # Idempotent: packages already present are skipped, so a run with nothing missing costs one dpkg
 # query and needs no root. Installing needs root (apt-get).
@@ -32,7 +32,7 @@ run_packages=(
 )
 test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
-  ffmpeg libchromaprint-tools
+  ffmpeg libchromaprint-tools clang
   nginx-light wrk chromium
 )
 

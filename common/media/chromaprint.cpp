@@ -220,7 +220,8 @@ int Base64UrlValue(char c) {
 StatusOr<FingerprintItems> DecodeFingerprint(std::string_view text, std::size_t max_items) {
   auto invalid = [](std::string what) { return Status(StatusCode::kInvalidArgument, std::move(what)); };
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
-  if (text.size() < 8) return invalid("the fingerprint is too short to be one");
+  // The 4-byte header and one 3-bit item code fill 6 characters (fpcalc prints one item in 7).
+  if (text.size() < 6) return invalid("the fingerprint is too short to be one");
   for (char c : text) {
     if (Base64UrlValue(c) < 0) return invalid("the fingerprint is not URL-safe base64 (as fpcalc prints it)");
   }
@@ -244,17 +245,65 @@ StatusOr<FingerprintItems> DecodeFingerprint(std::string_view text, std::size_t 
   const std::size_t payload_bits = text.size() * 6;
   if (payload_bits < 32 + 3 * count) return invalid("the fingerprint is truncated");
 
-  std::uint32_t* raw = nullptr;
-  int size = 0;
-  int decoded_algorithm = -1;
-  if (!chromaprint_decode_fingerprint(text.data(), static_cast<int>(text.size()), &raw, &size, &decoded_algorithm,
-                                      1) ||
-      raw == nullptr) {
-    return invalid("the fingerprint cannot be decoded");
+  // Our own decoder rather than chromaprint_decode_fingerprint: libchromaprint 1.5.1 reads out of
+  // bounds on some malformed inputs (fuzz/fingerprint_string_fuzz found one). The format, as
+  // Chromaprint's FingerprintCompressor writes it after the 4-byte header: for each item, the bit
+  // positions set in item XOR previous item, as gaps from the last position (1-based), ended by a
+  // 0; each gap packed in 3 bits (7 meaning "7 or more"), little-endian, then for every 7 the rest
+  // of the gap in 5 bits.
+  std::string bytes;
+  bytes.reserve(text.size() * 3 / 4);
+  std::uint32_t accumulator = 0;
+  int pending_bits = 0;
+  for (char c : text) {
+    accumulator = (accumulator << 6) | static_cast<std::uint32_t>(Base64UrlValue(c));
+    pending_bits += 6;
+    if (pending_bits >= 8) {
+      pending_bits -= 8;
+      bytes.push_back(static_cast<char>((accumulator >> pending_bits) & 0xFF));
+    }
   }
-  FingerprintItems items(raw, raw + size);
-  chromaprint_dealloc(raw);
-  if (items.size() != count) return invalid("the fingerprint cannot be decoded");
+  const auto bit_at = [&](std::size_t i) {
+    return (static_cast<unsigned char>(bytes[i / 8]) >> (i % 8)) & 1u;
+  };
+  const auto read = [&](std::size_t first_bit, int width) {
+    unsigned v = 0;
+    for (int b = 0; b < width; ++b) v |= bit_at(first_bit + static_cast<std::size_t>(b)) << b;
+    return v;
+  };
+  const std::size_t body_bits = (bytes.size() - 4) * 8;
+  std::vector<unsigned> gaps;
+  std::size_t zeros = 0, exceptional = 0;
+  for (std::size_t at = 0; zeros < count; at += 3) {
+    if (at + 3 > body_bits) return invalid("the fingerprint is truncated");
+    const unsigned gap = read(32 + at, 3);
+    gaps.push_back(gap);
+    if (gap == 0) ++zeros;
+    if (gap == 7) ++exceptional;
+  }
+  const std::size_t exceptional_start = 32 + (gaps.size() * 3 + 7) / 8 * 8;
+  if (exceptional_start + exceptional * 5 > bytes.size() * 8) return invalid("the fingerprint is truncated");
+  FingerprintItems items;
+  items.reserve(count);
+  std::size_t next_exceptional = exceptional_start;
+  std::uint32_t value = 0, previous = 0;
+  unsigned last_bit = 0;
+  for (unsigned gap : gaps) {
+    if (gap == 0) {
+      previous ^= value;
+      items.push_back(previous);
+      value = 0;
+      last_bit = 0;
+      continue;
+    }
+    if (gap == 7) {
+      gap += read(next_exceptional, 5);
+      next_exceptional += 5;
+    }
+    last_bit += gap;
+    if (last_bit > 32) return invalid("the fingerprint cannot be decoded (a bit past the 32 of an item)");
+    value |= 1u << (last_bit - 1);
+  }
   return items;
 }
 

@@ -46,6 +46,22 @@ TEST(JsonLogTest, HostileTextStaysOneValidLine) {
   EXPECT_EQ(Line("id=007").at("id").as_string(), "007");
   EXPECT_EQ(Line("n=+5").at("n").as_string(), "+5");
   EXPECT_EQ(Line("n=inf").at("n").as_string(), "inf");
+  // Found by fuzz/proxy_and_log_fuzz: ".9" was written as a bare number, which JSON has not.
+  for (const char* text : {".9", "1.", "-", "1e", "0x1", "1e+"}) {
+    EXPECT_EQ(Line(std::string("n=") + text).at("n").as_string(), text) << text;
+  }
+  EXPECT_EQ(Line("n=-0.5e-3").at("n").as_double(), -0.5e-3);
+}
+
+TEST(JsonLogTest, BytesThatAreNotUtf8BecomeTheReplacementCharacter) {
+  // Found by fuzz/proxy_and_log_fuzz: a lone 0xd6 made a line that is not JSON.
+  const std::string line = JsonLogLine(std::chrono::system_clock::now(), "info", "x\xd6 y=\xff\xfe");
+  const auto o = json::parse(line).as_object();
+  EXPECT_EQ(o.at("msg").as_string(), "x\xef\xbf\xbd");
+  EXPECT_EQ(o.at("y").as_string(), "\xef\xbf\xbd\xef\xbf\xbd") << line;
+  // Valid UTF-8 stays; an encoded surrogate (not UTF-8) is replaced byte by byte.
+  const auto text = json::parse(JsonLogLine(std::chrono::system_clock::now(), "info", "caf\xc3\xa9 \xed\xa0\x80"));
+  EXPECT_EQ(text.as_object().at("msg").as_string(), "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 }  // namespace
