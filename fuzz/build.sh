@@ -21,6 +21,7 @@ declare -A sources=(
   [label_fields_fuzz]="labeler/label.cpp"
   [fingerprint_string_fuzz]="common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
   [proxy_and_log_fuzz]="common/trusted_proxies.cpp common/log.cpp common/comma_list.cpp common/status.cpp"
+  [job_options_fuzz]="transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
 )
 declare -A libs=(
   [range_header_fuzz]=""
@@ -30,6 +31,7 @@ declare -A libs=(
   [label_fields_fuzz]="-lboost_json -lcrypto"
   [fingerprint_string_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
   [proxy_and_log_fuzz]="-lboost_json -lspdlog -lfmt"
+  [job_options_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
 )
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${!sources[@]}")
