@@ -22,6 +22,7 @@ declare -A sources=(
   [fingerprint_string_fuzz]="common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
   [proxy_and_log_fuzz]="common/trusted_proxies.cpp common/log.cpp common/comma_list.cpp common/status.cpp"
   [job_options_fuzz]="transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
+  [xrpc_query_fuzz]="labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp"
 )
 declare -A libs=(
   [range_header_fuzz]=""
@@ -32,6 +33,7 @@ declare -A libs=(
   [fingerprint_string_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
   [proxy_and_log_fuzz]="-lboost_json -lspdlog -lfmt"
   [job_options_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
+  [xrpc_query_fuzz]="-lboost_json -lcrypto -lfmt"
 )
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${!sources[@]}")

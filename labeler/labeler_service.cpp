@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
+#include "labeler/xrpc_params.h"
 #include "common/comma_list.h"
 #include "common/run_blocking.h"
 
@@ -20,8 +21,6 @@ namespace {
 
 using ValuesByUri = boost::system::result<std::map<std::string, std::vector<std::string>>>;
 constexpr std::string_view kCopyrightViolation = "copyright-violation";
-constexpr std::size_t kQueryLimitMax = 250;
-constexpr std::size_t kQueryLimitDefault = 50;
 
 // An ATProto datetime with milliseconds for a Unix time in milliseconds.
 std::string FormatDatetimeMs(std::int64_t ms) {
@@ -39,16 +38,6 @@ std::int64_t NowMs() {
 
 Response InvalidRequest(std::string_view message) {
   return ErrorResponse(http::status::bad_request, "InvalidRequest", message);
-}
-
-std::optional<std::int64_t> ParseNonNegative(std::string_view text) {
-  if (text.empty() || text.size() > 18) return std::nullopt;
-  std::int64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + (c - '0');
-  }
-  return value;
 }
 
 // Reads one label to emit from a JSON object: uri, val (or `default_val`), cid?, neg?, exp?.
@@ -301,41 +290,11 @@ bool LabelerService::Authorized(const Request& request) const {
 
 namespace {
 
-// Reads queryLabels' parameters: the query, or the 400 answer. (Kept out of the coroutine: the
-// loops with early returns are plain code.)
+// Reads queryLabels' parameters: the query, or the 400 answer.
 std::variant<LabelQuery, Response> ParseQueryLabels(const Request& request) {
-  LabelQuery query;
-  query.limit = kQueryLimitDefault;
-  bool have_patterns = false;
-  for (auto param : request.url().params()) {
-    if (param.key == "uriPatterns") {
-      have_patterns = true;
-      for (auto item : SplitCommaList(param.value)) query.uri_patterns.emplace_back(item);  // ATProto URIs hold no commas
-    } else if (param.key == "sources") {
-      for (auto item : SplitCommaList(param.value)) query.sources.emplace_back(item);
-    } else if (param.key == "limit") {
-      auto limit = ParseNonNegative(param.value);
-      if (!limit || *limit < 1 || *limit > static_cast<std::int64_t>(kQueryLimitMax)) {
-        return InvalidRequest("limit must be an integer from 1 to 250");
-      }
-      query.limit = static_cast<std::size_t>(*limit);
-    } else if (param.key == "cursor") {
-      auto cursor = ParseNonNegative(param.value);
-      if (!cursor) return InvalidRequest("cursor must be a non-negative integer");
-      query.after_seq = *cursor;
-    }
-  }
-  if (!have_patterns || query.uri_patterns.empty()) return InvalidRequest("uriPatterns is required");
-  for (const auto& pattern : query.uri_patterns) {
-    auto star = pattern.find('*');
-    if (star != std::string::npos && star + 1 != pattern.size()) {
-      return InvalidRequest("a '*' in uriPatterns may only end a pattern (prefix match): " + pattern);
-    }
-  }
-  for (const auto& source : query.sources) {
-    if (auto e = CheckDid(source); !e.empty()) return InvalidRequest("sources: " + e);
-  }
-  return query;
+  auto query = ParseQueryLabelsParams(request.url().params());
+  if (!query.ok()) return InvalidRequest(query.status().message());
+  return std::move(*query);
 }
 
 }  // namespace
