@@ -278,7 +278,10 @@ TEST_F(FingerprintTest, AnImportKilledMidwayLosesNothingAcknowledgedAndResumes) 
     EXPECT_EQ(Fetch(port(), "GET", "/v1/references/" + id, Auth()).status, 200) << line;
     ++acknowledged;
   }
-  EXPECT_GE(acknowledged, 3u) << first_output;
+  // Three references were in the index at the kill, so with one job the import had the answers to
+  // the first two (it sends the next file only after the previous answer); the third's answer
+  // may have been lost with the process.
+  EXPECT_GE(acknowledged, 2u) << first_output;
   if (acknowledged < kWorks) {
     EXPECT_EQ(first_rc, 1) << first_output;  // the rest failed, and it said so
   }
