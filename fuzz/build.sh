@@ -20,7 +20,7 @@ declare -A sources=(
   [multipart_fuzz]="transcoder/multipart_reader.cpp common/status.cpp"
   [label_fields_fuzz]="labeler/label.cpp"
   [fingerprint_string_fuzz]="common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
-  [proxy_and_log_fuzz]="common/trusted_proxies.cpp common/log.cpp common/comma_list.cpp common/status.cpp"
+  [proxy_and_log_fuzz]="common/trusted_proxies.cpp common/log.cpp common/json_text.cpp common/comma_list.cpp common/status.cpp"
   [job_options_fuzz]="transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
   [xrpc_query_fuzz]="labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp"
 )
