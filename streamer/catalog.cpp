@@ -210,6 +210,25 @@ std::vector<std::string> Catalog::TracksNaming(std::string_view file_id) const {
   return ids;
 }
 
+std::unordered_map<std::string, std::vector<std::string>> Catalog::TracksNamingEachFile() const {
+  std::unordered_map<std::string, std::vector<std::string>> naming;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [id, track] : tracks_) {
+      naming[id].push_back(id);
+      for (const auto& [name, r] : track->renditions) {
+        auto& tracks = naming[r.file_id];
+        if (tracks.empty() || tracks.back() != id) tracks.push_back(id);
+      }
+    }
+  }
+  for (auto& [file, tracks] : naming) {
+    std::sort(tracks.begin(), tracks.end());
+    tracks.erase(std::unique(tracks.begin(), tracks.end()), tracks.end());
+  }
+  return naming;
+}
+
 std::vector<FileRecord> Catalog::ListFiles(std::string_view after, std::size_t limit) const {
   std::shared_lock lock(mutex_);
   std::vector<FileRecord> files;

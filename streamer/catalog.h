@@ -78,6 +78,8 @@ class Catalog {
   bool RemoveTrack(std::string_view file_id, bool* existed);
   // The tracks that name `file_id`, as their own file or as a rendition (sorted ids).
   std::vector<std::string> TracksNaming(std::string_view file_id) const;
+  // The same for every file named by some track, from one pass over the tracks.
+  std::unordered_map<std::string, std::vector<std::string>> TracksNamingEachFile() const;
   // Every recorded file, in id order, after `after` (exclusive), at most `limit`.
   std::vector<FileRecord> ListFiles(std::string_view after, std::size_t limit) const;
   // Forgets a file: every track naming it as its own file is removed, every rendition naming it

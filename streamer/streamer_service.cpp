@@ -700,9 +700,12 @@ asio::awaitable<Response> StreamerService::ListFiles(Request& request) {
   if (!after.empty() && !BlobStore::IsValidId(after)) co_return InvalidFileId();
   json::array files;
   std::string last;
+  const auto naming = catalog_->TracksNamingEachFile();
   for (const auto& file : catalog_->ListFiles(after, limit)) {
     json::array tracks;
-    for (const auto& t : catalog_->TracksNaming(file.file_id)) tracks.emplace_back(t);
+    if (auto it = naming.find(file.file_id); it != naming.end()) {
+      for (const auto& t : it->second) tracks.emplace_back(t);
+    }
     files.push_back(json::object{{"file_id", file.file_id},
                                  {"size", file.size},
                                  {"content_type", file.content_type},
@@ -733,6 +736,7 @@ asio::awaitable<Response> StreamerService::CollectGarbage(Request& request) {
   std::function<Collected()> collect = [this, min_age_s] {
     Collected out;
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    const auto naming = catalog_->TracksNamingEachFile();
     // Every blob on disk, whether or not the catalog records it (a crash can leave either).
     std::error_code ec;
     for (const auto& shard : std::filesystem::directory_iterator(blobs_->root(), ec)) {
@@ -742,7 +746,9 @@ asio::awaitable<Response> StreamerService::CollectGarbage(Request& request) {
         if (!BlobStore::IsValidId(id)) continue;
         auto blob = blobs_->OpenForRead(id);
         if (!blob) continue;
-        if (now - blob->mtime_seconds < min_age_s || !catalog_->TracksNaming(id).empty()) {
+        // The snapshot rules out most files; a candidate is checked again just before it goes,
+        // for a track recorded since.
+        if (now - blob->mtime_seconds < min_age_s || naming.contains(id) || !catalog_->TracksNaming(id).empty()) {
           ++out.kept;
           continue;
         }
