@@ -54,6 +54,7 @@ struct HttpServer::Connection {
   bool taken_over = false;  // a handler owns the socket now (WebSocket)
   std::string peer;
   asio::ip::address peer_address;
+  bool peer_is_trusted_proxy = false;  // options_.trusted_proxies holds peer_address
 };
 
 namespace {
@@ -575,6 +576,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
   {
     sys::error_code ec;
     c->peer_address = c->socket.remote_endpoint(ec).address();
+    c->peer_is_trusted_proxy = !ec && options_.trusted_proxies.Contains(c->peer_address);
   }
   c->deadline = Clock::now() + options_.header_timeout;  // the watchdog arms itself for this
   asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
@@ -635,7 +637,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
       auto& header = parser.get();
       method = header.method();
       target_for_log = RedactedTarget(header.target());
-      if (!options_.trusted_proxies.empty() && options_.trusted_proxies.Contains(c->peer_address)) {
+      if (c->peer_is_trusted_proxy) {
         std::vector<std::string_view> forwarded;
         for (auto [it, end] = header.equal_range("X-Forwarded-For"); it != end; ++it) forwarded.push_back(it->value());
         const auto client = options_.trusted_proxies.ClientAddress(c->peer_address, forwarded);

@@ -17,17 +17,21 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
+// An IPv4 client reaching an IPv6 socket shows as ::ffff:a.b.c.d: the IPv4 address it is.
+asio::ip::address Unmapped(const asio::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()));
+  }
+  return address;
+}
+
 std::optional<asio::ip::address> ParseAddress(std::string_view text) {
   text = Trim(text);
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
   boost::system::error_code ec;
   auto address = asio::ip::make_address(std::string(text), ec);
   if (ec) return std::nullopt;
-  // An IPv4 client reaching an IPv6 socket shows as ::ffff:a.b.c.d.
-  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
-    return asio::ip::address(asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()));
-  }
-  return address;
+  return Unmapped(address);
 }
 
 }  // namespace
@@ -63,7 +67,7 @@ StatusOr<TrustedProxies> TrustedProxies::Parse(std::string_view list) {
 }
 
 bool TrustedProxies::Contains(const asio::ip::address& raw) const {
-  auto address = ParseAddress(raw.to_string()).value_or(raw);  // unmaps ::ffff:a.b.c.d
+  const auto address = Unmapped(raw);
   if (address.is_v4()) {
     const auto v4 = address.to_v4();
     return std::any_of(v4_.begin(), v4_.end(), [&](const asio::ip::network_v4& n) {
