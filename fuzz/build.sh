@@ -12,29 +12,25 @@ mkdir -p "$out"
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -I. -DBOOST_ASIO_NO_DEPRECATED)
 
-# target: sources beyond fuzz/<target>.cpp, then libraries
-declare -A sources=(
-  [range_header_fuzz]="streamer/byte_range.cpp"
-  [stream_ticket_fuzz]="streamer/stream_ticket.cpp common/comma_list.cpp"
-  [ws_frame_fuzz]="labeler/ws_frame.cpp"
-  [multipart_fuzz]="transcoder/multipart_reader.cpp common/status.cpp"
-  [label_fields_fuzz]="labeler/label.cpp"
-  [fingerprint_string_fuzz]="common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
-  [proxy_and_log_fuzz]="common/trusted_proxies.cpp common/log.cpp common/json_text.cpp common/comma_list.cpp common/status.cpp"
-  [job_options_fuzz]="transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp"
-  [xrpc_query_fuzz]="labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp"
-)
-declare -A libs=(
-  [range_header_fuzz]=""
-  [stream_ticket_fuzz]="-lsodium -lboost_json"
-  [ws_frame_fuzz]=""
-  [multipart_fuzz]="-lfmt"
-  [label_fields_fuzz]="-lboost_json -lcrypto"
-  [fingerprint_string_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
-  [proxy_and_log_fuzz]="-lboost_json -lspdlog -lfmt"
-  [job_options_fuzz]="-lchromaprint -lswresample -lavutil -lfmt"
-  [xrpc_query_fuzz]="-lboost_json -lcrypto -lfmt"
-)
+# One line a target: its name | the sources beyond fuzz/<target>.cpp | the libraries it links.
+table='
+range_header_fuzz       | streamer/byte_range.cpp | 
+stream_ticket_fuzz      | streamer/stream_ticket.cpp common/comma_list.cpp | -lsodium -lboost_json
+ws_frame_fuzz           | labeler/ws_frame.cpp | 
+multipart_fuzz          | transcoder/multipart_reader.cpp common/status.cpp | -lfmt
+label_fields_fuzz       | labeler/label.cpp | -lboost_json -lcrypto
+fingerprint_string_fuzz | common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavutil -lfmt
+proxy_and_log_fuzz      | common/trusted_proxies.cpp common/log.cpp common/json_text.cpp common/comma_list.cpp common/status.cpp | -lboost_json -lspdlog -lfmt
+job_options_fuzz        | transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavutil -lfmt
+xrpc_query_fuzz         | labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp | -lboost_json -lcrypto -lfmt
+'
+declare -A sources libs
+while IFS='|' read -r name srcs links; do
+  name=$(echo "$name" | xargs)
+  [ -n "$name" ] || continue
+  sources[$name]=$srcs
+  libs[$name]=$links
+done <<<"$table"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${!sources[@]}")
 pids=()
