@@ -1,6 +1,8 @@
 #include "common/log.h"
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -20,7 +22,8 @@ namespace {
 bool IsKeyChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; }
 
 // True when `v` is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-// (so ".9", "+5", "007", "inf" and "1." stay strings).
+// (so ".9", "+5", "007", "inf" and "1." stay strings) that a double holds finite: "5e7777777"
+// stays a string, as JSON readers refuse or overflow on it.
 bool LooksLikeNumber(std::string_view v) {
   if (v.empty() || v.size() > 24) return false;
   std::size_t i = 0;
@@ -44,7 +47,10 @@ bool LooksLikeNumber(std::string_view v) {
     if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
     if (digits() == 0) return false;
   }
-  return i == v.size();
+  if (i != v.size()) return false;
+  double parsed = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), parsed);
+  return ec == std::errc{} && end == v.data() + v.size() && std::isfinite(parsed);
 }
 
 // Splits "text key=value key2="quoted value"" into the text and the pairs; nullopt when the
