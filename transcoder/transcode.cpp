@@ -22,6 +22,7 @@
 #include "common/comma_list.h"
 #include "common/media/chromaprint.h"
 #include "common/media/ffmpeg_util.h"
+#include "transcoder/chromaprint_input.h"
 #include "transcoder/true_peak.h"
 
 extern "C" {
@@ -402,30 +403,24 @@ class Analyzer final : public Consumer {
   std::vector<std::pair<float, float>> slices_;
 };
 
-// Chromaprint fingerprints of the audio, one per requested speed, fed 11025 Hz mono s16: the
-// rate and layout Chromaprint works at, so it neither resamples nor mixes down itself.
+// Chromaprint fingerprints of the audio, one per requested speed. It takes the decoded frames as
+// they are and makes Chromaprint's input itself (ChromaprintInput), in its own steps.
 class FingerprintConsumer final : public Consumer {
  public:
-  static StatusOr<std::unique_ptr<FingerprintConsumer>> Create(std::vector<double> speeds) {
-    std::unique_ptr<FingerprintConsumer> f(new FingerprintConsumer(std::move(speeds)));
+  static StatusOr<std::unique_ptr<FingerprintConsumer>> Create(std::vector<double> speeds, int rate,
+                                                               AVSampleFormat format, int channels) {
+    auto input = ChromaprintInput::Create(rate, format, channels);
+    if (!input.ok()) return input.status();
+    std::unique_ptr<FingerprintConsumer> f(new FingerprintConsumer(std::move(speeds), std::move(*input)));
     if (auto s = f->fingerprinter_.Start(kChromaprintRate, 1); !s.ok()) return s;
     return f;
   }
 
-  // The input it takes: packed 16-bit mono at Chromaprint's rate.
-  static SampleFormat Format() {
-    SampleFormat format;
-    format.rate = kChromaprintRate;
-    format.format = AV_SAMPLE_FMT_S16;
-    av_channel_layout_default(&format.layout, 1);  // mono: a native layout, nothing to free
-    return format;
-  }
-
   Status Consume(const Chunk& chunk) override {
-    for (const auto& frame : chunk.frames) {
-      const auto* samples = reinterpret_cast<const std::int16_t*>(frame->data[0]);
-      if (auto s = fingerprinter_.Feed({samples, static_cast<std::size_t>(frame->nb_samples)}); !s.ok()) return s;
-    }
+    samples_.clear();
+    for (const auto& frame : chunk.frames) input_.Convert(*frame, &samples_);
+    if (chunk.eof) input_.Finish(&samples_);
+    if (auto s = fingerprinter_.Feed(samples_); !s.ok()) return s;
     if (!chunk.eof) return OkStatus();
     auto prints = fingerprinter_.Finish();
     if (!prints.ok()) return prints.status();
@@ -436,21 +431,21 @@ class FingerprintConsumer final : public Consumer {
   std::vector<FingerprintItems> TakePrints() { return std::move(prints_); }
 
  private:
-  explicit FingerprintConsumer(std::vector<double> speeds) : fingerprinter_(std::move(speeds)) {}
+  FingerprintConsumer(std::vector<double> speeds, ChromaprintInput input)
+      : input_(std::move(input)), fingerprinter_(std::move(speeds)) {}
 
+  ChromaprintInput input_;
   Fingerprinter fingerprinter_;
+  std::vector<std::int16_t> samples_;
   std::vector<FingerprintItems> prints_;
 };
 
-// One output format and the resampler that makes it from the decoded audio.
+// One output format and the resampler that makes it from the decoded audio; without a resampler,
+// the decoded frames themselves.
 struct Branch {
   SampleFormat format;
   SwrPtr swr;
   std::shared_ptr<Chunk> pending;
-  // Whether its resampling CPU is measured (the fingerprint's branch, so the fingerprint's cost
-  // can be told apart from the encoders'), and the total so far. Touched by the decoder step only.
-  bool timed = false;
-  double cpu_seconds = 0;
   ~Branch() { av_channel_layout_uninit(&format.layout); }
 };
 
@@ -536,14 +531,21 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     av_channel_layout_describe(&source_layout_, layout, sizeof layout);
     facts_.channel_layout = layout;
 
-    auto attach = [&](Consumer& consumer, const SampleFormat& format) -> Status {
+    // Attaches a consumer to the branch making `format`, or, with `as_decoded`, to the branch that
+    // hands out the decoded frames themselves.
+    auto attach = [&](Consumer& consumer, const SampleFormat& format, bool as_decoded = false) -> Status {
       for (std::size_t i = 0; i < branches_.size(); ++i) {
-        if (branches_[i]->format == format) {
+        if (as_decoded ? !branches_[i]->swr : (branches_[i]->swr && branches_[i]->format == format)) {
           consumer.branch = i;
           return OkStatus();
         }
       }
       auto branch = std::make_unique<Branch>();
+      consumer.branch = branches_.size();
+      if (as_decoded) {
+        branches_.push_back(std::move(branch));
+        return OkStatus();
+      }
       branch->format.rate = format.rate;
       branch->format.format = format.format;
       av_channel_layout_copy(&branch->format.layout, &format.layout);
@@ -551,16 +553,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       int r = swr_alloc_set_opts2(&swr, &branch->format.layout, format.format, format.rate, &source_layout_, source_format_,
                                   source_rate_, 0, nullptr);
       branch->swr.reset(swr);
-      if (r >= 0 && format.rate == media::kChromaprintRate) {
-        // Chromaprint hears 28-3520 Hz: half of fpcalc's filter leaves that band as it is (items
-        // differ from fpcalc's in 0.05 % of bits, at most 0.13 % on 12 corpus tracks) and
-        // saves a fifth of the stage's CPU.
-        av_opt_set_int(swr, "filter_size", 8, 0);
-        av_opt_set_int(swr, "phase_shift", 8, 0);
-        av_opt_set_double(swr, "cutoff", 0.9, 0);
-      }
       if (r < 0 || (r = swr_init(swr)) < 0) return FfmpegFailure("cannot set up a resampler", r);
-      consumer.branch = branches_.size();
       branches_.push_back(std::move(branch));
       return OkStatus();
     };
@@ -593,10 +586,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       consumers_.push_back(std::move(*analyzer));
     }
     if (!request_.fingerprint_speeds.empty()) {
-      auto fingerprint = FingerprintConsumer::Create(request_.fingerprint_speeds);
+      auto fingerprint = FingerprintConsumer::Create(request_.fingerprint_speeds, source_rate_, source_format_,
+                                                     source_layout_.nb_channels);
       if (!fingerprint.ok()) return fingerprint.status();
-      if (auto s = attach(**fingerprint, FingerprintConsumer::Format()); !s.ok()) return s;
-      branches_[(*fingerprint)->branch]->timed = true;
+      if (auto s = attach(**fingerprint, SampleFormat{}, /*as_decoded=*/true); !s.ok()) return s;
       fingerprint_ = fingerprint->get();
       consumers_.push_back(std::move(*fingerprint));
     }
@@ -614,14 +607,18 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       return Status(StatusCode::kUnimplemented, "the audio format changes in the middle of the track");
     }
     for (auto& branch : branches_) {
-      const double cpu_start = branch->timed ? ThreadCpuSeconds() : 0;
+      if (!branch->swr) {
+        FramePtr copy(av_frame_clone(&frame));  // a new reference to the same buffers
+        if (!copy) return Status(StatusCode::kResourceExhausted, "out of memory");
+        branch->pending->frames.push_back(std::move(copy));
+        continue;
+      }
       const int room = swr_get_out_samples(branch->swr.get(), frame.nb_samples);
       if (room <= 0) continue;
       FramePtr out = AllocFrame(branch->format, room);
       if (!out) return Status(StatusCode::kResourceExhausted, "out of memory");
       const int n = swr_convert(branch->swr.get(), out->extended_data, room,
                                 const_cast<const std::uint8_t**>(frame.extended_data), frame.nb_samples);
-      if (branch->timed) branch->cpu_seconds += ThreadCpuSeconds() - cpu_start;
       if (n < 0) return FfmpegFailure("resampling failed", n);
       if (n == 0) continue;
       out->nb_samples = n;
@@ -633,6 +630,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   // Empties the resamplers' delay lines at the end of the input.
   Status FlushBranches() {
     for (auto& branch : branches_) {
+      if (!branch->swr) continue;
       for (;;) {
         const int room = swr_get_out_samples(branch->swr.get(), 0);
         if (room <= 0) break;
@@ -872,8 +870,7 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     for (const Encoder* e : encoders_) result.renditions.push_back(e->output());
     if (fingerprint_) {
       result.fingerprints = fingerprint_->TakePrints();
-      // Its resampling runs in the decoder's steps (decode_cpu_) and is counted there too.
-      result.fingerprint_cpu_seconds = fingerprint_->cpu_seconds + branches_[fingerprint_->branch]->cpu_seconds;
+      result.fingerprint_cpu_seconds = fingerprint_->cpu_seconds;
     }
     done_(std::move(result));
   }
