@@ -4,9 +4,11 @@
 # is missing.
 #   fuzz/run.sh SECONDS [TARGET...]      explore: each target for SECONDS, growing a corpus kept in
 #                                        build/fuzz/corpus/<target> from run to run
-#   fuzz/run.sh --runs N [TARGET...]     the test suite's check: N inputs a target from an empty
-#                                        corpus with a fixed seed, so a run here repeats exactly on
+#   fuzz/run.sh --runs N [TARGET...]     the test suite's check: N inputs a target from its seeds
+#                                        only, with a fixed seed, so a run here repeats exactly on
 #                                        any machine (a finding in CI reproduces with this command)
+# A target's seed inputs (fuzz/seeds/<target>/) and dictionary of tokens (fuzz/<target>.dict) are
+# used when present.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=time
@@ -31,8 +33,12 @@ for target in ${*:-$(ls ./*_fuzz | xargs -n1 basename)}; do
     mkdir -p "$corpus"
     budget=(-max_total_time="$limit")
   fi
-  if ./"$target" "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="./crash-$target-" \
-      "$corpus" >"$target.log" 2>&1; then
+  extra=()
+  [ -f "../../fuzz/$target.dict" ] && extra+=(-dict="../../fuzz/$target.dict")
+  seeds=()
+  [ -d "../../fuzz/seeds/$target" ] && seeds=("../../fuzz/seeds/$target")
+  if ./"$target" "${budget[@]}" "${extra[@]}" -timeout=10 -rss_limit_mb=2048 -artifact_prefix="./crash-$target-" \
+      "$corpus" "${seeds[@]}" >"$target.log" 2>&1; then
     echo "fuzz: $target: $(grep -o 'Done [0-9]* runs' "$target.log" | tail -1), no finding"
   else
     echo "fuzz: $target FOUND A PROBLEM (build/fuzz/$target.log):"

@@ -1,5 +1,6 @@
 #include "labeler/label.h"
 
+#include <fmt/format.h>
 #include <openssl/evp.h>
 
 #include <chrono>
@@ -278,6 +279,43 @@ std::string NowDatetime() {
                 static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
                 static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
   return buf;
+}
+
+StatusOr<Label> LabelFromInput(const boost::json::value& input, std::string_view default_val) {
+  const auto* object = input.if_object();
+  if (!object) return Status(StatusCode::kInvalidArgument, "each label must be a JSON object");
+  const auto refuse = [](std::string message) { return Status(StatusCode::kInvalidArgument, std::move(message)); };
+  // A string member into `out`; empty when fine (absent or null counts as fine unless required).
+  auto text = [&](std::string_view key, std::string& out, bool required) -> std::string {
+    const auto* v = object->if_contains(key);
+    if (!v || v->is_null()) return required ? fmt::format("`{}` is required", key) : std::string();
+    if (!v->is_string()) return fmt::format("`{}` must be a string", key);
+    out = std::string(v->get_string());
+    return {};
+  };
+  Label label;
+  if (auto e = text("uri", label.uri, true); !e.empty()) return refuse(e);
+  if (auto e = CheckSubjectUri(label.uri); !e.empty()) return refuse("uri: " + e);
+  if (auto e = text("val", label.val, default_val.empty()); !e.empty()) return refuse(e);
+  if (label.val.empty()) label.val = std::string(default_val);
+  if (auto e = CheckLabelValue(label.val); !e.empty()) return refuse("val: " + e);
+  std::string cid;
+  if (auto e = text("cid", cid, false); !e.empty()) return refuse(e);
+  if (!cid.empty()) {
+    if (auto e = CheckCid(cid); !e.empty()) return refuse("cid: " + e);
+    label.cid = cid;
+  }
+  std::string exp;
+  if (auto e = text("exp", exp, false); !e.empty()) return refuse(e);
+  if (!exp.empty()) {
+    if (auto e = CheckDatetime(exp); !e.empty()) return refuse("exp: " + e);
+    label.exp = exp;
+  }
+  if (const auto* neg = object->if_contains("neg"); neg && !neg->is_null()) {
+    if (!neg->is_bool()) return refuse("`neg` must be true or false");
+    label.neg = neg->get_bool();
+  }
+  return label;
 }
 
 boost::json::object LabelToJson(const Label& label) {

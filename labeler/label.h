@@ -12,6 +12,9 @@
 #include <string_view>
 
 #include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "common/status.h"
 
 namespace plyr::labeler {
 
@@ -49,6 +52,12 @@ std::string CheckCid(std::string_view cid);
 // An ATProto datetime: RFC 3339 with upper-case T, whole seconds, optional fraction, Z or ±hh:mm
 // (not -00:00).
 std::string CheckDatetime(std::string_view datetime);
+
+// Reads a label to emit from a caller's JSON object: `uri`, `val` (or `default_val` when absent
+// and `default_val` is not empty), `cid`?, `neg`?, `exp`?; other members are ignored. `src`, `cts`
+// and `sig` are left for the labeler to fill in. InvalidArgument, saying which member and why,
+// when the object is not a label this labeler would sign.
+StatusOr<Label> LabelFromInput(const boost::json::value& input, std::string_view default_val);
 
 // Now, as an ATProto datetime with millisecond precision ("2026-11-25T14:05:10.123Z").
 std::string NowDatetime();

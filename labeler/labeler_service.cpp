@@ -40,43 +40,6 @@ Response InvalidRequest(std::string_view message) {
   return ErrorResponse(http::status::bad_request, "InvalidRequest", message);
 }
 
-// Reads one label to emit from a JSON object: uri, val (or `default_val`), cid?, neg?, exp?.
-// Other members are ignored. Returns the label or why it is refused.
-std::variant<Label, std::string> LabelFromJson(const json::value& value, std::string_view default_val) {
-  const auto* object = value.if_object();
-  if (!object) return std::string("each label must be a JSON object");
-  Label label;
-  auto text = [&](std::string_view key, std::string& out, bool required) -> std::string {
-    const auto* v = object->if_contains(key);
-    if (!v || v->is_null()) return required ? fmt::format("`{}` is required", key) : std::string();
-    if (!v->is_string()) return fmt::format("`{}` must be a string", key);
-    out = std::string(v->get_string());
-    return {};
-  };
-  if (auto e = text("uri", label.uri, true); !e.empty()) return e;
-  if (auto e = CheckSubjectUri(label.uri); !e.empty()) return "uri: " + e;
-  if (auto e = text("val", label.val, default_val.empty()); !e.empty()) return e;
-  if (label.val.empty()) label.val = std::string(default_val);
-  if (auto e = CheckLabelValue(label.val); !e.empty()) return "val: " + e;
-  std::string cid;
-  if (auto e = text("cid", cid, false); !e.empty()) return e;
-  if (!cid.empty()) {
-    if (auto e = CheckCid(cid); !e.empty()) return "cid: " + e;
-    label.cid = cid;
-  }
-  std::string exp;
-  if (auto e = text("exp", exp, false); !e.empty()) return e;
-  if (!exp.empty()) {
-    if (auto e = CheckDatetime(exp); !e.empty()) return "exp: " + e;
-    label.exp = exp;
-  }
-  if (const auto* neg = object->if_contains("neg"); neg && !neg->is_null()) {
-    if (!neg->is_bool()) return std::string("`neg` must be true or false");
-    label.neg = neg->get_bool();
-  }
-  return label;
-}
-
 json::object StoredToJson(const StoredLabel& stored) {
   return json::object{{"seq", stored.seq}, {"label", LabelToJson(stored.label)}};
 }
@@ -419,15 +382,15 @@ asio::awaitable<Response> LabelerService::PostLabels(Request& request) {
     }
     std::size_t index = 0;
     for (const auto& item : list->as_array()) {
-      auto label = LabelFromJson(item, {});
-      if (auto* e = std::get_if<std::string>(&label)) co_return InvalidRequest(fmt::format("labels[{}]: {}", index, *e));
-      labels.push_back(std::move(std::get<Label>(label)));
+      auto label = LabelFromInput(item, {});
+      if (!label.ok()) co_return InvalidRequest(fmt::format("labels[{}]: {}", index, label.status().message()));
+      labels.push_back(std::move(*label));
       ++index;
     }
   } else {
-    auto label = LabelFromJson(object, {});
-    if (auto* e = std::get_if<std::string>(&label)) co_return InvalidRequest(*e);
-    labels.push_back(std::move(std::get<Label>(label)));
+    auto label = LabelFromInput(object, {});
+    if (!label.ok()) co_return InvalidRequest(label.status().message());
+    labels.push_back(std::move(*label));
   }
 
   auto stored = co_await Emit(std::move(labels));
@@ -446,10 +409,10 @@ asio::awaitable<Response> LabelerService::EmitLabel(Request& request) {
   if (auto* r = std::get_if<Response>(&body)) co_return std::move(*r);
   // plyr.fm's shape: {"uri", "val"?="copyright-violation", "cid"?, "neg"?, "context"?}. The
   // context (scan details) is moderation bookkeeping, not part of the label; it is not kept.
-  auto label = LabelFromJson(std::get<json::object>(body), kCopyrightViolation);
-  if (auto* e = std::get_if<std::string>(&label)) co_return InvalidRequest(*e);
+  auto label = LabelFromInput(std::get<json::object>(body), kCopyrightViolation);
+  if (!label.ok()) co_return InvalidRequest(label.status().message());
   std::vector<Label> labels;
-  labels.push_back(std::move(std::get<Label>(label)));
+  labels.push_back(std::move(*label));
   auto stored = co_await Emit(std::move(labels));
   if (!stored) {
     spdlog::error("emit failed: {}", stored.error().message());

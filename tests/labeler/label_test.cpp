@@ -3,6 +3,7 @@
 #include <string>
 
 #include <boost/algorithm/hex.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
@@ -256,6 +257,47 @@ TEST(LabelToJson, UnsignedLabelHasNoSig) {
   Label label = VectorLabel();
   label.sig.clear();
   EXPECT_FALSE(LabelToJson(label).contains("sig"));
+}
+
+// --- A caller's label input ---
+
+StatusOr<Label> FromInput(std::string_view json, std::string_view default_val = {}) {
+  return LabelFromInput(boost::json::parse(json), default_val);
+}
+
+TEST(LabelInput, ReadsTheFieldsACallerMaySet) {
+  auto label = FromInput(R"({"uri": "at://did:plc:abc/fm.plyr.track/3k", "val": "nudity", "neg": true,
+                             "cid": "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm",
+                             "exp": "2027-01-01T00:00:00Z", "src": "did:plc:ignored", "context": {"x": 1}})");
+  ASSERT_TRUE(label.ok()) << label.status().ToString();
+  EXPECT_EQ(label->uri, "at://did:plc:abc/fm.plyr.track/3k");
+  EXPECT_EQ(label->val, "nudity");
+  EXPECT_TRUE(label->neg);
+  EXPECT_EQ(label->cid, "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm");
+  EXPECT_EQ(label->exp, "2027-01-01T00:00:00Z");
+  EXPECT_TRUE(label->src.empty()) << "the labeler fills in its own DID";
+  EXPECT_TRUE(label->sig.empty());
+  // A default value stands in for a missing `val` only.
+  EXPECT_EQ(FromInput(R"({"uri": "did:plc:abc"})", "copyright-violation")->val, "copyright-violation");
+  EXPECT_EQ(FromInput(R"({"uri": "did:plc:abc", "val": "spam"})", "copyright-violation")->val, "spam");
+}
+
+TEST(LabelInput, RefusesWithTheMemberAndTheReason) {
+  const auto refusal = [](std::string_view json) {
+    auto label = FromInput(json);
+    EXPECT_FALSE(label.ok()) << json;
+    EXPECT_EQ(label.status().code(), StatusCode::kInvalidArgument) << json;
+    return label.status().message();
+  };
+  EXPECT_EQ(refusal(R"([1, 2])"), "each label must be a JSON object");
+  EXPECT_EQ(refusal(R"({"val": "spam"})"), "`uri` is required");
+  EXPECT_EQ(refusal(R"({"uri": 5, "val": "spam"})"), "`uri` must be a string");
+  EXPECT_EQ(refusal(R"({"uri": "did:plc:abc"})"), "`val` is required");
+  EXPECT_EQ(refusal(R"({"uri": "did:plc:abc", "val": "spam", "neg": "yes"})"), "`neg` must be true or false");
+  EXPECT_TRUE(refusal(R"({"uri": "https://example.com", "val": "spam"})").starts_with("uri: "));
+  EXPECT_TRUE(refusal(R"({"uri": "did:plc:abc", "val": "two words"})").starts_with("val: "));
+  EXPECT_TRUE(refusal(R"({"uri": "did:plc:abc", "val": "spam", "cid": "nope"})").starts_with("cid: "));
+  EXPECT_TRUE(refusal(R"({"uri": "did:plc:abc", "val": "spam", "exp": "tomorrow"})").starts_with("exp: "));
 }
 
 }  // namespace
