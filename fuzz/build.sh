@@ -23,6 +23,7 @@ fingerprint_string_fuzz | common/media/chromaprint.cpp common/comma_list.cpp com
 proxy_and_log_fuzz      | common/trusted_proxies.cpp common/log.cpp common/json_text.cpp common/comma_list.cpp common/status.cpp | -lboost_json -lspdlog -lfmt
 job_options_fuzz        | transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavutil -lfmt
 label_input_fuzz        | labeler/label.cpp labeler/label_cbor.cpp common/status.cpp | -lcrypto -lcbor -lfmt
+audio_decode_fuzz       | fingerprint/audio_fingerprint.cpp common/media/chromaprint.cpp common/media/ffmpeg_util.cpp common/comma_list.cpp common/status.cpp | -lavformat -lavcodec -lswresample -lavutil -lchromaprint -lspdlog -lfmt
 request_target_fuzz     | common/router.cpp common/url_impl.cpp | 
 xrpc_query_fuzz         | labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp | -lboost_json -lcrypto -lfmt
 '

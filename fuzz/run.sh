@@ -7,8 +7,8 @@
 #   fuzz/run.sh --runs N [TARGET...]     the test suite's check: N inputs a target from its seeds
 #                                        only, with a fixed seed, so a run here repeats exactly on
 #                                        any machine (a finding in CI reproduces with this command)
-# A target's seed inputs (fuzz/seeds/<target>/) and dictionary of tokens (fuzz/<target>.dict) are
-# used when present.
+# A target's seed inputs (fuzz/seeds/<target>/), dictionary of tokens (fuzz/<target>.dict) and cap
+# on --runs (fuzz/<target>.runs) are used when present.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=time
@@ -27,7 +27,10 @@ cd build/fuzz
 for target in ${*:-$(ls ./*_fuzz | xargs -n1 basename)}; do
   if [ "$mode" = runs ]; then
     corpus=$(mktemp -d)
-    budget=(-runs="$limit" -seed=1)
+    runs=$limit
+    # A slow target (a whole decode per input) caps its count in fuzz/<target>.runs.
+    [ -f "../../fuzz/$target.runs" ] && runs=$(( $(cat "../../fuzz/$target.runs") < limit ? $(cat "../../fuzz/$target.runs") : limit ))
+    budget=(-runs="$runs" -seed=1)
   else
     corpus=corpus/$target
     mkdir -p "$corpus"
