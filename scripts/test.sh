@@ -1,10 +1,21 @@
 #!/usr/bin/env bash
-# The test suite in one command: installs what is missing (Debian bookworm, as root), builds,
-# and runs every test with ctest.
+# The test suite in one command: installs what is missing (Debian bookworm, as root), builds, and
+# runs the tests with ctest.
+#   scripts/test.sh           what CI runs: the whole suite under AddressSanitizer and
+#                             UndefinedBehaviorSanitizer (CMake preset asan, build/asan), then the
+#                             tests labelled `concurrency` under ThreadSanitizer (preset tsan,
+#                             build/tsan: only their binaries are built)
+#   scripts/test.sh release   the whole suite on the optimised build (preset release): quicker,
+#                             without sanitizers
+# Exit status: 0 when every test passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-sanitizers}
+case $mode in
+  sanitizers | release) ;;
+  *) echo "usage: scripts/test.sh [release]" >&2; exit 2 ;;
+esac
 scripts/install-deps.sh test
-scripts/build.sh release
 
 # The labeler's interoperability test runs the ATProto client libraries from npm. `npm ci` only
 # when node_modules does not match package-lock.json (npm keeps its own copy of what it installed
@@ -21,4 +32,29 @@ if ! node -e '
   (cd "$npm_dir" && npm ci --no-audit --no-fund)
 fi
 
-ctest --preset release -j "$(nproc)"
+if [ "$mode" = release ]; then
+  scripts/build.sh release
+  exec ctest --preset release -j "$(nproc)"
+fi
+
+started=$SECONDS
+failed=()
+scripts/build.sh asan
+echo "test: asan build: $((SECONDS - started)) s"
+step=$SECONDS
+ctest --preset asan -j "$(nproc)" || failed+=("asan")
+echo "test: asan suite: $((SECONDS - step)) s"
+
+# ThreadSanitizer needs every object built with it; only the binaries of the `concurrency` tests
+# are built (their ctest files list the others as not built, which the label filter leaves out).
+step=$SECONDS
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan --target common_tests labeler_tests transcoder_tests
+ctest --preset tsan -j "$(nproc)" || failed+=("tsan")
+echo "test: tsan build and tests: $((SECONDS - step)) s; all: $((SECONDS - started)) s"
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "test: FAILED under ${failed[*]}" >&2
+  exit 1
+fi
+echo "test: every test passed under asan and tsan"
