@@ -1,8 +1,6 @@
 #include "common/trusted_proxies.h"
 
-
 #include <gtest/gtest.h>
-
 
 namespace plyr {
 namespace {
