@@ -261,6 +261,11 @@ boost::system::result<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& r
     co_return r;
   });
 
+  // At debug level, every route: what operators and the auth matrix test read to see the API.
+  for (const auto& [method, pattern] : router.Routes()) {
+    spdlog::debug("route service={} method={} pattern={}", service, std::string_view(http::to_string(method)), pattern);
+  }
+
   std::unique_ptr<HttpServer> server(new HttpServer(runtime, std::move(router), std::move(options), metrics));
   tcp::endpoint bind_to = endpoint;
   for (const auto& ctx : runtime.contexts()) {

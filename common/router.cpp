@@ -30,6 +30,16 @@ void Router::Add(http::verb method, std::string_view pattern, Handler handler) {
   routes_.push_back(Route{method, SplitPattern(pattern), std::move(handler)});
 }
 
+std::vector<std::pair<http::verb, std::string>> Router::Routes() const {
+  std::vector<std::pair<http::verb, std::string>> out;
+  for (const auto& route : routes_) {
+    std::string pattern;
+    for (const auto& segment : route.segments) pattern += "/" + segment;
+    out.emplace_back(route.method, pattern.empty() ? "/" : pattern);
+  }
+  return out;
+}
+
 bool Router::MatchPath(const Route& route, const std::vector<std::string>& segments,
                        std::vector<std::pair<std::string, std::string>>& params) const {
   if (route.segments.size() != segments.size()) return false;

@@ -36,6 +36,9 @@ class Router {
     const Handler* handler = nullptr;  // set for kFound
     std::string allow;                 // set for kMethodNotAllowed: "GET, HEAD"
   };
+  // Every registered (method, pattern), in registration order: what a server announces at start.
+  std::vector<std::pair<http::verb, std::string>> Routes() const;
+
   // Finds the handler for a request, filling `params` with decoded path parameters.
   Match Find(http::verb method, const boost::urls::url_view& url,
              std::vector<std::pair<std::string, std::string>>& params) const;
