@@ -36,7 +36,7 @@ double BesselI0(double x) {
   return sum;
 }
 
-// 8 floats: GCC and clang compile this to two SSE registers, or one AVX register in the clone
+// 8 floats: GCC and clang compile this to two SSE registers, or one AVX register in the variant
 // built for AVX2.
 typedef float Float8 __attribute__((vector_size(32)));
 
@@ -56,7 +56,7 @@ typedef float Float8 __attribute__((vector_size(32)));
 // and whose position is before input sample `end`, at most `room`, into out as 16-bit values;
 // advances the next output's position (*base + *remainder / L) by M/L per output and returns how
 // many it wrote.
-__attribute__((target_clones("avx2", "default"))) std::size_t FilterRun(
+[[gnu::always_inline]] inline std::size_t FilterRunBody(
     const float* mono, std::int64_t start, std::int64_t available, const float* table, int taps, int phases,
     std::int64_t L, std::int64_t M, std::int64_t* base, std::int64_t* remainder, std::int64_t end,
     std::int16_t* out, std::size_t room) {
@@ -117,7 +117,7 @@ float Normalized(Sample v) {
 // mono[i] (+)= channel sample i × gain, for n samples `stride` apart. The contiguous case (planar
 // audio, what decoders emit) is written in vectors: compilers at -O2 leave such loops scalar.
 template <typename Sample>
-__attribute__((target_clones("avx2", "default"))) void MixPlane(const Sample* __restrict in, int stride, int n,
+[[gnu::always_inline]] inline void MixPlaneBody(const Sample* __restrict in, int stride, int n,
                                                                float gain, bool first, float* __restrict mono) {
   int i = 0;
   if (stride == 1 && !std::is_same_v<Sample, std::uint8_t>) {
@@ -143,7 +143,7 @@ __attribute__((target_clones("avx2", "default"))) void MixPlane(const Sample* __
 
 // Packed stereo (WAV, FLAC): mono[i] = (left + right) × gain, in vectors.
 template <typename Sample>
-__attribute__((target_clones("avx2", "default"))) void MixPackedStereo(const Sample* __restrict in, int n, float gain,
+[[gnu::always_inline]] inline void MixPackedStereoBody(const Sample* __restrict in, int n, float gain,
                                                                       float* __restrict mono) {
   int i = 0;
   if constexpr (!std::is_same_v<Sample, std::uint8_t>) {
@@ -162,17 +162,73 @@ __attribute__((target_clones("avx2", "default"))) void MixPackedStereo(const Sam
   for (; i < n; ++i) mono[i] = (Normalized(in[2 * i]) + Normalized(in[2 * i + 1])) * gain;
 }
 
+// Each loop above is compiled twice, for any x86-64 and with AVX2, and called through a check of
+// the CPU made once. (Not GCC's target_clones: its ifunc resolvers run before the sanitizers'
+// runtimes start, and crash ThreadSanitizer builds.)
+bool HasAvx2() {
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return avx2;
+}
+
+__attribute__((target("avx2"))) std::size_t FilterRunAvx2(const float* mono, std::int64_t start,
+                                                           std::int64_t available, const float* table, int taps,
+                                                           int phases, std::int64_t L, std::int64_t M,
+                                                           std::int64_t* base, std::int64_t* remainder,
+                                                           std::int64_t end, std::int16_t* out, std::size_t room) {
+  return FilterRunBody(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
+}
+
+std::size_t FilterRunGeneric(const float* mono, std::int64_t start, std::int64_t available, const float* table,
+                             int taps, int phases, std::int64_t L, std::int64_t M, std::int64_t* base,
+                             std::int64_t* remainder, std::int64_t end, std::int16_t* out, std::size_t room) {
+  return FilterRunBody(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
+}
+
+template <typename Sample>
+__attribute__((target("avx2"))) void MixPlaneAvx2(const Sample* in, int stride, int n, float gain, bool first,
+                                                  float* mono) {
+  MixPlaneBody(in, stride, n, gain, first, mono);
+}
+
+template <typename Sample>
+void MixPlaneGeneric(const Sample* in, int stride, int n, float gain, bool first, float* mono) {
+  MixPlaneBody(in, stride, n, gain, first, mono);
+}
+
+template <typename Sample>
+__attribute__((target("avx2"))) void MixPackedStereoAvx2(const Sample* in, int n, float gain, float* mono) {
+  MixPackedStereoBody(in, n, gain, mono);
+}
+
+template <typename Sample>
+void MixPackedStereoGeneric(const Sample* in, int n, float gain, float* mono) {
+  MixPackedStereoBody(in, n, gain, mono);
+}
+
 template <typename Sample>
 void Mix(const AVFrame& frame, int channels, bool planar, float* mono) {
   const float gain = 1.0f / static_cast<float>(channels);
   if (!planar && channels == 2) {
-    MixPackedStereo(reinterpret_cast<const Sample*>(frame.extended_data[0]), frame.nb_samples, gain, mono);
+    const auto* in = reinterpret_cast<const Sample*>(frame.extended_data[0]);
+    if (HasAvx2()) {
+      MixPackedStereoAvx2(in, frame.nb_samples, gain, mono);
+    } else {
+      MixPackedStereoGeneric(in, frame.nb_samples, gain, mono);
+    }
     return;
   }
   for (int c = 0; c < channels; ++c) {
     const auto* in = planar ? reinterpret_cast<const Sample*>(frame.extended_data[c])
                             : reinterpret_cast<const Sample*>(frame.extended_data[0]) + c;
-    MixPlane(in, planar ? 1 : channels, frame.nb_samples, gain, c == 0, mono);
+    const int stride = planar ? 1 : channels;
+    if (HasAvx2()) {
+      MixPlaneAvx2(in, stride, frame.nb_samples, gain, c == 0, mono);
+    } else {
+      MixPlaneGeneric(in, stride, frame.nb_samples, gain, c == 0, mono);
+    }
   }
 }
 
@@ -263,7 +319,8 @@ void ChromaprintInput::Filter(std::vector<std::int16_t>* out, std::int64_t end) 
   for (;;) {
     const std::size_t at = out->size();
     out->resize(at + 256);
-    const std::size_t n = FilterRun(mono_.data(), mono_start_, static_cast<std::int64_t>(mono_.size()), table_.data(),
+    const auto run = HasAvx2() ? FilterRunAvx2 : FilterRunGeneric;
+    const std::size_t n = run(mono_.data(), mono_start_, static_cast<std::int64_t>(mono_.size()), table_.data(),
                                     taps_, phases_, out_per_step_, in_per_step_, &next_base_, &next_remainder_, end,
                                     out->data() + at, 256);
     out->resize(at + n);
