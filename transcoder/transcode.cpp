@@ -838,7 +838,12 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
       if (!c.finished && !c.inbox.empty()) ScheduleLocked(index);
       complete = CompleteLocked();
     }
-    if (request_.on_progress && !complete) request_.on_progress(progress);
+    if (request_.on_progress && !complete) {
+      // Reported under its own lock, which Finish takes before `done`: no report runs during or
+      // after `done` (found by ThreadSanitizer; a caller's state may be gone by then).
+      std::lock_guard lock(progress_mutex_);
+      if (!progress_closed_) request_.on_progress(progress);
+    }
     if (complete) Finish();
   }
 
@@ -852,6 +857,10 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   }
 
   void Finish() {
+    {
+      std::lock_guard lock(progress_mutex_);
+      progress_closed_ = true;
+    }
     Status failure;
     {
       std::lock_guard lock(mutex_);
@@ -906,6 +915,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
   bool decoder_parked_ = false;  // guarded by mutex_
   bool decoder_done_ = false;    // guarded by mutex_
   bool completed_ = false;       // guarded by mutex_
+  std::mutex progress_mutex_;
+  bool progress_closed_ = false;  // guarded by progress_mutex_: set before `done` is called
 };
 
 }  // namespace

@@ -83,7 +83,8 @@ struct TranscodeRequest {
   std::int64_t max_duration_ms = 0;  // longer audio fails with ResourceExhausted; 0: no limit
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::shared_ptr<const std::atomic<bool>> cancel;  // set to stop early (Cancelled); may be null
-  // Called from pool threads with the share of the work done so far (0-1), at most once per chunk.
+  // Called from pool threads with the share of the work done so far (0-1), at most once per chunk,
+  // one call at a time, and never once `done` has been called.
   std::function<void(double)> on_progress;
   bool analyze = true;  // loudness and waveform
   std::size_t waveform_points = 1000;

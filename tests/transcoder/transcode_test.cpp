@@ -155,6 +155,7 @@ TEST_F(TranscodeTest, DefaultLadderFromFlacMatchesTheInput) {
   // CBR bitrates as asked.
   const double mp3_kbps = result->renditions[0].size * 8.0 / 6.0 / 1000;
   EXPECT_NEAR(mp3_kbps, 320, 16);
+  std::lock_guard lock(progress_mutex);
   ASSERT_FALSE(progress.empty());
   EXPECT_GE(*std::max_element(progress.begin(), progress.end()), 0.75);
 }
