@@ -149,10 +149,16 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   }
   service->blobs_ = std::move(*blobs);
 
-  auto db = SqliteDb::Open(dir / "catalog.db", error);
-  if (!db) return db.error();
-  auto catalog = Catalog::Open(std::move(*db), error);
-  if (!catalog) return catalog.error();
+  auto db = SqliteDb::Open(dir / "catalog.db");
+  if (!db.ok()) {
+    *error = db.status().message();
+    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+  }
+  auto catalog = Catalog::Open(std::move(*db));
+  if (!catalog.ok()) {
+    *error = catalog.status().message();
+    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+  }
   service->catalog_ = std::move(*catalog);
 
   std::vector<Ed25519PublicKey> public_keys;
@@ -430,7 +436,9 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
         auto existing = catalog_->FindFile(info->file_id);
         out.existed = existing.has_value();
         out.file = existing ? *existing : FileRecord{info->file_id, info->size, content_type};
-        if (!out.existed && !catalog_->PutFile(out.file)) out.error = "catalog write failed: " + catalog_->last_error();
+        if (!out.existed) {
+          if (Status put = catalog_->PutFile(out.file); !put.ok()) out.error = "catalog write failed: " + put.message();
+        }
         return out;
       };
   Stored stored = co_await RunBlocking(*blocking_pool_, std::move(store));
@@ -581,7 +589,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   std::function<Removed()> remove = [this, file_id, with_files] {
     Removed out;
     auto track = catalog_->FindTrack(file_id);
-    out.ok = catalog_->RemoveTrack(file_id, &out.existed);
+    out.ok = catalog_->RemoveTrack(file_id, &out.existed).ok();
     if (!out.ok || !out.existed || !with_files || !track) return out;
     // Its files, unless another track still names them (one owner's tracks may share a file).
     std::vector<std::string> files = {track->file_id};
@@ -622,8 +630,8 @@ Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileR
   if (auto ec = blobs_->Remove(file_id); ec && ec != boost::system::errc::no_such_file_or_directory) {
     return Status(StatusCode::kInternal, "cannot remove the bytes: " + ec.message());
   }
-  if (!catalog_->RemoveFile(file_id, removal)) {
-    return Status(StatusCode::kInternal, "cannot update the catalog: " + catalog_->last_error());
+  if (Status removed = catalog_->RemoveFile(file_id, removal); !removed.ok()) {
+    return Status(StatusCode::kInternal, "cannot update the catalog: " + removed.message());
   }
   spdlog::info("streamer: file removed file_id={} tracks_removed={} renditions_removed={}", file_id,
                removal->tracks_removed.size(), removal->renditions_removed.size());
