@@ -143,9 +143,9 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
     return 2;
   }
   std::string error;
-  auto token = ResolveAdminToken(s.admin_token, s.data_dir, &error);
-  if (!token) {
-    spdlog::critical("admin token: {}", error);
+  auto token = ResolveAdminToken(s.admin_token, s.data_dir);
+  if (!token.ok()) {
+    spdlog::critical("admin token: {}", token.status().message());
     return 1;
   }
   if (!token->generated_at.empty()) spdlog::info("admin token file={}", token->generated_at.string());
@@ -292,10 +292,9 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_error;
-  auto file = plyr::SettingsFile::Load(argc, argv, &config_error);
-  if (!file) {
-    std::cerr << "plyr-core: " << config_error << "\n";
+  auto file = plyr::SettingsFile::Load(argc, argv);
+  if (!file.ok()) {
+    std::cerr << "plyr-core: " << file.status().message() << "\n";
     return 2;
   }
 
