@@ -183,10 +183,10 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   for (const auto& name : kAllServices) {
     if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) continue;
     if (name == "streamer") {
-      auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
-      if (!service) {
-        spdlog::critical("streamer: {}", error.empty() ? service.error().message() : error);
-        return service.error() == sys::errc::invalid_argument ? 2 : 1;
+      auto service = streamer::StreamerService::Create(env, streamer_settings);
+      if (!service.ok()) {
+        spdlog::critical("streamer: {}", service.status().message());
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "labeler") {
