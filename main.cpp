@@ -142,7 +142,6 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
                      kMinAdminTokenLength);
     return 2;
   }
-  std::string error;
   auto token = ResolveAdminToken(s.admin_token, s.data_dir);
   if (!token.ok()) {
     spdlog::critical("admin token: {}", token.status().message());
@@ -190,10 +189,10 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
       }
       services.push_back(std::move(*service));
     } else if (name == "labeler") {
-      auto service = labeler::LabelerService::Create(env, labeler_settings, &error);
-      if (!service) {
-        spdlog::critical("labeler: {}", error.empty() ? service.error().message() : error);
-        return service.error() == sys::errc::invalid_argument ? 2 : 1;
+      auto service = labeler::LabelerService::Create(env, labeler_settings);
+      if (!service.ok()) {
+        spdlog::critical("labeler: {}", service.status().message());
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "transcoder") {

@@ -358,30 +358,24 @@ LabelStore::LabelStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 LabelStore::~LabelStore() = default;  // Impl's destructor drains the queue and joins the writer
 
-boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path,
-                                                                    LabelStoreOptions options, std::string* error) {
-  auto fail = [&](std::string why, errc::errc_t code = errc::io_error) -> boost::system::error_code {
-    if (error) *error = std::move(why);
-    return make_error_code(code);
-  };
+StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path, LabelStoreOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   if (impl->options.max_batch == 0) impl->options.max_batch = 1;
   if (impl->options.readers == 0) impl->options.readers = 1;
 
   auto writer_db = SqliteDb::Open(path);
-  if (!writer_db.ok()) return fail("label log: " + writer_db.status().message());
+  if (!writer_db.ok()) return Status(writer_db.status().code(), "label log: " + writer_db.status().message());
   impl->writer_db = std::move(*writer_db);
   SqliteDb& db = *impl->writer_db;
 
   std::int64_t version = 0;
   if (Status read = db.Run("PRAGMA user_version", {}, [&](const SqlRow& row) { version = row.Int(0); }); !read.ok()) {
-    return fail("label log: " + read.message());
+    return Status(read.code(), "label log: " + read.message());
   }
   if (version > kSchemaVersion) {
-    return fail("label log: schema version " + std::to_string(version) + " is newer than this build's " +
-                    std::to_string(kSchemaVersion),
-                errc::not_supported);
+    return Status(StatusCode::kFailedPrecondition, "label log: schema version " + std::to_string(version) +
+                                                       " is newer than this build's " + std::to_string(kSchemaVersion));
   }
   const Status schema = db.Transaction([&] {
     for (const char* sql : kSchema) {
@@ -390,21 +384,21 @@ boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::f
     // PRAGMA takes no parameters; the value is a compile-time constant.
     return db.Run("PRAGMA user_version = " + std::to_string(kSchemaVersion));
   });
-  if (!schema.ok()) return fail("label log schema: " + schema.message());
+  if (!schema.ok()) return Status(schema.code(), "label log schema: " + schema.message());
 
   std::int64_t head = 0;
   Status head_read = db.Run("SELECT MAX(seq) FROM labels", {}, [&](const SqlRow& row) {
     if (!row.IsNull(0)) head = row.Int(0);
   });
-  if (!head_read.ok()) return fail("label log: " + head_read.message());
+  if (!head_read.ok()) return Status(head_read.code(), "label log: " + head_read.message());
   impl->head_seq.store(head);
 
   for (std::size_t i = 0; i < impl->options.readers; ++i) {
     auto reader = SqliteDb::Open(path);
-    if (!reader.ok()) return fail("label log reader: " + reader.status().message());
+    if (!reader.ok()) return Status(reader.status().code(), "label log reader: " + reader.status().message());
     // A guard: reads must never take the write lock from the writer thread.
     if (Status guarded = (*reader)->Run("PRAGMA query_only = ON"); !guarded.ok()) {
-      return fail("label log reader: " + guarded.message());
+      return Status(guarded.code(), "label log reader: " + guarded.message());
     }
     impl->free_readers.push_back(reader->get());
     impl->readers.push_back(std::move(*reader));
@@ -413,7 +407,7 @@ boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::f
   try {
     impl->writer = std::thread([raw = impl.get()] { raw->WriterLoop(); });
   } catch (const std::system_error& e) {
-    return fail(std::string("label log: cannot start the writer thread: ") + e.what());
+    return Status(StatusCode::kInternal, std::string("label log: cannot start the writer thread: ") + e.what());
   }
   return std::unique_ptr<LabelStore>(new LabelStore(std::move(impl)));
 }
@@ -447,13 +441,9 @@ void LabelStore::SetCommitListener(std::function<void(const std::vector<StoredLa
 
 std::int64_t LabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
 
-boost::system::result<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key,
-                                                         std::string* error) {
+StatusOr<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key) {
   auto db = SqliteDb::Open(path);
-  if (!db.ok()) {
-    if (error) *error = db.status().message();
-    return make_error_code(errc::io_error);
-  }
+  if (!db.ok()) return db.status();
   static const std::string select =
       "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT 1000";
   std::size_t resigned = 0;
@@ -474,10 +464,7 @@ boost::system::result<std::size_t> LabelStore::ResignAll(const std::filesystem::
       after = page.back().seq;
     }
   });
-  if (!done.ok()) {
-    if (error) *error = "re-signing failed, nothing changed: " + done.message();
-    return make_error_code(errc::io_error);
-  }
+  if (!done.ok()) return Status(done.code(), "re-signing failed, nothing changed: " + done.message());
   return resigned;
 }
 

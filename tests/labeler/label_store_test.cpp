@@ -42,10 +42,9 @@ StoredLabel MakeLabel(std::string uri, std::string val = "spam", bool neg = fals
 }
 
 std::unique_ptr<LabelStore> OpenStore(const std::filesystem::path& path, LabelStoreOptions options = {}) {
-  std::string error;
-  auto store = LabelStore::Open(path, options, &error);
-  EXPECT_TRUE(store) << error;
-  return store ? std::move(*store) : nullptr;
+  auto store = LabelStore::Open(path, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(*store) : nullptr;
 }
 
 boost::system::result<std::vector<std::int64_t>> AppendAndWait(LabelStore& store, std::vector<StoredLabel> labels) {
@@ -163,10 +162,10 @@ TEST(LabelStoreTest, RefusesANewerSchemaVersion) {
     ASSERT_TRUE(db.ok()) << db.status().ToString();
     ASSERT_TRUE((*db)->Run("PRAGMA user_version = 99").ok());
   }
-  std::string error;
-  auto store = LabelStore::Open(path, {}, &error);
-  EXPECT_FALSE(store);
-  EXPECT_NE(error.find("newer"), std::string::npos) << error;
+  auto store = LabelStore::Open(path, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().message();
 }
 
 TEST(LabelStoreTest, CommitListenerSeesDurableLabelsInSeqOrderBeforeCallbacks) {
