@@ -142,10 +142,9 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
                      kMinAdminTokenLength);
     return 2;
   }
-  std::string error;
-  auto token = ResolveAdminToken(s.admin_token, s.data_dir, &error);
-  if (!token) {
-    spdlog::critical("admin token: {}", error);
+  auto token = ResolveAdminToken(s.admin_token, s.data_dir);
+  if (!token.ok()) {
+    spdlog::critical("admin token: {}", token.status().message());
     return 1;
   }
   if (!token->generated_at.empty()) spdlog::info("admin token file={}", token->generated_at.string());
@@ -183,17 +182,17 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   for (const auto& name : kAllServices) {
     if (std::find(wanted.begin(), wanted.end(), name) == wanted.end()) continue;
     if (name == "streamer") {
-      auto service = streamer::StreamerService::Create(env, streamer_settings, &error);
-      if (!service) {
-        spdlog::critical("streamer: {}", error.empty() ? service.error().message() : error);
-        return service.error() == sys::errc::invalid_argument ? 2 : 1;
+      auto service = streamer::StreamerService::Create(env, streamer_settings);
+      if (!service.ok()) {
+        spdlog::critical("streamer: {}", service.status().message());
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "labeler") {
-      auto service = labeler::LabelerService::Create(env, labeler_settings, &error);
-      if (!service) {
-        spdlog::critical("labeler: {}", error.empty() ? service.error().message() : error);
-        return service.error() == sys::errc::invalid_argument ? 2 : 1;
+      auto service = labeler::LabelerService::Create(env, labeler_settings);
+      if (!service.ok()) {
+        spdlog::critical("labeler: {}", service.status().message());
+        return service.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       services.push_back(std::move(*service));
     } else if (name == "transcoder") {
@@ -292,10 +291,9 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_error;
-  auto file = plyr::SettingsFile::Load(argc, argv, &config_error);
-  if (!file) {
-    std::cerr << "plyr-core: " << config_error << "\n";
+  auto file = plyr::SettingsFile::Load(argc, argv);
+  if (!file.ok()) {
+    std::cerr << "plyr-core: " << file.status().message() << "\n";
     return 2;
   }
 

@@ -8,28 +8,23 @@
 
 namespace plyr {
 
-boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
-                                                    const std::filesystem::path& data_dir, std::string* error) {
+StatusOr<AdminToken> ResolveAdminToken(std::string_view configured, const std::filesystem::path& data_dir) {
   if (!configured.empty()) return AdminToken{std::string(configured), {}};
-  if (sodium_init() < 0) return boost::system::errc::make_error_code(boost::system::errc::not_supported);
+  if (sodium_init() < 0) return Status(StatusCode::kInternal, "libsodium cannot be initialised");
 
   const auto path = data_dir / "admin-token";
   struct stat st{};
   if (::stat(path.c_str(), &st) == 0) {
     if ((st.st_mode & 077) != 0) {
-      *error = path.string() + " is readable by group or others; chmod 600 it (or replace the token)";
-      return boost::system::errc::make_error_code(boost::system::errc::permission_denied);
+      return Status(StatusCode::kFailedPrecondition,
+                    path.string() + " is readable by group or others; chmod 600 it (or replace the token)");
     }
     auto text = ReadSmallFile(path, 4096);
-    if (!text) {
-      *error = "cannot read " + path.string() + ": " + text.error().message();
-      return text.error();
-    }
+    if (!text) return Status(StatusCode::kInternal, "cannot read " + path.string() + ": " + text.error().message());
     std::string token = *text;
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
     if (token.size() < 16) {
-      *error = path.string() + " holds no usable token (fewer than 16 characters)";
-      return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+      return Status(StatusCode::kDataLoss, path.string() + " holds no usable token (fewer than 16 characters)");
     }
     return AdminToken{token, path};
   }
@@ -42,8 +37,7 @@ boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
   std::error_code fec;
   std::filesystem::create_directories(data_dir, fec);
   if (auto ec = WriteFileAtomically(path, token + "\n", 0600)) {
-    *error = "cannot write " + path.string() + ": " + ec.message();
-    return ec;
+    return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
   }
   return AdminToken{token, path};
 }

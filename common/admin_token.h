@@ -10,8 +10,6 @@
 #include <string>
 #include <string_view>
 
-#include <boost/system/result.hpp>
-
 #include "common/status.h"
 
 namespace plyr {
@@ -25,10 +23,10 @@ struct AdminToken {
   std::filesystem::path generated_at;  // set when the token came from (or was written to) the data folder
 };
 
-// Returns the token to enforce. Fails if the stored file cannot be read or created, or if it is
-// readable by group or others (a token that leaked is not silently used).
-boost::system::result<AdminToken> ResolveAdminToken(std::string_view configured,
-                                                    const std::filesystem::path& data_dir, std::string* error);
+// Returns the token to enforce. Fails, with a message naming the file, when the stored file is
+// readable by group or others (FailedPrecondition: a token that leaked is not silently used),
+// holds fewer than 16 characters (DataLoss), or cannot be read or created (Internal).
+StatusOr<AdminToken> ResolveAdminToken(std::string_view configured, const std::filesystem::path& data_dir);
 
 // For command-line clients of a running service: `given` (a --token flag or PLYR_ADMIN_TOKEN)
 // when non-empty, else the token stored in <data>/admin-token. NotFound when neither exists.

@@ -34,7 +34,7 @@ std::optional<std::string> FindConfigPath(int argc, const char* const* argv) {
 
 }  // namespace
 
-boost::system::result<SettingsFile> SettingsFile::Load(int argc, const char* const* argv, std::string* error) {
+StatusOr<SettingsFile> SettingsFile::Load(int argc, const char* const* argv) {
   SettingsFile file;
   auto path = FindConfigPath(argc, argv);
   if (!path) return file;
@@ -44,9 +44,12 @@ boost::system::result<SettingsFile> SettingsFile::Load(int argc, const char* con
     // Debian's toml++ is built with exceptions: a parse error arrives as toml::parse_error.
     file.table_->root = toml::parse_file(*path);
   } catch (const toml::parse_error& e) {
-    *error = "config file " + *path + ": " + std::string(e.description());
-    if (auto line = e.source().begin.line) *error += " (line " + std::to_string(line) + ")";
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    std::string message = "config file " + *path + ": " + std::string(e.description());
+    if (auto line = e.source().begin.line) message += " (line " + std::to_string(line) + ")";
+    // toml++ reports a file it cannot open as a parse error too; only the code tells them apart.
+    std::error_code ec;
+    const bool missing = !std::filesystem::exists(*path, ec) && !ec;
+    return Status(missing ? StatusCode::kNotFound : StatusCode::kInvalidArgument, std::move(message));
   }
   return file;
 }
@@ -108,19 +111,18 @@ std::vector<std::string> SettingsFile::UnknownKeys() const {
 
 namespace {
 
-// The secret a `<key>_file` setting names: the file's bytes without trailing newlines.
-std::optional<std::string> ReadSecretFile(const std::string& path, std::string* error) {
+// The secret a `<key>_file` setting names: the file's bytes without trailing newlines. NotFound
+// when there is no such file, Internal when it cannot be read, InvalidArgument when it is empty.
+StatusOr<std::string> ReadSecretFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    *error = "cannot read " + path;
-    return std::nullopt;
+    std::error_code ec;
+    const bool missing = !std::filesystem::exists(path, ec) && !ec;
+    return Status(missing ? StatusCode::kNotFound : StatusCode::kInternal, "cannot read " + path);
   }
   std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
-  if (secret.empty()) {
-    *error = path + " is empty";
-    return std::nullopt;
-  }
+  if (secret.empty()) return Status(StatusCode::kInvalidArgument, path + " is empty");
   return secret;
 }
 
@@ -141,9 +143,8 @@ CLI::Option* SettingsFile::BindSecret(CLI::App& app, std::string_view key, std::
           ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
           ->transform(CLI::Validator(
               [](std::string& text) -> std::string {
-                std::string error;
-                auto secret = ReadSecretFile(text, &error);
-                if (!secret) return error;
+                auto secret = ReadSecretFile(text);
+                if (!secret.ok()) return secret.status().message();
                 text = std::move(*secret);
                 return {};
               },
@@ -157,11 +158,10 @@ CLI::Option* SettingsFile::BindSecret(CLI::App& app, std::string_view key, std::
   } else if (from_file) {
     value = *from_file;
   } else if (path) {
-    std::string error;
-    if (auto secret = ReadSecretFile(*path, &error)) {
+    if (auto secret = ReadSecretFile(*path); secret.ok()) {
       value = std::move(*secret);
     } else {
-      errors_.push_back(FileError(file_key, error));
+      errors_.push_back(FileError(file_key, secret.status().message()));
     }
   }
   return opt;

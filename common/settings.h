@@ -24,15 +24,17 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <boost/system/result.hpp>
+
+#include "common/status.h"
 
 namespace plyr {
 
 class SettingsFile {
  public:
   // Finds the config path in argv (--config FILE / --config=FILE) or PLYR_CONFIG and parses it.
-  // No path: an empty file. A path that cannot be read or parsed is an error (with a message).
-  static boost::system::result<SettingsFile> Load(int argc, const char* const* argv, std::string* error);
+  // No path: an empty file. A named file that does not exist is NotFound; one that cannot be read
+  // or parsed is InvalidArgument. The message is "config file PATH: what is wrong (line N)".
+  static StatusOr<SettingsFile> Load(int argc, const char* const* argv);
 
   SettingsFile();
   ~SettingsFile();

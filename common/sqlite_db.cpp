@@ -2,9 +2,23 @@
 
 #include <sqlite3.h>
 
-#include <boost/system/errc.hpp>
-
 namespace plyr {
+
+namespace {
+
+// The kind of failure an SQLite result code (primary or extended) stands for; see the header.
+StatusCode CodeFor(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return StatusCode::kUnavailable;
+    case SQLITE_FULL: return StatusCode::kResourceExhausted;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return StatusCode::kDataLoss;
+    default: return StatusCode::kInternal;  // SQLITE_OK too: a failure without a code is still one
+  }
+}
+
+}  // namespace
 
 std::int64_t SqlRow::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
 
@@ -22,22 +36,19 @@ std::string_view SqlRow::Bytes(int column) const {
 
 bool SqlRow::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
-boost::system::result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::filesystem::path& path, std::string* error) {
+StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::filesystem::path& path) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
   if (rc != SQLITE_OK) {
-    if (error) *error = raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc);
+    Status failed(CodeFor(rc), raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
     sqlite3_close(raw);
-    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    return failed;
   }
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   sqlite3_busy_timeout(raw, 5000);
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
-    if (!db->Run(pragma)) {
-      if (error) *error = db->last_error();
-      return boost::system::errc::make_error_code(boost::system::errc::io_error);
-    }
+    if (Status set = db->Run(pragma); !set.ok()) return set;
   }
   return db;
 }
@@ -58,7 +69,6 @@ sqlite3_stmt* SqliteDb::Prepare(std::string_view sql) {
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
                          nullptr) != SQLITE_OK) {
-    last_error_ = sqlite3_errmsg(db_);
     return nullptr;
   }
   // Transaction control and pragmas run rarely; everything else is worth keeping.
@@ -66,21 +76,18 @@ sqlite3_stmt* SqliteDb::Prepare(std::string_view sql) {
   return stmt;
 }
 
-std::string SqliteDb::last_error() const {
-  std::lock_guard lock(mutex_);
-  return last_error_;
-}
+Status SqliteDb::Failure(int rc) const { return Status(CodeFor(rc), sqlite3_errmsg(db_)); }
 
-bool SqliteDb::Run(std::string_view sql, const std::vector<SqlValue>& params,
-                   const std::function<void(const SqlRow&)>& on_row) {
+Status SqliteDb::Run(std::string_view sql, const std::vector<SqlValue>& params,
+                     const std::function<void(const SqlRow&)>& on_row) {
   std::lock_guard lock(mutex_);
   return RunLocked(sql, params, on_row);
 }
 
-bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& params,
-                         const std::function<void(const SqlRow&)>& on_row) {
+Status SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& params,
+                           const std::function<void(const SqlRow&)>& on_row) {
   sqlite3_stmt* stmt = Prepare(sql);
-  if (!stmt) return false;
+  if (!stmt) return Failure(sqlite3_extended_errcode(db_));
   const bool cached = statements_.contains(std::string(sql));
   // Cached statements are reset for their next use; others are finalized.
   struct Release {
@@ -111,10 +118,7 @@ bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& para
           }
         },
         params[i]);
-    if (rc != SQLITE_OK) {
-      last_error_ = sqlite3_errmsg(db_);
-      return false;
-    }
+    if (rc != SQLITE_OK) return Failure(rc);
   }
   for (;;) {
     int rc = sqlite3_step(stmt);
@@ -122,26 +126,23 @@ bool SqliteDb::RunLocked(std::string_view sql, const std::vector<SqlValue>& para
       if (on_row) on_row(SqlRow(stmt));
       continue;
     }
-    if (rc == SQLITE_DONE) return true;
-    last_error_ = sqlite3_errmsg(db_);
-    return false;
+    if (rc == SQLITE_DONE) return OkStatus();
+    return Failure(rc);
   }
 }
 
-bool SqliteDb::Transaction(const std::function<bool()>& body) {
+Status SqliteDb::Transaction(const std::function<Status()>& body) {
   std::lock_guard lock(mutex_);
-  if (!RunLocked("BEGIN IMMEDIATE", {}, {})) return false;
-  if (!body()) {
-    std::string saved = last_error_;
-    RunLocked("ROLLBACK", {}, {});
-    last_error_ = saved;
-    return false;
+  if (Status begun = RunLocked("BEGIN IMMEDIATE", {}, {}); !begun.ok()) return begun;
+  if (Status done = body(); !done.ok()) {
+    (void)RunLocked("ROLLBACK", {}, {});  // the body's failure is the one worth reporting
+    return done;
   }
-  if (!RunLocked("COMMIT", {}, {})) {
-    RunLocked("ROLLBACK", {}, {});
-    return false;
+  if (Status committed = RunLocked("COMMIT", {}, {}); !committed.ok()) {
+    (void)RunLocked("ROLLBACK", {}, {});
+    return committed;
   }
-  return true;
+  return OkStatus();
 }
 
 }  // namespace plyr

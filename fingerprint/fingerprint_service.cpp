@@ -142,9 +142,8 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   if (!uploads) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string());
   service->uploads_ = std::move(*uploads);
 
-  std::string db_error;
-  auto db = SqliteDb::Open(dir / "references.db", &db_error);
-  if (!db) return Status(StatusCode::kInternal, "cannot open the reference database: " + db_error);
+  auto db = SqliteDb::Open(dir / "references.db");
+  if (!db.ok()) return Status(db.status().code(), "cannot open the reference database: " + db.status().message());
   auto store = ReferenceStore::Open(std::move(*db));
   if (!store.ok()) return store.status();
   service->store_ = std::move(*store);

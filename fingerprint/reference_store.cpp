@@ -23,7 +23,9 @@ constexpr std::array<const char*, 2> kSchema = {
 constexpr std::string_view kColumns =
     "row, id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, created_ms";
 
-Status DbError(const SqliteDb& db) { return Status(StatusCode::kInternal, "reference database: " + db.last_error()); }
+Status DbError(const Status& failed) {
+  return Status(StatusCode::kInternal, "reference database: " + failed.message());
+}
 
 ReferenceRecord FromRow(const SqlRow& row, bool with_items) {
   ReferenceRecord r;
@@ -62,7 +64,7 @@ std::string ReferenceStore::HashItems(const media::FingerprintItems& items) {
 
 StatusOr<std::unique_ptr<ReferenceStore>> ReferenceStore::Open(std::unique_ptr<SqliteDb> db) {
   for (const char* statement : kSchema) {
-    if (!db->Run(statement)) return DbError(*db);
+    if (Status created = db->Run(statement); !created.ok()) return DbError(created);
   }
   return std::unique_ptr<ReferenceStore>(new ReferenceStore(std::move(db)));
 }
@@ -70,24 +72,21 @@ StatusOr<std::unique_ptr<ReferenceStore>> ReferenceStore::Open(std::unique_ptr<S
 Status ReferenceStore::Insert(ReferenceRecord& r) {
   r.items_hash = HashItems(r.items);
   std::string existing;
-  Status result;
-  const bool ok = db_->Transaction([&] {
-    if (!db_->Run("SELECT id FROM refs WHERE items_hash = ?1", {r.items_hash},
-                  [&](const SqlRow& row) { existing = row.Text(0); })) {
-      return false;
-    }
-    if (!existing.empty()) return true;
+  const Status stored = db_->Transaction([&] {
+    Status found = db_->Run("SELECT id FROM refs WHERE items_hash = ?1", {r.items_hash},
+                            [&](const SqlRow& row) { existing = row.Text(0); });
+    if (!found.ok() || !existing.empty()) return found;
     const std::string_view bytes(reinterpret_cast<const char*>(r.items.data()), r.items.size() * 4);
-    if (!db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, "
-                  "created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-                  {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json, static_cast<std::int64_t>(std::llround(r.duration_s * 1000)),
-                   r.items_hash, r.created_ms, SqlBlob{bytes}})) {
-      return false;
-    }
-    r.row = db_->last_insert_rowid();
-    return true;
+    Status inserted =
+        db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, "
+                 "created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                 {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json,
+                  static_cast<std::int64_t>(std::llround(r.duration_s * 1000)), r.items_hash, r.created_ms,
+                  SqlBlob{bytes}});
+    if (inserted.ok()) r.row = db_->last_insert_rowid();
+    return inserted;
   });
-  if (!ok) return DbError(*db_);
+  if (!stored.ok()) return DbError(stored);
   if (!existing.empty()) {
     return Status(StatusCode::kAlreadyExists, "this fingerprint is already registered as reference " + existing);
   }
@@ -95,32 +94,32 @@ Status ReferenceStore::Insert(ReferenceRecord& r) {
 }
 
 Status ReferenceStore::InsertMany(std::vector<ReferenceRecord>& records) {
-  const bool ok = db_->Transaction([&] {
+  const Status stored = db_->Transaction([&] {
     for (auto& r : records) {
       r.items_hash = HashItems(r.items);
       const std::string_view bytes(reinterpret_cast<const char*>(r.items.data()), r.items.size() * 4);
-      if (!db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, "
-                    "items_hash, created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-                    {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json,
-                     static_cast<std::int64_t>(std::llround(r.duration_s * 1000)), r.items_hash, r.created_ms,
-                     SqlBlob{bytes}})) {
-        return false;
-      }
+      Status inserted = db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, "
+                                 "items_hash, created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                                 {r.id, r.title, r.artist, r.owner_did, r.isrc, r.external_ids_json,
+                                  static_cast<std::int64_t>(std::llround(r.duration_s * 1000)), r.items_hash,
+                                  r.created_ms, SqlBlob{bytes}});
+      if (!inserted.ok()) return inserted;
       r.row = db_->last_insert_rowid();
     }
-    return true;
+    return OkStatus();
   });
-  if (!ok) return DbError(*db_);
+  if (!stored.ok()) return DbError(stored);
   return OkStatus();
 }
 
 Status ReferenceStore::Delete(const std::string& id) {
   bool found = false;
-  const bool ok = db_->Transaction([&] {
-    if (!db_->Run("SELECT 1 FROM refs WHERE id = ?1", {id}, [&](const SqlRow&) { found = true; })) return false;
-    return !found || db_->Run("DELETE FROM refs WHERE id = ?1", {id});
+  const Status deleted = db_->Transaction([&] {
+    Status looked_up = db_->Run("SELECT 1 FROM refs WHERE id = ?1", {id}, [&](const SqlRow&) { found = true; });
+    if (!looked_up.ok() || !found) return looked_up;
+    return db_->Run("DELETE FROM refs WHERE id = ?1", {id});
   });
-  if (!ok) return DbError(*db_);
+  if (!deleted.ok()) return DbError(deleted);
   if (!found) return Status(StatusCode::kNotFound, "no reference with this id");
   return OkStatus();
 }
@@ -128,7 +127,9 @@ Status ReferenceStore::Delete(const std::string& id) {
 StatusOr<ReferenceRecord> ReferenceStore::Get(const std::string& id, bool with_items) const {
   std::optional<ReferenceRecord> found;
   const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE id = ?1";
-  if (!db_->Run(sql, {id}, [&](const SqlRow& row) { found = FromRow(row, with_items); })) return DbError(*db_);
+  if (Status read = db_->Run(sql, {id}, [&](const SqlRow& row) { found = FromRow(row, with_items); }); !read.ok()) {
+    return DbError(read);
+  }
   if (!found) return Status(StatusCode::kNotFound, "no reference with this id");
   return std::move(*found);
 }
@@ -137,9 +138,10 @@ StatusOr<std::vector<ReferenceRecord>> ReferenceStore::List(std::int64_t before_
   std::vector<ReferenceRecord> out;
   const std::string sql = "SELECT " + std::string(kColumns) + " FROM refs WHERE row < ?1 ORDER BY row DESC LIMIT ?2";
   const std::int64_t before = before_row > 0 ? before_row : std::numeric_limits<std::int64_t>::max();
-  if (!db_->Run(sql, {before, static_cast<std::int64_t>(limit)},
-                [&](const SqlRow& row) { out.push_back(FromRow(row, false)); })) {
-    return DbError(*db_);
+  if (Status read = db_->Run(sql, {before, static_cast<std::int64_t>(limit)},
+                             [&](const SqlRow& row) { out.push_back(FromRow(row, false)); });
+      !read.ok()) {
+    return DbError(read);
   }
   return out;
 }
@@ -150,9 +152,10 @@ Status ReferenceStore::LoadAll(const std::function<void(std::vector<ReferenceRec
   const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE row > ?1 ORDER BY row LIMIT ?2";
   while (true) {
     std::vector<ReferenceRecord> records;
-    if (!db_->Run(sql, {after, static_cast<std::int64_t>(batch_size)},
-                  [&](const SqlRow& row) { records.push_back(FromRow(row, true)); })) {
-      return DbError(*db_);
+    if (Status read = db_->Run(sql, {after, static_cast<std::int64_t>(batch_size)},
+                               [&](const SqlRow& row) { records.push_back(FromRow(row, true)); });
+        !read.ok()) {
+      return DbError(read);
     }
     if (records.empty()) return OkStatus();
     after = records.back().row;

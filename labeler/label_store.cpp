@@ -295,24 +295,24 @@ struct LabelStore::Impl {
 
     const auto or_null = [](const auto& value) { return value ? SqlValue(*value) : SqlValue(nullptr); };
     // Seqs are written into the requests as rows go in; they only count once COMMIT succeeds.
-    const bool committed = !has_rows || writer_db->Transaction([&] {
+    const Status committed = !has_rows ? OkStatus() : writer_db->Transaction([&] {
       for (Request& request : batch) {
         if (request.invalid) continue;
         for (std::size_t i = 0; i < request.labels.size(); ++i) {
           const Label& label = request.labels[i].label;
-          const bool ok = writer_db->Run(kInsert, {label.src, label.uri, or_null(label.cid), label.val,
-                                                   std::int64_t{label.neg ? 1 : 0}, label.cts, or_null(label.exp),
-                                                   SqlBlob{label.sig}, SqlBlob{request.labels[i].cbor},
-                                                   or_null(request.exp_ms[i])});
-          if (!ok) return false;
+          Status inserted = writer_db->Run(kInsert, {label.src, label.uri, or_null(label.cid), label.val,
+                                                     std::int64_t{label.neg ? 1 : 0}, label.cts, or_null(label.exp),
+                                                     SqlBlob{label.sig}, SqlBlob{request.labels[i].cbor},
+                                                     or_null(request.exp_ms[i])});
+          if (!inserted.ok()) return inserted;
           request.labels[i].seq = writer_db->last_insert_rowid();
         }
       }
-      return true;
+      return OkStatus();
     });
 
-    if (!committed) {
-      spdlog::error("label log: append failed requests={} error=\"{}\"", batch.size(), writer_db->last_error());
+    if (!committed.ok()) {
+      spdlog::error("label log: append failed requests={} error=\"{}\"", batch.size(), committed.message());
       for (Request& request : batch) {
         if (!request.done) continue;
         request.done(make_error_code(request.invalid ? errc::invalid_argument : errc::io_error));
@@ -346,8 +346,8 @@ struct LabelStore::Impl {
   boost::system::result<std::vector<StoredLabel>> Select(const std::string& sql, const std::vector<SqlValue>& params) {
     std::vector<StoredLabel> out;
     Lease db(*this);
-    if (!db->Run(sql, params, [&](const SqlRow& row) { out.push_back(ReadLabel(row)); })) {
-      spdlog::error("label log: read failed error=\"{}\"", db->last_error());
+    if (Status read = db->Run(sql, params, [&](const SqlRow& row) { out.push_back(ReadLabel(row)); }); !read.ok()) {
+      spdlog::error("label log: read failed error=\"{}\"", read.message());
       return make_error_code(errc::io_error);
     }
     return out;
@@ -358,54 +358,48 @@ LabelStore::LabelStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 LabelStore::~LabelStore() = default;  // Impl's destructor drains the queue and joins the writer
 
-boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path,
-                                                                    LabelStoreOptions options, std::string* error) {
-  auto fail = [&](std::string why, errc::errc_t code = errc::io_error) -> boost::system::error_code {
-    if (error) *error = std::move(why);
-    return make_error_code(code);
-  };
+StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path, LabelStoreOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   if (impl->options.max_batch == 0) impl->options.max_batch = 1;
   if (impl->options.readers == 0) impl->options.readers = 1;
 
-  std::string open_error;
-  auto writer_db = SqliteDb::Open(path, &open_error);
-  if (!writer_db) return fail("label log: " + open_error);
+  auto writer_db = SqliteDb::Open(path);
+  if (!writer_db.ok()) return Status(writer_db.status().code(), "label log: " + writer_db.status().message());
   impl->writer_db = std::move(*writer_db);
   SqliteDb& db = *impl->writer_db;
 
   std::int64_t version = 0;
-  if (!db.Run("PRAGMA user_version", {}, [&](const SqlRow& row) { version = row.Int(0); })) {
-    return fail("label log: " + db.last_error());
+  if (Status read = db.Run("PRAGMA user_version", {}, [&](const SqlRow& row) { version = row.Int(0); }); !read.ok()) {
+    return Status(read.code(), "label log: " + read.message());
   }
   if (version > kSchemaVersion) {
-    return fail("label log: schema version " + std::to_string(version) + " is newer than this build's " +
-                    std::to_string(kSchemaVersion),
-                errc::not_supported);
+    return Status(StatusCode::kFailedPrecondition, "label log: schema version " + std::to_string(version) +
+                                                       " is newer than this build's " + std::to_string(kSchemaVersion));
   }
-  const bool schema_ok = db.Transaction([&] {
+  const Status schema = db.Transaction([&] {
     for (const char* sql : kSchema) {
-      if (!db.Run(sql)) return false;
+      if (Status created = db.Run(sql); !created.ok()) return created;
     }
     // PRAGMA takes no parameters; the value is a compile-time constant.
     return db.Run("PRAGMA user_version = " + std::to_string(kSchemaVersion));
   });
-  if (!schema_ok) return fail("label log schema: " + db.last_error());
+  if (!schema.ok()) return Status(schema.code(), "label log schema: " + schema.message());
 
   std::int64_t head = 0;
-  if (!db.Run("SELECT MAX(seq) FROM labels", {}, [&](const SqlRow& row) {
-        if (!row.IsNull(0)) head = row.Int(0);
-      })) {
-    return fail("label log: " + db.last_error());
-  }
+  Status head_read = db.Run("SELECT MAX(seq) FROM labels", {}, [&](const SqlRow& row) {
+    if (!row.IsNull(0)) head = row.Int(0);
+  });
+  if (!head_read.ok()) return Status(head_read.code(), "label log: " + head_read.message());
   impl->head_seq.store(head);
 
   for (std::size_t i = 0; i < impl->options.readers; ++i) {
-    auto reader = SqliteDb::Open(path, &open_error);
-    if (!reader) return fail("label log reader: " + open_error);
+    auto reader = SqliteDb::Open(path);
+    if (!reader.ok()) return Status(reader.status().code(), "label log reader: " + reader.status().message());
     // A guard: reads must never take the write lock from the writer thread.
-    if (!(*reader)->Run("PRAGMA query_only = ON")) return fail("label log reader: " + (*reader)->last_error());
+    if (Status guarded = (*reader)->Run("PRAGMA query_only = ON"); !guarded.ok()) {
+      return Status(guarded.code(), "label log reader: " + guarded.message());
+    }
     impl->free_readers.push_back(reader->get());
     impl->readers.push_back(std::move(*reader));
   }
@@ -413,7 +407,7 @@ boost::system::result<std::unique_ptr<LabelStore>> LabelStore::Open(const std::f
   try {
     impl->writer = std::thread([raw = impl.get()] { raw->WriterLoop(); });
   } catch (const std::system_error& e) {
-    return fail(std::string("label log: cannot start the writer thread: ") + e.what());
+    return Status(StatusCode::kInternal, std::string("label log: cannot start the writer thread: ") + e.what());
   }
   return std::unique_ptr<LabelStore>(new LabelStore(std::move(impl)));
 }
@@ -447,35 +441,30 @@ void LabelStore::SetCommitListener(std::function<void(const std::vector<StoredLa
 
 std::int64_t LabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
 
-boost::system::result<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key,
-                                                         std::string* error) {
-  auto db = SqliteDb::Open(path, error);
-  if (!db) return db.error();
+StatusOr<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key) {
+  auto db = SqliteDb::Open(path);
+  if (!db.ok()) return db.status();
   static const std::string select =
       "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT 1000";
   std::size_t resigned = 0;
-  const bool ok = (*db)->Transaction([&] {
+  const Status done = (*db)->Transaction([&] {
     std::int64_t after = 0;
     for (;;) {
       std::vector<StoredLabel> page;
-      if (!(*db)->Run(select, {after}, [&](const SqlRow& row) { page.push_back(ReadLabel(row)); })) return false;
-      if (page.empty()) return true;
+      Status read = (*db)->Run(select, {after}, [&](const SqlRow& row) { page.push_back(ReadLabel(row)); });
+      if (!read.ok() || page.empty()) return read;
       for (StoredLabel& stored : page) {
         stored.label.sig = key.Sign(EncodeUnsignedLabel(stored.label));
         stored.cbor = EncodeSignedLabel(stored.label);
-        if (!(*db)->Run("UPDATE labels SET sig = ?1, cbor = ?2 WHERE seq = ?3",
-                        {SqlBlob{stored.label.sig}, SqlBlob{stored.cbor}, stored.seq})) {
-          return false;
-        }
+        Status updated = (*db)->Run("UPDATE labels SET sig = ?1, cbor = ?2 WHERE seq = ?3",
+                                    {SqlBlob{stored.label.sig}, SqlBlob{stored.cbor}, stored.seq});
+        if (!updated.ok()) return updated;
         ++resigned;
       }
       after = page.back().seq;
     }
   });
-  if (!ok) {
-    if (error) *error = "re-signing failed, nothing changed: " + (*db)->last_error();
-    return make_error_code(errc::io_error);
-  }
+  if (!done.ok()) return Status(done.code(), "re-signing failed, nothing changed: " + done.message());
   return resigned;
 }
 
@@ -562,10 +551,11 @@ boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStor
     // each group yields its latest event.
     SqlBuilder sql("SELECT uri, val, neg, exp_ms, MAX(seq) FROM labels WHERE src = ");
     sql.Param(src).Text(" AND ").In(column, chunk).Text(" GROUP BY ").Text(group_by);
-    if (!db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
-          if (IsActive(row, 2, 3, now_ms)) out[row.Text(0)].push_back(row.Text(1));
-        })) {
-      spdlog::error("label log: state query failed error=\"{}\"", db->last_error());
+    Status read = db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
+      if (IsActive(row, 2, 3, now_ms)) out[row.Text(0)].push_back(row.Text(1));
+    });
+    if (!read.ok()) {
+      spdlog::error("label log: state query failed error=\"{}\"", read.message());
       return make_error_code(errc::io_error);
     }
   }
@@ -593,10 +583,11 @@ boost::system::result<std::vector<std::string>> LabelStore::NegatedUris(const st
     const std::span<const std::string> chunk(distinct.data() + start, std::min(kMaxInChunk, distinct.size() - start));
     SqlBuilder sql("SELECT uri, neg, MAX(seq) FROM labels WHERE src = ");
     sql.Param(src).Text(" AND val = ").Param(val).Text(" AND ").In("uri", chunk).Text(" GROUP BY uri");
-    if (!db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
-          if (row.Int(1) != 0) out.push_back(row.Text(0));
-        })) {
-      spdlog::error("label log: state query failed error=\"{}\"", db->last_error());
+    Status read = db->Run(sql.sql(), sql.params(), [&](const SqlRow& row) {
+      if (row.Int(1) != 0) out.push_back(row.Text(0));
+    });
+    if (!read.ok()) {
+      spdlog::error("label log: state query failed error=\"{}\"", read.message());
       return make_error_code(errc::io_error);
     }
   }

@@ -29,6 +29,7 @@
 #include <boost/system/result.hpp>
 
 #include "common/sqlite_db.h"
+#include "common/status.h"
 #include "labeler/label.h"
 
 namespace plyr::labeler {
@@ -50,8 +51,11 @@ struct LabelQuery {
 
 class LabelStore {
  public:
-  static boost::system::result<std::unique_ptr<LabelStore>> Open(const std::filesystem::path& path,
-                                                                 LabelStoreOptions options, std::string* error);
+  // Opens (creating) the log at `path` and starts the writer thread. Fails with a message that
+  // starts "label log" and the code of what failed: the database's (SqliteDb's codes, DataLoss
+  // for a file that is not a database), FailedPrecondition for a log of a newer schema version,
+  // Internal when the writer thread cannot start.
+  static StatusOr<std::unique_ptr<LabelStore>> Open(const std::filesystem::path& path, LabelStoreOptions options);
   ~LabelStore();  // finishes queued appends, then stops the writer
 
   // Queues signed labels (label and cbor filled by the caller; seq is assigned here). `done` runs on
@@ -68,9 +72,10 @@ class LabelStore {
   // Re-signs every label of the log at `path` with `key`, in one transaction: after a signing-key
   // rotation, so that what is served verifies under the DID document's new key. seq, cts and the
   // other fields stay; sig and the signed CBOR change. For a labeler that is not running (it
-  // would go on serving frames it built before). Returns how many labels were re-signed.
-  static boost::system::result<std::size_t> ResignAll(const std::filesystem::path& path, const SigningKey& key,
-                                                      std::string* error);
+  // would go on serving frames it built before). Returns how many labels were re-signed. Fails
+  // with the database's code: when the log cannot be opened (SQLite's message), or when the
+  // transaction fails ("re-signing failed, nothing changed: ...").
+  static StatusOr<std::size_t> ResignAll(const std::filesystem::path& path, const SigningKey& key);
 
   // The highest committed seq (0 when the log is empty; after a reopen, the highest seq still in the
   // table). Thread-safe.

@@ -45,9 +45,8 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
         std::cerr << "labeler keygen: the crypto library failed to generate a key\n";
         return 1;
       }
-      std::string error;
-      if (auto saved = key->Save(path, &error); !saved) {
-        std::cerr << "labeler keygen: " << error << "\n";
+      if (Status saved = key->Save(path); !saved.ok()) {
+        std::cerr << "labeler keygen: " << saved.message() << "\n";
         return 1;
       }
       std::cout << key->DidKey() << "\n";
@@ -61,10 +60,9 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
   file.BindSecret(*did, "labeler.signing_key", args->signing_key, "Hex of a 32-byte secp256k1 private key");
   did->callback([args, &action] {
     action = [args] {
-      std::string error;
-      auto key = LoadLabelerKey(args->data_dir, args->signing_key, false, &error);
-      if (!key) {
-        std::cerr << "labeler did: " << error << "\n";
+      auto key = LoadLabelerKey(args->data_dir, args->signing_key, false);
+      if (!key.ok()) {
+        std::cerr << "labeler did: " << key.status().message() << "\n";
         return 1;
       }
       std::cout << "did:key: " << (*key)->DidKey() << "\n"
@@ -82,10 +80,9 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
   file.BindSecret(*resign, "labeler.signing_key", args->signing_key, "Hex of a 32-byte secp256k1 private key");
   resign->callback([args, &action] {
     action = [args] {
-      std::string error;
-      auto key = LoadLabelerKey(args->data_dir, args->signing_key, false, &error);
-      if (!key) {
-        std::cerr << "labeler resign: " << error << "\n";
+      auto key = LoadLabelerKey(args->data_dir, args->signing_key, false);
+      if (!key.ok()) {
+        std::cerr << "labeler resign: " << key.status().message() << "\n";
         return 1;
       }
       const auto log = std::filesystem::path(args->data_dir) / "labeler" / "labels.db";
@@ -94,9 +91,9 @@ void AddLabelerCommand(CLI::App& root, const SettingsFile& file, std::function<i
         std::cerr << "labeler resign: no label log at " << log.string() << "\n";
         return 1;
       }
-      auto resigned = LabelStore::ResignAll(log, **key, &error);
-      if (!resigned) {
-        std::cerr << "labeler resign: " << error << "\n";
+      auto resigned = LabelStore::ResignAll(log, **key);
+      if (!resigned.ok()) {
+        std::cerr << "labeler resign: " << resigned.status().message() << "\n";
         return 1;
       }
       std::cout << "re-signed " << *resigned << " labels with " << (*key)->DidKey() << "\n";

@@ -119,31 +119,26 @@ std::filesystem::path LabelerKeyPath(const std::filesystem::path& data_dir) {
   return data_dir / "labeler" / "signing-key.json";
 }
 
-boost::system::result<std::unique_ptr<SigningKey>> LoadLabelerKey(const std::filesystem::path& data_dir,
-                                                                  const std::string& hex, bool create,
-                                                                  std::string* error) {
+StatusOr<std::unique_ptr<SigningKey>> LoadLabelerKey(const std::filesystem::path& data_dir, const std::string& hex,
+                                                     bool create) {
   if (!hex.empty()) {
-    auto key = SigningKey::FromHex(Curve::kK256, hex, error);
-    if (!key && error) *error = "labeler.signing_key: " + *error;
+    auto key = SigningKey::FromHex(Curve::kK256, hex);
+    if (!key.ok()) return Status(key.status().code(), "labeler.signing_key: " + key.status().message());
     return key;
   }
   const auto path = LabelerKeyPath(data_dir);
   std::error_code ec;
   const bool exists = std::filesystem::symlink_status(path, ec).type() != std::filesystem::file_type::not_found;
   if (exists || !create) {
-    auto key = SigningKey::Load(path, error);
-    if (!key && error) *error = "signing key " + path.string() + ": " + *error;
+    auto key = SigningKey::Load(path);
+    if (!key.ok()) return Status(key.status().code(), "signing key " + path.string() + ": " + key.status().message());
     return key;
   }
   std::filesystem::create_directories(path.parent_path(), ec);
   auto key = SigningKey::Generate(Curve::kK256);
-  if (!key) {
-    if (error) *error = "cannot generate a signing key (crypto library failure)";
-    return boost::system::errc::make_error_code(boost::system::errc::io_error);
-  }
-  if (auto saved = key->Save(path, error); !saved) {
-    if (error) *error = "cannot write signing key " + path.string() + ": " + *error;
-    return saved.error();
+  if (!key) return Status(StatusCode::kInternal, "cannot generate a signing key (crypto library failure)");
+  if (Status saved = key->Save(path); !saved.ok()) {
+    return Status(saved.code(), "cannot write signing key " + path.string() + ": " + saved.message());
   }
   spdlog::info("labeler: created a k256 signing key file={}", path.string());
   return key;
@@ -156,30 +151,22 @@ LabelerService::~LabelerService() {
   read_pool_.join();
 }
 
-boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env,
-                                                                             const LabelerSettings& settings,
-                                                                             std::string* error) {
+StatusOr<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env, const LabelerSettings& settings) {
   std::unique_ptr<LabelerService> service(new LabelerService(env, settings));
   const auto dir = env.data_dir / "labeler";
   std::error_code fec;
   std::filesystem::create_directories(dir, fec);
-  if (fec) {
-    *error = "cannot create " + dir.string() + ": " + fec.message();
-    return boost::system::error_code(fec.value(), boost::system::system_category());
-  }
+  if (fec) return Status(StatusCode::kInternal, "cannot create " + dir.string() + ": " + fec.message());
   if (!settings.did.empty()) {
-    if (auto e = CheckDid(settings.did); !e.empty()) {
-      *error = "labeler.did: " + e;
-      return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
-    }
+    if (auto e = CheckDid(settings.did); !e.empty()) return Status(StatusCode::kInvalidArgument, "labeler.did: " + e);
   }
 
-  auto key = LoadLabelerKey(env.data_dir, settings.signing_key, true, error);
-  if (!key) return key.error();
+  auto key = LoadLabelerKey(env.data_dir, settings.signing_key, true);
+  if (!key.ok()) return key.status();
   service->key_ = std::move(*key);
 
-  auto store = LabelStore::Open(dir / "labels.db", LabelStoreOptions{}, error);
-  if (!store) return store.error();
+  auto store = LabelStore::Open(dir / "labels.db", LabelStoreOptions{});
+  if (!store.ok()) return store.status();
   service->feed_ = std::make_unique<LabelFeed>(settings.stream_window, (*store)->head_seq());
   // The newest durable seq: what a subscriber that is caught up has seen.
   prometheus::Gauge* head_seq = &prometheus::BuildGauge()
@@ -208,12 +195,7 @@ boost::system::result<std::unique_ptr<LabelerService>> LabelerService::Create(Se
   HttpServerOptions options = env.server_defaults;
   options.service = "labeler";
   auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
-  if (!server.ok()) {
-    *error = server.status().message();
-    return boost::system::errc::make_error_code(server.status().code() == StatusCode::kInvalidArgument
-                                                    ? boost::system::errc::invalid_argument
-                                                    : boost::system::errc::address_not_available);
-  }
+  if (!server.ok()) return server.status();
   service->server_ = std::move(*server);
 
   service->did_ = settings.did.empty() ? fmt::format("did:web:localhost%3A{}", service->server_->port()) : settings.did;

@@ -49,17 +49,19 @@ struct LabelerSettings {
 void AddLabelerSettings(CLI::App& command, const SettingsFile& file, LabelerSettings& settings);
 
 // The signing key the labeler uses with these settings: the configured hex, else the key file in
-// <data>/labeler (created with a new k256 key when `create` and no file exists).
-boost::system::result<std::unique_ptr<SigningKey>> LoadLabelerKey(const std::filesystem::path& data_dir,
-                                                                  const std::string& hex, bool create,
-                                                                  std::string* error);
+// <data>/labeler (created with a new k256 key when `create` and no file exists). Fails with
+// SigningKey's codes and a message that says which key ("labeler.signing_key: ...",
+// "signing key PATH: ...", "cannot write signing key PATH: ...").
+StatusOr<std::unique_ptr<SigningKey>> LoadLabelerKey(const std::filesystem::path& data_dir, const std::string& hex,
+                                                     bool create);
 std::filesystem::path LabelerKeyPath(const std::filesystem::path& data_dir);
 
 class LabelerService final : public Service {
  public:
-  static boost::system::result<std::unique_ptr<LabelerService>> Create(ServiceEnv& env,
-                                                                       const LabelerSettings& settings,
-                                                                       std::string* error);
+  // Loads (or creates) the signing key, opens the label log under <data>/labeler and binds the
+  // listener (not yet accepting). InvalidArgument for a bad setting (labeler.did, the listen
+  // address, a malformed key); otherwise the code of what failed, with a message for the log.
+  static StatusOr<std::unique_ptr<LabelerService>> Create(ServiceEnv& env, const LabelerSettings& settings);
   ~LabelerService() override;
 
   std::string_view name() const override { return "labeler"; }

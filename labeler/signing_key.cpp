@@ -61,11 +61,6 @@ void EnsureSodium() {
   if (!initialised) std::abort();
 }
 
-error_code Fail(std::string* error, std::string message, errc::errc_t code) {
-  if (error != nullptr) *error = std::move(message);
-  return errc::make_error_code(code);
-}
-
 const unsigned char* Bytes(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 
 // A private scalar; every copy wipes itself when it goes away.
@@ -418,11 +413,10 @@ std::unique_ptr<SigningKey> SigningKey::Generate(Curve curve) {
   return MakeKey(curve, secret);
 }
 
-boost::system::result<std::unique_ptr<SigningKey>> SigningKey::FromHex(Curve curve, std::string_view hex,
-                                                                       std::string* error) {
+StatusOr<std::unique_ptr<SigningKey>> SigningKey::FromHex(Curve curve, std::string_view hex) {
   // Messages never echo the input: it is a private key.
   if (hex.size() != 2 * kScalarBytes) {
-    return Fail(error, "private key must be 64 hex characters (32 bytes)", errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "private key must be 64 hex characters (32 bytes)");
   }
   Scalar secret;
   std::size_t size = 0;
@@ -430,35 +424,35 @@ boost::system::result<std::unique_ptr<SigningKey>> SigningKey::FromHex(Curve cur
   // sodium_hex2bin runs in constant time, unlike a table-driven decoder.
   if (sodium_hex2bin(secret.data(), kScalarBytes, hex.data(), hex.size(), nullptr, &size, &end) != 0 ||
       size != kScalarBytes || end != hex.data() + hex.size()) {
-    return Fail(error, "private key is not hexadecimal", errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "private key is not hexadecimal");
   }
   if (!ScalarValid(curve, secret)) {
-    return Fail(error, "private key is not a valid " + std::string(CurveName(curve)) + " scalar (zero or >= n)",
-                errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument,
+                  "private key is not a valid " + std::string(CurveName(curve)) + " scalar (zero or >= n)");
   }
   auto key = MakeKey(curve, secret);
-  if (!key) return Fail(error, "cannot construct the signing key (crypto library failure)", errc::not_enough_memory);
+  if (!key) return Status(StatusCode::kInternal, "cannot construct the signing key (crypto library failure)");
   return key;
 }
 
-boost::system::result<std::unique_ptr<SigningKey>> SigningKey::Load(const fs::path& path, std::string* error) {
+StatusOr<std::unique_ptr<SigningKey>> SigningKey::Load(const fs::path& path) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
     const int err = errno;
     if (err == ENOENT) {
-      return Fail(error, "signing key file " + path.string() + " does not exist", errc::no_such_file_or_directory);
+      return Status(StatusCode::kNotFound, "signing key file " + path.string() + " does not exist");
     }
-    return Fail(error, "cannot stat " + path.string() + ": " + std::strerror(err), static_cast<errc::errc_t>(err));
+    return Status(StatusCode::kInternal, "cannot stat " + path.string() + ": " + std::strerror(err));
   }
   if (!S_ISREG(st.st_mode)) {
-    return Fail(error, path.string() + " is not a regular file", errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, path.string() + " is not a regular file");
   }
   if ((st.st_mode & 077) != 0) {
-    return Fail(error, "signing key file " + path.string() + " is accessible by group or others; chmod 600 it",
-                errc::permission_denied);
+    return Status(StatusCode::kFailedPrecondition,
+                  "signing key file " + path.string() + " is accessible by group or others; chmod 600 it");
   }
   auto text = ReadSmallFile(path, kMaxKeyFileBytes);
-  if (!text) return Fail(error, "cannot read " + path.string() + ": " + text.error().message(), errc::io_error);
+  if (!text) return Status(StatusCode::kInternal, "cannot read " + path.string() + ": " + text.error().message());
   const WipeOnExit wipe_text(&*text);
 
   SecretArena arena;
@@ -467,41 +461,44 @@ boost::system::result<std::unique_ptr<SigningKey>> SigningKey::Load(const fs::pa
   const boost::json::value doc = boost::json::parse(*text, ec, &resource);
   const boost::json::object* obj = ec ? nullptr : doc.if_object();
   if (obj == nullptr) {
-    return Fail(error, "signing key file " + path.string() + " is not a JSON object", errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "signing key file " + path.string() + " is not a JSON object");
   }
   const boost::json::value* curve_value = obj->if_contains("curve");
   const boost::json::value* key_value = obj->if_contains("private_key");
   if (curve_value == nullptr || !curve_value->is_string() || key_value == nullptr || !key_value->is_string()) {
-    return Fail(error, "signing key file " + path.string() + " needs string fields \"curve\" and \"private_key\"",
-                errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument,
+                  "signing key file " + path.string() + " needs string fields \"curve\" and \"private_key\"");
   }
   const auto curve = ParseCurve(curve_value->get_string());
   if (!curve) {
-    return Fail(error, "signing key file " + path.string() + " names an unknown curve (expected \"k256\" or \"p256\")",
-                errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument,
+                  "signing key file " + path.string() + " names an unknown curve (expected \"k256\" or \"p256\")");
   }
-  std::string why;
-  auto key = FromHex(*curve, key_value->get_string(), &why);
-  if (!key) return Fail(error, "signing key file " + path.string() + ": " + why, errc::invalid_argument);
+  auto key = FromHex(*curve, key_value->get_string());
+  if (!key.ok()) {
+    return Status(key.status().code(), "signing key file " + path.string() + ": " + key.status().message());
+  }
   return key;
 }
 
-boost::system::result<void> SigningKey::Save(const fs::path& path, std::string* error) const {
+Status SigningKey::Save(const fs::path& path) const {
   // Checked first so a key is never silently replaced; two processes racing to create the same
   // key file is not a case this service has (one labeler owns its data directory).
   struct stat st{};
   if (::lstat(path.c_str(), &st) == 0) {
-    return Fail(error, "signing key file " + path.string() + " already exists; refusing to replace it",
-                errc::file_exists);
+    return Status(StatusCode::kAlreadyExists,
+                  "signing key file " + path.string() + " already exists; refusing to replace it");
   }
   if (errno != ENOENT) {
     const int err = errno;
-    return Fail(error, "cannot stat " + path.string() + ": " + std::strerror(err), static_cast<errc::errc_t>(err));
+    return Status(StatusCode::kInternal, "cannot stat " + path.string() + ": " + std::strerror(err));
   }
   if (path.has_parent_path()) {
     std::error_code fec;
     fs::create_directories(path.parent_path(), fec);
-    if (fec) return Fail(error, "cannot create " + path.parent_path().string() + ": " + fec.message(), errc::io_error);
+    if (fec) {
+      return Status(StatusCode::kInternal, "cannot create " + path.parent_path().string() + ": " + fec.message());
+    }
   }
 
   std::string hex = PrivateKeyHex();
@@ -523,8 +520,8 @@ boost::system::result<void> SigningKey::Save(const fs::path& path, std::string* 
   }
   const error_code ec = WriteFileAtomically(path, std::string_view(out, size), 0600);
   sodium_memzero(out, sizeof out);
-  if (ec) return Fail(error, "cannot write " + path.string() + ": " + ec.message(), errc::io_error);
-  return {};
+  if (ec) return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
+  return OkStatus();
 }
 
 std::string SigningKey::Multikey() const {

@@ -12,6 +12,11 @@
 // Key file (<data>/labeler/signing-key.json, mode 0600): {"curve": "k256", "private_key": "<64 hex>"}.
 // Load() refuses a file with any group/other permission bit set or that does not parse; Save()
 // never replaces a key.
+//
+// Errors are Status values whose message says what is wrong and names the file, never the key:
+// InvalidArgument for a malformed key or key file, NotFound for a missing file, AlreadyExists when
+// Save() would replace one, FailedPrecondition for a file others may read, Internal for an I/O or
+// crypto library failure.
 #pragma once
 
 #include <filesystem>
@@ -20,6 +25,8 @@
 #include <string_view>
 
 #include <boost/system/result.hpp>
+
+#include "common/status.h"
 
 namespace plyr::labeler {
 
@@ -33,14 +40,14 @@ class SigningKey {
   // A new random key. Null only if the crypto library fails (out of memory).
   static std::unique_ptr<SigningKey> Generate(Curve curve);
   // From a 32-byte private scalar given as 64 hex characters (PLYR_LABELER_SIGNING_KEY's form).
-  static boost::system::result<std::unique_ptr<SigningKey>> FromHex(Curve curve, std::string_view hex,
-                                                                    std::string* error);
-  // Reads a key file; `error` says why it was refused (missing, readable by others, corrupt).
-  static boost::system::result<std::unique_ptr<SigningKey>> Load(const std::filesystem::path& path,
-                                                                 std::string* error);
-  // Writes the key file atomically with mode 0600, creating missing parent folders; refuses to
-  // overwrite an existing file.
-  boost::system::result<void> Save(const std::filesystem::path& path, std::string* error) const;
+  // InvalidArgument when it is not 64 hex characters or not a valid scalar of the curve.
+  static StatusOr<std::unique_ptr<SigningKey>> FromHex(Curve curve, std::string_view hex);
+  // Reads a key file: NotFound when it is missing, FailedPrecondition when others may read it,
+  // InvalidArgument when it is not a key file (or not a regular file), Internal when unreadable.
+  static StatusOr<std::unique_ptr<SigningKey>> Load(const std::filesystem::path& path);
+  // Writes the key file atomically with mode 0600, creating missing parent folders. Refuses to
+  // overwrite an existing file (AlreadyExists); Internal when a folder or the file cannot be made.
+  Status Save(const std::filesystem::path& path) const;
 
   virtual ~SigningKey() = default;
   virtual Curve curve() const = 0;

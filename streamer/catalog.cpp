@@ -39,28 +39,27 @@ constexpr const char* kSchema[] = {
 
 }  // namespace
 
-boost::system::result<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<SqliteDb> db, std::string* error) {
+StatusOr<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<SqliteDb> db) {
   std::unique_ptr<Catalog> catalog(new Catalog(std::move(db)));
   for (const char* sql : kSchema) {
-    if (!catalog->db_->Run(sql)) {
-      *error = "catalog schema: " + catalog->db_->last_error();
-      return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    if (Status created = catalog->db_->Run(sql); !created.ok()) {
+      return Status(created.code(), "catalog schema: " + created.message());
     }
   }
-  if (!catalog->Load()) {
-    *error = "catalog load: " + catalog->db_->last_error();
-    return boost::system::errc::make_error_code(boost::system::errc::io_error);
+  if (Status loaded = catalog->Load(); !loaded.ok()) {
+    return Status(loaded.code(), "catalog load: " + loaded.message());
   }
   return catalog;
 }
 
-bool Catalog::Load() {
+Status Catalog::Load() {
   std::unique_lock lock(mutex_);
-  bool ok = db_->Run("SELECT file_id, size, content_type FROM files", {}, [&](const SqlRow& row) {
+  Status read = db_->Run("SELECT file_id, size, content_type FROM files", {}, [&](const SqlRow& row) {
     files_[row.Text(0)] = FileRecord{row.Text(0), static_cast<std::uint64_t>(row.Int(1)), row.Text(2)};
   });
+  if (!read.ok()) return read;
   std::unordered_map<std::string, Track> loaded;
-  ok = ok && db_->Run("SELECT file_id, owner_did, gate, content_type FROM tracks", {}, [&](const SqlRow& row) {
+  read = db_->Run("SELECT file_id, owner_did, gate, content_type FROM tracks", {}, [&](const SqlRow& row) {
     Track t;
     t.file_id = row.Text(0);
     t.owner_did = row.Text(1);
@@ -68,16 +67,17 @@ bool Catalog::Load() {
     t.content_type = row.Text(3);
     loaded[t.file_id] = std::move(t);
   });
-  ok = ok && db_->Run("SELECT track_file_id, name, file_id, content_type FROM renditions", {},
-                      [&](const SqlRow& row) {
-                        auto it = loaded.find(row.Text(0));
-                        if (it != loaded.end()) it->second.renditions[row.Text(1)] = Rendition{row.Text(2), row.Text(3)};
-                      });
+  if (read.ok()) {
+    read = db_->Run("SELECT track_file_id, name, file_id, content_type FROM renditions", {}, [&](const SqlRow& row) {
+      auto it = loaded.find(row.Text(0));
+      if (it != loaded.end()) it->second.renditions[row.Text(1)] = Rendition{row.Text(2), row.Text(3)};
+    });
+  }
   for (auto& [id, track] : loaded) {
     IndexLocked(track);
     tracks_[id] = std::make_shared<const Track>(std::move(track));
   }
-  return ok;
+  return read;
 }
 
 void Catalog::IndexLocked(const Track& track) {
@@ -116,16 +116,15 @@ std::optional<FileRecord> Catalog::FindFile(std::string_view file_id) const {
   return it->second;
 }
 
-bool Catalog::PutFile(const FileRecord& file) {
+Status Catalog::PutFile(const FileRecord& file) {
   std::lock_guard writer(write_mutex_);
-  if (!db_->Run("INSERT INTO files (file_id, size, content_type) VALUES (?1, ?2, ?3) "
-                "ON CONFLICT(file_id) DO NOTHING",
-                {file.file_id, static_cast<std::int64_t>(file.size), file.content_type})) {
-    return false;
-  }
+  Status inserted = db_->Run("INSERT INTO files (file_id, size, content_type) VALUES (?1, ?2, ?3) "
+                             "ON CONFLICT(file_id) DO NOTHING",
+                             {file.file_id, static_cast<std::int64_t>(file.size), file.content_type});
+  if (!inserted.ok()) return inserted;
   std::unique_lock lock(mutex_);
   files_.try_emplace(file.file_id, file);
-  return true;
+  return OkStatus();
 }
 
 Status Catalog::PutTrack(const Track& track) {
@@ -158,23 +157,22 @@ Status Catalog::PutTrack(const Track& track) {
       }
     }
   }
-  bool ok = db_->Transaction([&] {
-    if (!db_->Run("INSERT INTO tracks (file_id, owner_did, gate, content_type) VALUES (?1, ?2, ?3, ?4) "
-                  "ON CONFLICT(file_id) DO UPDATE SET owner_did = excluded.owner_did, gate = excluded.gate, "
-                  "content_type = excluded.content_type, updated_at = unixepoch()",
-                  {track.file_id, track.owner_did, std::string(GateName(track.gate)), track.content_type})) {
-      return false;
-    }
-    if (!db_->Run("DELETE FROM renditions WHERE track_file_id = ?1", {track.file_id})) return false;
+  const Status written = db_->Transaction([&] {
+    Status s = db_->Run("INSERT INTO tracks (file_id, owner_did, gate, content_type) VALUES (?1, ?2, ?3, ?4) "
+                        "ON CONFLICT(file_id) DO UPDATE SET owner_did = excluded.owner_did, gate = excluded.gate, "
+                        "content_type = excluded.content_type, updated_at = unixepoch()",
+                        {track.file_id, track.owner_did, std::string(GateName(track.gate)), track.content_type});
+    if (!s.ok()) return s;
+    s = db_->Run("DELETE FROM renditions WHERE track_file_id = ?1", {track.file_id});
+    if (!s.ok()) return s;
     for (const auto& [name, r] : track.renditions) {
-      if (!db_->Run("INSERT INTO renditions (track_file_id, name, file_id, content_type) VALUES (?1, ?2, ?3, ?4)",
-                    {track.file_id, name, r.file_id, r.content_type})) {
-        return false;
-      }
+      s = db_->Run("INSERT INTO renditions (track_file_id, name, file_id, content_type) VALUES (?1, ?2, ?3, ?4)",
+                   {track.file_id, name, r.file_id, r.content_type});
+      if (!s.ok()) return s;
     }
-    return true;
+    return s;
   });
-  if (!ok) return Status(StatusCode::kInternal, "catalog write failed: " + db_->last_error());
+  if (!written.ok()) return Status(StatusCode::kInternal, "catalog write failed: " + written.message());
   auto snapshot = std::make_shared<const Track>(track);
   std::unique_lock lock(mutex_);
   UnindexLocked(track.file_id);
@@ -183,19 +181,19 @@ Status Catalog::PutTrack(const Track& track) {
   return OkStatus();
 }
 
-bool Catalog::RemoveTrack(std::string_view file_id, bool* existed) {
+Status Catalog::RemoveTrack(std::string_view file_id, bool* existed) {
   std::lock_guard writer(write_mutex_);
   const std::string key(file_id);
   {
     std::shared_lock lock(mutex_);
     *existed = tracks_.contains(key);
   }
-  if (!*existed) return true;
-  if (!db_->Run("DELETE FROM tracks WHERE file_id = ?1", {key})) return false;
+  if (!*existed) return OkStatus();
+  if (Status deleted = db_->Run("DELETE FROM tracks WHERE file_id = ?1", {key}); !deleted.ok()) return deleted;
   std::unique_lock lock(mutex_);
   UnindexLocked(key);
   tracks_.erase(key);
-  return true;
+  return OkStatus();
 }
 
 std::vector<std::string> Catalog::TracksNaming(std::string_view file_id) const {
@@ -240,7 +238,7 @@ std::vector<FileRecord> Catalog::ListFiles(std::string_view after, std::size_t l
   return files;
 }
 
-bool Catalog::RemoveFile(std::string_view file_id, FileRemoval* removal) {
+Status Catalog::RemoveFile(std::string_view file_id, FileRemoval* removal) {
   std::lock_guard writer(write_mutex_);
   const std::string key(file_id);
   // What changes, worked out from the mirror (writers are serialised, so it is current).
@@ -267,14 +265,14 @@ bool Catalog::RemoveFile(std::string_view file_id, FileRemoval* removal) {
       if (changed) trimmed.push_back(std::move(copy));
     }
   }
-  const bool ok = db_->Transaction([&] {
+  const Status removed = db_->Transaction([&] {
     for (const auto& id : doomed) {
-      if (!db_->Run("DELETE FROM tracks WHERE file_id = ?1", {id})) return false;
+      if (Status s = db_->Run("DELETE FROM tracks WHERE file_id = ?1", {id}); !s.ok()) return s;
     }
-    if (!db_->Run("DELETE FROM renditions WHERE file_id = ?1", {key})) return false;
+    if (Status s = db_->Run("DELETE FROM renditions WHERE file_id = ?1", {key}); !s.ok()) return s;
     return db_->Run("DELETE FROM files WHERE file_id = ?1", {key});
   });
-  if (!ok) return false;
+  if (!removed.ok()) return removed;
   std::unique_lock lock(mutex_);
   for (const auto& id : doomed) {
     UnindexLocked(id);
@@ -288,7 +286,7 @@ bool Catalog::RemoveFile(std::string_view file_id, FileRemoval* removal) {
   files_.erase(key);
   removal->tracks_removed = std::move(doomed);
   std::sort(removal->renditions_removed.begin(), removal->renditions_removed.end());
-  return true;
+  return OkStatus();
 }
 
 }  // namespace plyr::streamer

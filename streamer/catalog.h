@@ -4,6 +4,9 @@
 // Persisted in SQLite (WAL, synchronous=FULL) and mirrored in memory, so the streaming path never
 // touches the database: lookups take a shared lock on the mirror; writes go to SQLite first and
 // update the mirror only once committed. Thread-safe.
+//
+// Errors: a database failure is SqliteDb's Status (its code, SQLite's message), passed on as is
+// unless a function says otherwise; nothing in the mirror changes when a write fails.
 #pragma once
 
 #include <cstdint>
@@ -16,8 +19,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <boost/system/result.hpp>
 
 #include "common/sqlite_db.h"
 #include "common/status.h"
@@ -55,8 +56,9 @@ struct FileRecord {
 
 class Catalog {
  public:
-  // Opens the catalog in `db`, creating its tables, and loads the mirror.
-  static boost::system::result<std::unique_ptr<Catalog>> Open(std::unique_ptr<SqliteDb> db, std::string* error);
+  // Opens the catalog in `db`, creating its tables, and loads the mirror. Fails with the
+  // database's code and "catalog schema: ..." or "catalog load: ..." and SQLite's message.
+  static StatusOr<std::unique_ptr<Catalog>> Open(std::unique_ptr<SqliteDb> db);
 
   // The track whose own file id, or one of whose renditions' file ids, is `file_id`.
   // Renditions inherit their track's gate: a gated track cannot be fetched ungated by asking
@@ -66,16 +68,17 @@ class Catalog {
   std::shared_ptr<const Track> FindTrack(std::string_view file_id) const;
   std::optional<FileRecord> FindFile(std::string_view file_id) const;
 
-  // Records an uploaded file (idempotent). False on a database error (see last_error()).
-  bool PutFile(const FileRecord& file);
+  // Records an uploaded file (idempotent). A database error as above.
+  Status PutFile(const FileRecord& file);
   // Creates or replaces a track with its renditions. FailedPrecondition when the track's file is
   // a rendition of another owner's track, or a rendition's file is another owner's track or
   // rendition: a file is served under the gate of the track that names it, so one owner's file
   // must not be named by another's track. (One owner's tracks may share files: the same bytes
-  // are one file.) Internal on a database error.
+  // are one file.) Internal on a database error, with "catalog write failed: " and SQLite's message.
   Status PutTrack(const Track& track);
-  // Removes a track and its renditions; false if it did not exist or on error.
-  bool RemoveTrack(std::string_view file_id, bool* existed);
+  // Removes a track and its renditions. OK with *existed false when there was no such track; a
+  // database error as above.
+  Status RemoveTrack(std::string_view file_id, bool* existed);
   // The tracks that name `file_id`, as their own file or as a rendition (sorted ids).
   std::vector<std::string> TracksNaming(std::string_view file_id) const;
   // The same for every file named by some track, from one pass over the tracks.
@@ -84,17 +87,17 @@ class Catalog {
   std::vector<FileRecord> ListFiles(std::string_view after, std::size_t limit) const;
   // Forgets a file: every track naming it as its own file is removed, every rendition naming it
   // is dropped from its track, then the file's record (one transaction). The caller removes the
-  // bytes. Fills what was removed; false on a database error.
+  // bytes. Fills what was removed; a database error as above (nothing removed, though
+  // `removal` may already list renditions).
   struct FileRemoval {
     std::vector<std::string> tracks_removed;
     std::vector<std::string> renditions_removed;  // "<track id>/<rendition name>"
   };
-  bool RemoveFile(std::string_view file_id, FileRemoval* removal);
-  std::string last_error() const { return db_->last_error(); }
+  Status RemoveFile(std::string_view file_id, FileRemoval* removal);
 
  private:
   explicit Catalog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  bool Load();
+  Status Load();
   void IndexLocked(const Track& track);
   void UnindexLocked(const std::string& file_id);
 

@@ -96,6 +96,18 @@ std::string MultipartBoundary() {
   return fmt::format("plyr{:016x}", rng());
 }
 
+// The kind of start-up failure an error code from the blob store or the ticket key files stands
+// for. invalid_argument stays InvalidArgument (a key file of the wrong shape: the operator must
+// fix it, and start-up exits with status 2 for it, as for a bad setting).
+StatusCode StatusCodeFor(const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  if (ec == errc::invalid_argument) return StatusCode::kInvalidArgument;
+  if (ec == errc::illegal_byte_sequence) return StatusCode::kDataLoss;  // a key file that is not hex
+  if (ec == errc::permission_denied) return StatusCode::kFailedPrecondition;
+  if (ec == errc::no_such_file_or_directory) return StatusCode::kNotFound;
+  return StatusCode::kInternal;
+}
+
 }  // namespace
 
 void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& s) {
@@ -135,39 +147,37 @@ StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settin
 
 StreamerService::~StreamerService() = default;
 
-boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& env,
-                                                                               const StreamerSettings& settings,
-                                                                               std::string* error) {
+StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& env, const StreamerSettings& settings) {
   std::unique_ptr<StreamerService> service(new StreamerService(env, settings));
   service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
   const auto dir = env.data_dir / "streamer";
 
   auto blobs = BlobStore::Open(dir / "blobs");
   if (!blobs) {
-    *error = "cannot open blob store in " + (dir / "blobs").string() + ": " + blobs.error().message();
-    return blobs.error();
+    return Status(StatusCodeFor(blobs.error()),
+                  "cannot open blob store in " + (dir / "blobs").string() + ": " + blobs.error().message());
   }
   service->blobs_ = std::move(*blobs);
 
-  auto db = SqliteDb::Open(dir / "catalog.db", error);
-  if (!db) return db.error();
-  auto catalog = Catalog::Open(std::move(*db), error);
-  if (!catalog) return catalog.error();
+  auto db = SqliteDb::Open(dir / "catalog.db");
+  if (!db.ok()) return db.status();
+  auto catalog = Catalog::Open(std::move(*db));
+  if (!catalog.ok()) return catalog.status();
   service->catalog_ = std::move(*catalog);
 
   std::vector<Ed25519PublicKey> public_keys;
   if (!settings.ticket_public_key.empty()) {
     auto parsed = ParsePublicKeyList(settings.ticket_public_key);
     if (!parsed) {
-      *error = "ticket.public_key is not a list of public keys of 64 hex characters each";
-      return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+      return Status(StatusCode::kInvalidArgument,
+                    "ticket.public_key is not a list of public keys of 64 hex characters each");
     }
     public_keys = std::move(*parsed);
   } else {
     auto keys = LoadOrCreateTicketKeys(env.data_dir);
     if (!keys) {
-      *error = "cannot load the ticket key pair in " + env.data_dir.string() + ": " + keys.error().message();
-      return keys.error();
+      return Status(StatusCodeFor(keys.error()),
+                    "cannot load the ticket key pair in " + env.data_dir.string() + ": " + keys.error().message());
     }
     public_keys.push_back(keys->public_key);
   }
@@ -203,20 +213,15 @@ boost::system::result<std::unique_ptr<StreamerService>> StreamerService::Create(
   supporter_options.cache_ttl = std::chrono::seconds(settings.supporter_cache_seconds);
   supporter_options.cache_hits = &supporter_lookups.Add({{"service", "streamer"}, {"source", "cache"}});
   supporter_options.upstream_lookups = &supporter_lookups.Add({{"service", "streamer"}, {"source", "upstream"}});
-  auto supporters = SupporterClient::Create(env.http_client, supporter_options, error);
-  if (!supporters) return supporters.error();
+  auto supporters = SupporterClient::Create(env.http_client, supporter_options);
+  if (!supporters.ok()) return supporters.status();
   service->supporters_ = std::move(*supporters);
 
   HttpServerOptions options = env.server_defaults;
   options.service = "streamer";
   options.file_send_mode = settings.file_send_mode == "sendfile" ? FileSendMode::kSendfile : FileSendMode::kRead;
   auto server = ListenForService(env, settings.listen, service->BuildRouter(), options);
-  if (!server.ok()) {
-    *error = server.status().message();
-    return boost::system::errc::make_error_code(server.status().code() == StatusCode::kInvalidArgument
-                                                    ? boost::system::errc::invalid_argument
-                                                    : boost::system::errc::address_not_available);
-  }
+  if (!server.ok()) return server.status();
   service->server_ = std::move(*server);
   return service;
 }
@@ -430,7 +435,9 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
         auto existing = catalog_->FindFile(info->file_id);
         out.existed = existing.has_value();
         out.file = existing ? *existing : FileRecord{info->file_id, info->size, content_type};
-        if (!out.existed && !catalog_->PutFile(out.file)) out.error = "catalog write failed: " + catalog_->last_error();
+        if (!out.existed) {
+          if (Status put = catalog_->PutFile(out.file); !put.ok()) out.error = "catalog write failed: " + put.message();
+        }
         return out;
       };
   Stored stored = co_await RunBlocking(*blocking_pool_, std::move(store));
@@ -581,7 +588,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   std::function<Removed()> remove = [this, file_id, with_files] {
     Removed out;
     auto track = catalog_->FindTrack(file_id);
-    out.ok = catalog_->RemoveTrack(file_id, &out.existed);
+    out.ok = catalog_->RemoveTrack(file_id, &out.existed).ok();
     if (!out.ok || !out.existed || !with_files || !track) return out;
     // Its files, unless another track still names them (one owner's tracks may share a file).
     std::vector<std::string> files = {track->file_id};
@@ -622,8 +629,8 @@ Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileR
   if (auto ec = blobs_->Remove(file_id); ec && ec != boost::system::errc::no_such_file_or_directory) {
     return Status(StatusCode::kInternal, "cannot remove the bytes: " + ec.message());
   }
-  if (!catalog_->RemoveFile(file_id, removal)) {
-    return Status(StatusCode::kInternal, "cannot update the catalog: " + catalog_->last_error());
+  if (Status removed = catalog_->RemoveFile(file_id, removal); !removed.ok()) {
+    return Status(StatusCode::kInternal, "cannot update the catalog: " + removed.message());
   }
   spdlog::info("streamer: file removed file_id={} tracks_removed={} renditions_removed={}", file_id,
                removal->tracks_removed.size(), removal->renditions_removed.size());

@@ -54,9 +54,10 @@ void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSe
 class StreamerService final : public Service {
  public:
   // Opens the store and catalog under <data>/streamer and binds the listener (not yet accepting).
-  static boost::system::result<std::unique_ptr<StreamerService>> Create(ServiceEnv& env,
-                                                                        const StreamerSettings& settings,
-                                                                        std::string* error);
+  // InvalidArgument for a bad setting (the listen address, the supporter URL, a ticket public
+  // key) or a malformed ticket key file; otherwise the code of what failed (a database's, a
+  // file's, Unavailable for a listener that cannot bind), with a message for the log.
+  static StatusOr<std::unique_ptr<StreamerService>> Create(ServiceEnv& env, const StreamerSettings& settings);
   ~StreamerService() override;
 
   std::string_view name() const override { return "streamer"; }

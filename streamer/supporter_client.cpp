@@ -44,22 +44,19 @@ struct SupporterClient::Flight {
   std::vector<std::shared_ptr<Waiter>> waiters;
 };
 
-boost::system::result<std::unique_ptr<SupporterClient>> SupporterClient::Create(HttpClient& http,
-                                                                                SupporterClientOptions options,
-                                                                                std::string* error) {
+StatusOr<std::unique_ptr<SupporterClient>> SupporterClient::Create(HttpClient& http, SupporterClientOptions options) {
   auto parsed = boost::urls::parse_absolute_uri(options.base_url);
   // Boost.URL 1.81 reads http://127.0.0.1.nip.io as host 127.0.0.1 and path ".nip.io": a path
   // after a host must start with '/', or the URL is not what it looks like.
   const bool path_glued_to_host =
       parsed && !parsed->encoded_path().empty() && parsed->encoded_path().front() != '/';
   if (!parsed || path_glued_to_host) {
-    *error = "supporter URL is not an absolute URL: " + options.base_url;
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "supporter URL is not an absolute URL: " + options.base_url);
   }
   boost::urls::url base(*parsed);
   if (base.scheme() != "https" && !(base.scheme() == "http" && IsLoopbackHost(base))) {
-    *error = "supporter URL must be https (plain http only on loopback): " + options.base_url;
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument,
+                  "supporter URL must be https (plain http only on loopback): " + options.base_url);
   }
   return std::unique_ptr<SupporterClient>(new SupporterClient(http, std::move(options), std::move(base)));
 }

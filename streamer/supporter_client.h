@@ -20,6 +20,7 @@
 #include <prometheus/counter.h>
 
 #include "common/http_client.h"
+#include "common/status.h"
 
 namespace plyr::streamer {
 
@@ -37,10 +38,9 @@ struct SupporterClientOptions {
 
 class SupporterClient {
  public:
-  // Validates the base URL: https anywhere, plain http only for a loopback host.
-  static boost::system::result<std::unique_ptr<SupporterClient>> Create(HttpClient& http,
-                                                                        SupporterClientOptions options,
-                                                                        std::string* error);
+  // Validates the base URL: https anywhere, plain http only for a loopback host. InvalidArgument
+  // (naming the URL) for anything else.
+  static StatusOr<std::unique_ptr<SupporterClient>> Create(HttpClient& http, SupporterClientOptions options);
 
   asio::awaitable<SupportStatus> Check(const std::string& viewer_did, const std::string& artist_did);
 

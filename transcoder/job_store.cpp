@@ -63,36 +63,40 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(std::unique_ptr<SqliteDb> db) {
   for (const char* statement : kSchema) {
-    if (!db->Run(statement)) return Status(StatusCode::kInternal, "job database: " + db->last_error());
+    if (Status created = db->Run(statement); !created.ok()) {
+      return Status(StatusCode::kInternal, "job database: " + created.message());
+    }
   }
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
 }
 
 Status JobStore::Insert(const JobRecord& job) {
   const std::string sql = "INSERT INTO jobs (" + std::string(kColumns) + ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)";
-  if (!db_->Run(sql, {job.id, std::string(JobStateName(job.state)), job.created_ms, job.updated_ms, job.options_json,
-                      job.input_json, TextOrNull(job.result_json), TextOrNull(job.error_json),
-                      static_cast<std::int64_t>(job.attempts), std::string(CallbackName(job.callback)),
-                      static_cast<std::int64_t>(job.callback_attempts)})) {
-    return Status(StatusCode::kInternal, "job database: " + db_->last_error());
-  }
+  Status inserted = db_->Run(sql, {job.id, std::string(JobStateName(job.state)), job.created_ms, job.updated_ms,
+                                   job.options_json, job.input_json, TextOrNull(job.result_json),
+                                   TextOrNull(job.error_json), static_cast<std::int64_t>(job.attempts),
+                                   std::string(CallbackName(job.callback)),
+                                   static_cast<std::int64_t>(job.callback_attempts)});
+  if (!inserted.ok()) return Status(StatusCode::kInternal, "job database: " + inserted.message());
   return OkStatus();
 }
 
 Status JobStore::Update(const JobRecord& job) {
-  if (!db_->Run("UPDATE jobs SET state=?2, updated_ms=?3, result=?4, error=?5, attempts=?6, callback=?7, "
-                "callback_attempts=?8 WHERE id=?1",
-                {job.id, std::string(JobStateName(job.state)), job.updated_ms, TextOrNull(job.result_json),
-                 TextOrNull(job.error_json), static_cast<std::int64_t>(job.attempts),
-                 std::string(CallbackName(job.callback)), static_cast<std::int64_t>(job.callback_attempts)})) {
-    return Status(StatusCode::kInternal, "job database: " + db_->last_error());
-  }
+  Status updated = db_->Run("UPDATE jobs SET state=?2, updated_ms=?3, result=?4, error=?5, attempts=?6, callback=?7, "
+                            "callback_attempts=?8 WHERE id=?1",
+                            {job.id, std::string(JobStateName(job.state)), job.updated_ms, TextOrNull(job.result_json),
+                             TextOrNull(job.error_json), static_cast<std::int64_t>(job.attempts),
+                             std::string(CallbackName(job.callback)),
+                             static_cast<std::int64_t>(job.callback_attempts)});
+  if (!updated.ok()) return Status(StatusCode::kInternal, "job database: " + updated.message());
   return OkStatus();
 }
 
 std::vector<JobRecord> JobStore::Select(std::string_view where, const std::vector<SqlValue>& params) {
   std::vector<JobRecord> jobs;
-  db_->Run("SELECT " + std::string(kColumns) + " FROM jobs " + std::string(where), params, [&](const SqlRow& row) {
+  // A failed read is not reported: callers get the rows read before the failure.
+  const std::string sql = "SELECT " + std::string(kColumns) + " FROM jobs " + std::string(where);
+  (void)db_->Run(sql, params, [&](const SqlRow& row) {
     JobRecord job;
     job.id = row.Text(0);
     job.state = ParseJobState(row.Text(1)).value_or(JobState::kFailed);
@@ -140,8 +144,9 @@ std::vector<JobRecord> JobStore::PendingCallbacks() {
 
 std::size_t JobStore::Count(JobState state) {
   std::size_t n = 0;
-  db_->Run("SELECT COUNT(*) FROM jobs WHERE state=?1", {std::string(JobStateName(state))},
-           [&](const SqlRow& row) { n = static_cast<std::size_t>(row.Int(0)); });
+  // As in Select, a failed count is not reported (it reads as 0).
+  (void)db_->Run("SELECT COUNT(*) FROM jobs WHERE state=?1", {std::string(JobStateName(state))},
+                 [&](const SqlRow& row) { n = static_cast<std::size_t>(row.Int(0)); });
   return n;
 }
 

@@ -43,6 +43,9 @@ struct JobRecord {
   int callback_attempts = 0;
 };
 
+// Open and the writes fail with Internal, "job database: " and SQLite's message. Reads (Find, List,
+// PendingCallbacks, Count, and Recover's read) report no failure: a failed read returns the rows
+// read before it.
 class JobStore {
  public:
   static StatusOr<std::unique_ptr<JobStore>> Open(std::unique_ptr<SqliteDb> db);

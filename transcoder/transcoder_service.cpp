@@ -309,9 +309,8 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   auto drop_in_uploads = BlobStore::Open(service->work_dir_ / "drop-in");
   if (!drop_in_uploads) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string());
   service->drop_in_uploads_ = std::move(*drop_in_uploads);
-  std::string db_error;
-  auto db = SqliteDb::Open(dir / "jobs.db", &db_error);
-  if (!db) return Status(StatusCode::kInternal, "cannot open the job database: " + db_error);
+  auto db = SqliteDb::Open(dir / "jobs.db");
+  if (!db.ok()) return Status(db.status().code(), "cannot open the job database: " + db.status().message());
   auto jobs = JobStore::Open(std::move(*db));
   if (!jobs.ok()) return jobs.status();
   service->jobs_ = std::move(*jobs);

@@ -208,10 +208,9 @@ int main(int argc, char** argv) {
       std::error_code ec;
       if (!fs::exists(db_path)) {
         fs::create_directories(data / "fingerprint", ec);
-        std::string error;
-        auto db = SqliteDb::Open(db_path, &error);
-        auto store = db ? ReferenceStore::Open(std::move(*db)) : StatusOr<std::unique_ptr<ReferenceStore>>(
-                                                                      Status(StatusCode::kInternal, error));
+        auto db = SqliteDb::Open(db_path);
+        auto store = db.ok() ? ReferenceStore::Open(std::move(*db))
+                             : StatusOr<std::unique_ptr<ReferenceStore>>(db.status());
         if (!store.ok()) {
           std::cerr << "cannot create " << db_path << ": " << store.status().message() << "\n";
           return 1;

@@ -11,34 +11,33 @@ namespace {
 
 TEST(AdminTokenTest, ConfiguredTokenWins) {
   testing::TempDir dir;
-  std::string error;
-  auto token = ResolveAdminToken("configured-token-123", dir.path(), &error);
-  ASSERT_TRUE(token);
+  auto token = ResolveAdminToken("configured-token-123", dir.path());
+  ASSERT_TRUE(token.ok()) << token.status().ToString();
   EXPECT_EQ(token->value, "configured-token-123");
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "admin-token"));
 }
 
 TEST(AdminTokenTest, GeneratedOnceWithOwnerOnlyPermissions) {
   testing::TempDir dir;
-  std::string error;
-  auto first = ResolveAdminToken("", dir.path(), &error);
-  ASSERT_TRUE(first) << error;
+  auto first = ResolveAdminToken("", dir.path());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_GE(first->value.size(), 40u);
   struct stat st{};
   ASSERT_EQ(::stat((dir.path() / "admin-token").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  auto second = ResolveAdminToken("", dir.path(), &error);
-  ASSERT_TRUE(second);
+  auto second = ResolveAdminToken("", dir.path());
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_EQ(first->value, second->value);
 }
 
 TEST(AdminTokenTest, RefusesATokenFileOthersCanRead) {
   testing::TempDir dir;
-  std::string error;
-  ASSERT_TRUE(ResolveAdminToken("", dir.path(), &error));
+  ASSERT_TRUE(ResolveAdminToken("", dir.path()).ok());
   ::chmod((dir.path() / "admin-token").c_str(), 0644);
-  EXPECT_FALSE(ResolveAdminToken("", dir.path(), &error));
-  EXPECT_NE(error.find("chmod 600"), std::string::npos);
+  auto refused = ResolveAdminToken("", dir.path());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(refused.status().message().find("chmod 600"), std::string::npos) << refused.status().message();
 }
 
 TEST(ConstantTimeEqualsTest, ComparesWholeValues) {

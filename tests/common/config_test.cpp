@@ -28,9 +28,8 @@ Parsed ParseWith(const std::filesystem::path& config, std::vector<const char*> a
     args.push_back("--config");
     args.push_back(config.c_str());
   }
-  std::string error;
-  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
-  EXPECT_TRUE(file) << error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data());
+  EXPECT_TRUE(file.ok()) << file.status().ToString();
   CLI::App app;
   std::string config_flag;
   app.add_option("--config", config_flag);
@@ -60,9 +59,8 @@ TEST(SettingsFileTest, PrecedenceIsFlagThenEnvThenFileThenDefault) {
 // Binds the two settings of Parsed from `config`, the way main() does, and returns the file.
 SettingsFile BindFrom(const std::filesystem::path& config, Parsed& p, CLI::App& app) {
   std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
-  std::string error;
-  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
-  EXPECT_TRUE(file) << error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data());
+  EXPECT_TRUE(file.ok()) << file.status().ToString();
   file->Bind(app, "streamer.listen", p.listen, "");
   file->Bind(app, "threads", p.threads, "");
   return std::move(*file);
@@ -120,9 +118,8 @@ TEST(SettingsFileTest, ASecretFromTheFileAppliesButIsNotADefaultForHelp) {
   auto config = dir.path() / "plyr.toml";
   std::ofstream(config) << "admin_token = \"from-the-file-0123456789abcdef\"\n";
   std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
-  std::string error;
-  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
-  ASSERT_TRUE(file) << error;
+  auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data());
+  ASSERT_TRUE(file.ok()) << file.status().ToString();
   unsetenv("PLYR_ADMIN_TOKEN");
   CLI::App app;
   std::string config_flag, token;
@@ -148,17 +145,19 @@ TEST(SettingsFileTest, BrokenFileIsAnErrorWithItsLine) {
   auto config = dir.path() / "bad.toml";
   std::ofstream(config) << "threads = 3\nlisten = = nope\n";
   const char* args[] = {"plyr-core", "--config", config.c_str()};
-  std::string error;
-  auto file = SettingsFile::Load(3, args, &error);
-  EXPECT_FALSE(file);
-  EXPECT_NE(error.find("line 2"), std::string::npos) << error;
+  auto file = SettingsFile::Load(3, args);
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(file.status().message().find("line 2"), std::string::npos) << file.status().message();
 }
 
 TEST(SettingsFileTest, MissingFileIsAnError) {
   const char* args[] = {"plyr-core", "--config=/nonexistent/plyr.toml"};
-  std::string error;
-  EXPECT_FALSE(SettingsFile::Load(2, args, &error));
-  EXPECT_FALSE(error.empty());
+  auto file = SettingsFile::Load(2, args);
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(file.status().message().find("config file /nonexistent/plyr.toml: "), std::string::npos)
+      << file.status().message();
 }
 
 TEST(SettingsFileTest, ASecretCanComeFromAFileNamedByTheFileSetting) {
@@ -172,9 +171,8 @@ TEST(SettingsFileTest, ASecretCanComeFromAFileNamedByTheFileSetting) {
     std::ofstream(config, std::ios::trunc) << toml;
     std::vector<const char*> args = {"plyr-core", "--config", config.c_str()};
     args.insert(args.end(), flags.begin(), flags.end());
-    std::string error;
-    auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data(), &error);
-    EXPECT_TRUE(file) << error;
+    auto file = SettingsFile::Load(static_cast<int>(args.size()), args.data());
+    EXPECT_TRUE(file.ok()) << file.status().ToString();
     auto app = std::make_unique<CLI::App>();
     std::string config_flag;
     app->add_option("--config", config_flag);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "common/sqlite_db.h"
 #include "tests/support/process.h"
 
@@ -8,34 +10,55 @@ namespace {
 
 TEST(SqliteDbTest, RunsStatementsWithParameters) {
   testing::TempDir dir;
-  std::string error;
-  auto db = SqliteDb::Open(dir.path() / "t.db", &error);
-  ASSERT_TRUE(db) << error;
-  ASSERT_TRUE((*db)->Run("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)"));
-  ASSERT_TRUE((*db)->Run("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::int64_t{42}}));
+  auto db = SqliteDb::Open(dir.path() / "t.db");
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Run("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)").ok());
+  ASSERT_TRUE((*db)->Run("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::int64_t{42}}).ok());
   std::int64_t v = 0;
-  ASSERT_TRUE((*db)->Run("SELECT v FROM t WHERE k = ?1", {std::string("a")}, [&](const SqlRow& r) { v = r.Int(0); }));
+  ASSERT_TRUE(
+      (*db)->Run("SELECT v FROM t WHERE k = ?1", {std::string("a")}, [&](const SqlRow& r) { v = r.Int(0); }).ok());
   EXPECT_EQ(v, 42);
-  EXPECT_FALSE((*db)->Run("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::int64_t{1}}));
-  EXPECT_NE((*db)->last_error().find("UNIQUE"), std::string::npos);
+  const Status duplicate = (*db)->Run("INSERT INTO t VALUES (?1, ?2)", {std::string("a"), std::int64_t{1}});
+  EXPECT_EQ(duplicate.code(), StatusCode::kInternal);
+  EXPECT_NE(duplicate.message().find("UNIQUE"), std::string::npos) << duplicate.message();
+  EXPECT_EQ((*db)->Run("SELEKT 1").code(), StatusCode::kInternal);
+}
+
+TEST(SqliteDbTest, AFileThatIsNotADatabaseIsDataLoss) {
+  testing::TempDir dir;
+  {
+    std::ofstream out(dir.path() / "t.db", std::ios::binary);
+    out << std::string(4096, 'x');
+  }
+  auto db = SqliteDb::Open(dir.path() / "t.db");
+  ASSERT_FALSE(db.ok());
+  EXPECT_EQ(db.status().code(), StatusCode::kDataLoss) << db.status().ToString();
+  EXPECT_FALSE(db.status().message().empty());
 }
 
 TEST(SqliteDbTest, UsesWalAndRollsBackFailedTransactions) {
   testing::TempDir dir;
-  std::string error;
-  auto db = SqliteDb::Open(dir.path() / "t.db", &error);
-  ASSERT_TRUE(db);
+  auto db = SqliteDb::Open(dir.path() / "t.db");
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
   std::string mode;
-  (*db)->Run("PRAGMA journal_mode", {}, [&](const SqlRow& r) { mode = r.Text(0); });
+  ASSERT_TRUE((*db)->Run("PRAGMA journal_mode", {}, [&](const SqlRow& r) { mode = r.Text(0); }).ok());
   EXPECT_EQ(mode, "wal");
-  ASSERT_TRUE((*db)->Run("CREATE TABLE t (k TEXT)"));
-  EXPECT_FALSE((*db)->Transaction([&] {
-    (*db)->Run("INSERT INTO t VALUES ('x')");
-    return false;
-  }));
+  ASSERT_TRUE((*db)->Run("CREATE TABLE t (k TEXT)").ok());
+  const Status failed = (*db)->Transaction([&] {
+    EXPECT_TRUE((*db)->Run("INSERT INTO t VALUES ('x')").ok());
+    return Status(StatusCode::kFailedPrecondition, "the body changed its mind");
+  });
+  // The body's own Status comes back, and nothing it wrote stays.
+  EXPECT_EQ(failed.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(failed.message(), "the body changed its mind");
   int count = -1;
-  (*db)->Run("SELECT count(*) FROM t", {}, [&](const SqlRow& r) { count = static_cast<int>(r.Int(0)); });
+  ASSERT_TRUE(
+      (*db)->Run("SELECT count(*) FROM t", {}, [&](const SqlRow& r) { count = static_cast<int>(r.Int(0)); }).ok());
   EXPECT_EQ(count, 0);
+  EXPECT_TRUE((*db)->Transaction([&] { return (*db)->Run("INSERT INTO t VALUES ('y')"); }).ok());
+  ASSERT_TRUE(
+      (*db)->Run("SELECT count(*) FROM t", {}, [&](const SqlRow& r) { count = static_cast<int>(r.Int(0)); }).ok());
+  EXPECT_EQ(count, 1);
 }
 
 }  // namespace

@@ -42,10 +42,9 @@ StoredLabel MakeLabel(std::string uri, std::string val = "spam", bool neg = fals
 }
 
 std::unique_ptr<LabelStore> OpenStore(const std::filesystem::path& path, LabelStoreOptions options = {}) {
-  std::string error;
-  auto store = LabelStore::Open(path, options, &error);
-  EXPECT_TRUE(store) << error;
-  return store ? std::move(*store) : nullptr;
+  auto store = LabelStore::Open(path, options);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  return store.ok() ? std::move(*store) : nullptr;
 }
 
 boost::system::result<std::vector<std::int64_t>> AppendAndWait(LabelStore& store, std::vector<StoredLabel> labels) {
@@ -76,11 +75,10 @@ std::vector<StoredLabel> QueryOk(LabelStore& store, LabelQuery query) {
 }
 
 std::int64_t CountRows(const std::filesystem::path& path) {
-  std::string error;
-  auto db = SqliteDb::Open(path, &error);
-  if (!db) return -1;
+  auto db = SqliteDb::Open(path);
+  if (!db.ok()) return -1;
   std::int64_t count = -1;
-  (*db)->Run("SELECT count(*) FROM labels", {}, [&](const SqlRow& row) { count = row.Int(0); });
+  if (!(*db)->Run("SELECT count(*) FROM labels", {}, [&](const SqlRow& row) { count = row.Int(0); }).ok()) return -1;
   return count;
 }
 
@@ -144,10 +142,9 @@ TEST(LabelStoreTest, SeqIsNeverReusedAfterRowsAreDeleted) {
     last = seqs.back();
   }
   {
-    std::string error;
-    auto db = SqliteDb::Open(path, &error);
-    ASSERT_TRUE(db) << error;
-    ASSERT_TRUE((*db)->Run("DELETE FROM labels"));
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Run("DELETE FROM labels").ok());
   }
   auto store = OpenStore(path);
   ASSERT_TRUE(store);
@@ -161,15 +158,14 @@ TEST(LabelStoreTest, RefusesANewerSchemaVersion) {
   testing::TempDir dir;
   const auto path = dir.path() / "labels.db";
   {
-    std::string error;
-    auto db = SqliteDb::Open(path, &error);
-    ASSERT_TRUE(db) << error;
-    ASSERT_TRUE((*db)->Run("PRAGMA user_version = 99"));
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Run("PRAGMA user_version = 99").ok());
   }
-  std::string error;
-  auto store = LabelStore::Open(path, {}, &error);
-  EXPECT_FALSE(store);
-  EXPECT_NE(error.find("newer"), std::string::npos) << error;
+  auto store = LabelStore::Open(path, {});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(store.status().message().find("newer"), std::string::npos) << store.status().message();
 }
 
 TEST(LabelStoreTest, CommitListenerSeesDurableLabelsInSeqOrderBeforeCallbacks) {
@@ -266,11 +262,11 @@ TEST(LabelStoreTest, FailedTransactionFailsEveryRequestInTheBatch) {
   ASSERT_TRUE(store);
   {
     // A trigger stands in for a failing disk: any insert of val "boom" aborts the transaction.
-    std::string error;
-    auto db = SqliteDb::Open(path, &error);
-    ASSERT_TRUE(db) << error;
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
     ASSERT_TRUE((*db)->Run("CREATE TRIGGER boom BEFORE INSERT ON labels WHEN NEW.val = 'boom' "
-                           "BEGIN SELECT RAISE(ABORT, 'boom'); END"));
+                           "BEGIN SELECT RAISE(ABORT, 'boom'); END")
+                    .ok());
   }
   std::vector<std::size_t> batches;
   WriterGate gate;

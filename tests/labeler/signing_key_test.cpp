@@ -78,10 +78,9 @@ bool IsLowS(const std::string& sig, const char* order_hex) {
 }
 
 std::unique_ptr<SigningKey> VectorKey(Curve curve) {
-  std::string error;
-  auto key = SigningKey::FromHex(curve, kVectorPrivateKey, &error);
-  EXPECT_TRUE(key) << error;
-  return key ? std::move(*key) : nullptr;
+  auto key = SigningKey::FromHex(curve, kVectorPrivateKey);
+  EXPECT_TRUE(key.ok()) << key.status().ToString();
+  return key.ok() ? std::move(*key) : nullptr;
 }
 
 TEST(SigningKey, K256VectorDidKey) {
@@ -200,26 +199,32 @@ TEST(SigningKey, GeneratedKeysHaveTheirCurvesMultikeyPrefix) {
 }
 
 TEST(SigningKey, FromHexRejectsBadInput) {
-  std::string error;
   const std::string bad_hex = std::string(kVectorPrivateKey).substr(0, 62) + "zz";
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, bad_hex, &error));
-  EXPECT_EQ(error.find(bad_hex), std::string::npos) << "the key must not be echoed";
-  EXPECT_FALSE(error.empty());
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, std::string(kVectorPrivateKey).substr(2), &error));
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, std::string(kVectorPrivateKey) + "00", &error));
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, "", &error));
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, std::string(64, '0'), &error));
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kP256, std::string(64, '0'), &error));
+  auto refused = SigningKey::FromHex(Curve::kK256, bad_hex);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message().find(bad_hex), std::string::npos) << "the key must not be echoed";
+  EXPECT_FALSE(refused.status().message().empty());
+  auto invalid = [](Curve curve, const std::string& hex) {
+    auto key = SigningKey::FromHex(curve, hex);
+    return !key.ok() && key.status().code() == StatusCode::kInvalidArgument;
+  };
+  EXPECT_TRUE(invalid(Curve::kK256, std::string(kVectorPrivateKey).substr(2)));
+  EXPECT_TRUE(invalid(Curve::kK256, std::string(kVectorPrivateKey) + "00"));
+  EXPECT_TRUE(invalid(Curve::kK256, ""));
+  EXPECT_TRUE(invalid(Curve::kK256, std::string(64, '0')));
+  EXPECT_TRUE(invalid(Curve::kP256, std::string(64, '0')));
   // The scalar must be below the group order.
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kK256, kK256Order, &error));
-  EXPECT_FALSE(SigningKey::FromHex(Curve::kP256, kP256Order, &error));
+  EXPECT_TRUE(invalid(Curve::kK256, kK256Order));
+  EXPECT_TRUE(invalid(Curve::kP256, kP256Order));
   const std::string p256_max = hex_lower(Subtract(unhex(std::string(kP256Order)), std::string(31, '\0') + '\x01'));
-  EXPECT_TRUE(SigningKey::FromHex(Curve::kP256, p256_max, &error)) << error;
+  auto max = SigningKey::FromHex(Curve::kP256, p256_max);
+  EXPECT_TRUE(max.ok()) << max.status().ToString();
   // Upper-case hex is the same key.
   std::string upper = kVectorPrivateKey;
   std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
-  auto key = SigningKey::FromHex(Curve::kK256, upper, &error);
-  ASSERT_TRUE(key);
+  auto key = SigningKey::FromHex(Curve::kK256, upper);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_EQ((*key)->DidKey(), kK256DidKey);
 }
 
@@ -272,11 +277,11 @@ TEST(SigningKeyFile, RoundTripBothCurves) {
     const auto path = dir.path() / "labeler" / (std::string(CurveName(curve)) + ".json");
     auto key = SigningKey::Generate(curve);
     ASSERT_TRUE(key);
-    std::string error;
-    ASSERT_TRUE(key->Save(path, &error)) << error;
+    Status saved = key->Save(path);
+    ASSERT_TRUE(saved.ok()) << saved.ToString();
     EXPECT_EQ(FileMode(path), 0600u);
-    auto loaded = SigningKey::Load(path, &error);
-    ASSERT_TRUE(loaded) << error;
+    auto loaded = SigningKey::Load(path);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
     EXPECT_EQ((*loaded)->curve(), curve);
     EXPECT_EQ((*loaded)->DidKey(), key->DidKey());
     EXPECT_TRUE(VerifyWithDidKey(key->DidKey(), "m", (*loaded)->Sign("m")));
@@ -288,8 +293,8 @@ TEST(SigningKeyFile, FormatIsCurveAndHex) {
   const auto path = dir.path() / "signing-key.json";
   auto key = VectorKey(Curve::kK256);
   ASSERT_TRUE(key);
-  std::string error;
-  ASSERT_TRUE(key->Save(path, &error)) << error;
+  Status saved = key->Save(path);
+  ASSERT_TRUE(saved.ok()) << saved.ToString();
   const auto text = ReadSmallFile(path);
   ASSERT_TRUE(text);
   const auto doc = boost::json::parse(*text).as_object();
@@ -302,9 +307,8 @@ TEST(SigningKeyFile, LoadsAHandWrittenFile) {
   plyr::testing::TempDir dir;
   const auto path = dir.path() / "signing-key.json";
   WriteKeyFile(path, std::string(R"({"curve": "p256", "private_key": ")") + kVectorPrivateKey + "\"}\n");
-  std::string error;
-  auto key = SigningKey::Load(path, &error);
-  ASSERT_TRUE(key) << error;
+  auto key = SigningKey::Load(path);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
   EXPECT_EQ((*key)->DidKey(), kP256DidKey);
 }
 
@@ -313,24 +317,26 @@ TEST(SigningKeyFile, RefusesAFileOthersMayRead) {
   plyr::testing::TempDir dir;
   const auto path = dir.path() / "signing-key.json";
   auto key = SigningKey::Generate(Curve::kK256);
-  std::string error;
-  ASSERT_TRUE(key->Save(path, &error)) << error;
+  Status saved = key->Save(path);
+  ASSERT_TRUE(saved.ok()) << saved.ToString();
   for (mode_t mode : {0644, 0640, 0604, 0660, 0601}) {
     ASSERT_EQ(::chmod(path.c_str(), mode), 0);
-    error.clear();
-    EXPECT_FALSE(SigningKey::Load(path, &error)) << std::oct << mode;
-    EXPECT_NE(error.find("chmod 600"), std::string::npos) << error;
+    auto refused = SigningKey::Load(path);
+    ASSERT_FALSE(refused.ok()) << std::oct << mode;
+    EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition);
+    EXPECT_NE(refused.status().message().find("chmod 600"), std::string::npos) << refused.status().message();
   }
   ASSERT_EQ(::chmod(path.c_str(), 0400), 0);
-  EXPECT_TRUE(SigningKey::Load(path, &error)) << error;
+  auto loaded = SigningKey::Load(path);
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
 }
 
 TEST(SigningKeyFile, RefusesAMissingFile) {
   plyr::testing::TempDir dir;
-  std::string error;
-  auto key = SigningKey::Load(dir.path() / "nope.json", &error);
-  ASSERT_FALSE(key);
-  EXPECT_NE(error.find("does not exist"), std::string::npos) << error;
+  auto key = SigningKey::Load(dir.path() / "nope.json");
+  ASSERT_FALSE(key.ok());
+  EXPECT_EQ(key.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(key.status().message().find("does not exist"), std::string::npos) << key.status().message();
 }
 
 TEST(SigningKeyFile, RefusesCorruptFiles) {
@@ -354,8 +360,10 @@ TEST(SigningKeyFile, RefusesCorruptFiles) {
   for (const std::string& contents : cases) {
     const auto path = dir.path() / ("key-" + std::to_string(n++) + ".json");
     WriteKeyFile(path, contents);
-    std::string error;
-    EXPECT_FALSE(SigningKey::Load(path, &error)) << contents;
+    auto key = SigningKey::Load(path);
+    ASSERT_FALSE(key.ok()) << contents;
+    EXPECT_EQ(key.status().code(), StatusCode::kInvalidArgument) << contents;
+    const std::string error = key.status().message();
     EXPECT_FALSE(error.empty()) << contents;
     EXPECT_EQ(error.find(good_hex.substr(4, 32)), std::string::npos) << "key material in: " << error;
     EXPECT_EQ(error.find(bad_hex.substr(4, 32)), std::string::npos) << "key material in: " << error;
@@ -367,12 +375,13 @@ TEST(SigningKeyFile, SaveRefusesToOverwrite) {
   const auto path = dir.path() / "signing-key.json";
   auto first = SigningKey::Generate(Curve::kK256);
   auto second = SigningKey::Generate(Curve::kK256);
-  std::string error;
-  ASSERT_TRUE(first->Save(path, &error)) << error;
-  EXPECT_FALSE(second->Save(path, &error));
-  EXPECT_NE(error.find("already exists"), std::string::npos) << error;
-  auto loaded = SigningKey::Load(path, &error);
-  ASSERT_TRUE(loaded) << error;
+  Status saved = first->Save(path);
+  ASSERT_TRUE(saved.ok()) << saved.ToString();
+  Status refused = second->Save(path);
+  EXPECT_EQ(refused.code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(refused.message().find("already exists"), std::string::npos) << refused.message();
+  auto loaded = SigningKey::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ((*loaded)->DidKey(), first->DidKey());
 }
 
@@ -380,9 +389,8 @@ TEST(SigningKeyFile, SignsTheVectorLabelAfterALoad) {
   plyr::testing::TempDir dir;
   const auto path = dir.path() / "signing-key.json";
   WriteKeyFile(path, std::string(R"({"curve":"k256","private_key":")") + kVectorPrivateKey + "\"}");
-  std::string error;
-  auto key = SigningKey::Load(path, &error);
-  ASSERT_TRUE(key) << error;
+  auto key = SigningKey::Load(path);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
   Label label;
   label.src = "did:plc:ar7c4by46qjdydhdevvrndac";
   label.uri = "at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/3l3pte3p2e325";

@@ -7,11 +7,10 @@ namespace plyr::streamer {
 namespace {
 
 std::unique_ptr<Catalog> OpenCatalog(const std::filesystem::path& dir) {
-  std::string error;
-  auto db = SqliteDb::Open(dir / "catalog.db", &error);
-  EXPECT_TRUE(db) << error;
-  auto catalog = Catalog::Open(std::move(*db), &error);
-  EXPECT_TRUE(catalog) << error;
+  auto db = SqliteDb::Open(dir / "catalog.db");
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
+  auto catalog = Catalog::Open(std::move(*db));
+  EXPECT_TRUE(catalog.ok()) << catalog.status().ToString();
   return std::move(*catalog);
 }
 
@@ -46,7 +45,7 @@ TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
   testing::TempDir dir;
   {
     auto catalog = OpenCatalog(dir.path());
-    ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000aa", 1234, "audio/flac"}));
+    ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000aa", 1234, "audio/flac"}).ok());
     ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
     Track replaced = GatedTrack();
     replaced.renditions.clear();
@@ -70,10 +69,10 @@ TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
   auto catalog = OpenCatalog(dir.path());
   ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
   bool existed = false;
-  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed));
+  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed).ok());
   EXPECT_TRUE(existed);
   EXPECT_FALSE(catalog->FindByAnyFileId("00000000000000bb"));
-  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed));
+  ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed).ok());
   EXPECT_FALSE(existed);
 }
 

@@ -8,9 +8,8 @@ namespace plyr::transcoder {
 namespace {
 
 std::unique_ptr<JobStore> OpenStore(const std::filesystem::path& path) {
-  std::string error;
-  auto db = SqliteDb::Open(path, &error);
-  EXPECT_TRUE(db) << error;
+  auto db = SqliteDb::Open(path);
+  EXPECT_TRUE(db.ok()) << db.status().ToString();
   auto store = JobStore::Open(std::move(*db));
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   return std::move(*store);
