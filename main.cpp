@@ -55,6 +55,8 @@ struct ServeSettings {
   std::int64_t header_timeout_ms = 10'000;
   std::int64_t idle_timeout_ms = 60'000;
   std::int64_t io_timeout_ms = 30'000;
+  std::uint64_t min_rate_bytes_per_s = 1024;
+  std::int64_t min_rate_grace_ms = 10'000;
   std::size_t max_connections = 10'000;
   std::int64_t drain_timeout_ms = 10'000;
   std::string trusted_proxies;
@@ -90,6 +92,9 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
   file.Bind(serve, "http.header_timeout_ms", s.header_timeout_ms, "A request header must arrive within this");
   file.Bind(serve, "http.idle_timeout_ms", s.idle_timeout_ms, "Keep-alive connections idle longer are closed");
   file.Bind(serve, "http.io_timeout_ms", s.io_timeout_ms, "A body read or write with no progress this long fails");
+  file.Bind(serve, "http.min_rate_bytes_per_s", s.min_rate_bytes_per_s,
+            "A request body or response averaging less than this (after the grace) is cut; 0: no floor");
+  file.Bind(serve, "http.min_rate_grace_ms", s.min_rate_grace_ms, "How long a transfer may run before its rate counts");
   file.Bind(serve, "http.max_connections", s.max_connections, "Open connections per listener (503 beyond)");
   file.Bind(serve, "http.drain_timeout_ms", s.drain_timeout_ms,
             "On SIGTERM/SIGINT, how long in-flight requests may finish");
@@ -167,6 +172,8 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   defaults.header_timeout = std::chrono::milliseconds(s.header_timeout_ms);
   defaults.idle_timeout = std::chrono::milliseconds(s.idle_timeout_ms);
   defaults.io_timeout = std::chrono::milliseconds(s.io_timeout_ms);
+  defaults.min_rate_bytes_per_s = s.min_rate_bytes_per_s;
+  defaults.min_rate_grace = std::chrono::milliseconds(s.min_rate_grace_ms);
   defaults.max_connections = s.max_connections;
   defaults.access_log = s.access_log;
   if (auto proxies = TrustedProxies::Parse(s.trusted_proxies); proxies.ok()) {

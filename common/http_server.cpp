@@ -159,14 +159,29 @@ void SetDeadline(HttpServer::Connection& c, Clock::time_point deadline) {
   if (deadline < c.armed_for) c.timer.cancel();
 }
 
+// The deadline of the next step of a transfer (a request body, a response) that began at `start`
+// and has moved `done` bytes: `io_timeout` from now, or sooner, when at the step's end the
+// transfer would average less than the minimum rate (after the grace period). A transfer already
+// behind gets a deadline of now: its step is cancelled at once.
+Clock::time_point StepDeadline(const HttpServerOptions& options, Clock::time_point start, std::uint64_t done) {
+  const auto now = Clock::now();
+  auto deadline = now + options.io_timeout;
+  if (options.min_rate_bytes_per_s > 0) {
+    const auto earned = std::chrono::milliseconds(done / options.min_rate_bytes_per_s * 1000 +
+                                                  done % options.min_rate_bytes_per_s * 1000 / options.min_rate_bytes_per_s);
+    deadline = std::min(deadline, std::max(now, start + options.min_rate_grace + earned));
+  }
+  return deadline;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The body of the current request, pulled on demand by the handler.
 
 class ParserBodySource final : public BodySource {
  public:
   ParserBodySource(HttpServer::Connection& c, beast::flat_buffer& buffer,
-                   http::request_parser<http::buffer_body>& parser, std::chrono::milliseconds io_timeout)
-      : connection_(c), buffer_(buffer), parser_(parser), io_timeout_(io_timeout) {}
+                   http::request_parser<http::buffer_body>& parser, const HttpServerOptions& options)
+      : connection_(c), buffer_(buffer), parser_(parser), options_(options) {}
 
   asio::awaitable<std::variant<std::size_t, BodyError>> ReadSome(std::span<char> out) override;
   bool done() const { return parser_.is_done(); }
@@ -175,8 +190,10 @@ class ParserBodySource final : public BodySource {
   HttpServer::Connection& connection_;
   beast::flat_buffer& buffer_;
   http::request_parser<http::buffer_body>& parser_;
-  std::chrono::milliseconds io_timeout_;
+  const HttpServerOptions& options_;
   bool continue_sent_ = false;
+  Clock::time_point started_{};  // the first read: the body's rate is counted from there
+  std::uint64_t received_ = 0;
 };
 
 asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome(std::span<char> out) {
@@ -184,10 +201,11 @@ asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome
   // A client that sent "Expect: 100-continue" waits for our go-ahead before sending the body.
   if (!continue_sent_) {
     continue_sent_ = true;
+    started_ = Clock::now();
     auto expect = parser_.get().find(http::field::expect);
     if (expect != parser_.get().end() && beast::iequals(expect->value(), "100-continue") && !parser_.is_done()) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      SetDeadline(connection_, Clock::now() + io_timeout_);
+      SetDeadline(connection_, Clock::now() + options_.io_timeout);
       auto [ec, n] = co_await asio::async_write(connection_.socket, asio::buffer(kContinue), kUseTuple);
       if (ec) co_return connection_.timed_out ? BodyError::kTimeout : BodyError::kConnection;
     }
@@ -196,9 +214,10 @@ asio::awaitable<std::variant<std::size_t, BodyError>> ParserBodySource::ReadSome
     auto& body = parser_.get().body();
     body.data = out.data();
     body.size = out.size();
-    SetDeadline(connection_, Clock::now() + io_timeout_);
+    SetDeadline(connection_, StepDeadline(options_, started_, received_));
     auto [ec, n] = co_await http::async_read_some(connection_.socket, buffer_, parser_, kUseTuple);
     std::size_t got = out.size() - body.size;
+    received_ += got;
     if (ec && ec != http::error::need_buffer) {
       if (connection_.timed_out) co_return BodyError::kTimeout;
       if (ec.category() == http::make_error_code(http::error::body_limit).category()) co_return BodyError::kBadFraming;
@@ -416,6 +435,7 @@ class ResponseWriter {
 
   asio::awaitable<SendResult> Send(std::string head, std::vector<BodySegment>& segments) {
     SendResult result;
+    started_ = Clock::now();
     pending_ = std::move(head);
     for (auto& segment : segments) {
       if (auto* text = std::get_if<std::string>(&segment)) {
@@ -442,8 +462,9 @@ class ResponseWriter {
   // Writes pending bytes (header, small parts) together with `data` in one gathered send.
   asio::awaitable<bool> WriteWithPending(asio::const_buffer data) {
     std::array<asio::const_buffer, 2> buffers{asio::buffer(pending_), data};
-    SetDeadline(c_, Clock::now() + options_.io_timeout);
+    SetDeadline(c_, StepDeadline(options_, started_, sent_));
     auto [ec, n] = co_await asio::async_write(c_.socket, buffers, kUseTuple);
+    sent_ += n;
     pending_.clear();
     co_return !ec;
   }
@@ -491,7 +512,10 @@ class ResponseWriter {
       // The header goes out with MSG_MORE so the kernel coalesces it with the first file bytes
       // (what nginx's tcp_nopush does); only if the socket is full do we wait through io_uring.
       ssize_t n = ::send(fd, pending_.data(), pending_.size(), MSG_MORE | MSG_DONTWAIT | MSG_NOSIGNAL);
-      if (n > 0) pending_.erase(0, static_cast<std::size_t>(n));
+      if (n > 0) {
+        pending_.erase(0, static_cast<std::size_t>(n));
+        sent_ += static_cast<std::uint64_t>(n);
+      }
       if (!pending_.empty() && !co_await WriteWithPending(asio::const_buffer())) co_return false;
     }
     // sendfile(2) has no per-call non-blocking flag: switch the socket for the duration only, so
@@ -507,11 +531,12 @@ class ResponseWriter {
       if (n > 0) {
         left -= static_cast<std::uint64_t>(n);
         result.body_bytes += static_cast<std::uint64_t>(n);
+        sent_ += static_cast<std::uint64_t>(n);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
-        SetDeadline(c_, Clock::now() + options_.io_timeout);
+        SetDeadline(c_, StepDeadline(options_, started_, sent_));
         auto [ec] = co_await c_.socket.async_wait(tcp::socket::wait_write, kUseTuple);
         if (!ec) continue;
       }
@@ -545,12 +570,15 @@ class ResponseWriter {
     slice.offset += of_body;
     slice.length -= of_body;
     result.body_bytes += of_body;
+    sent_ += static_cast<std::uint64_t>(sent);
   }
 
   HttpServer::Connection& c_;
   const HttpServerOptions& options_;
   std::vector<char>& chunk_;
   std::string pending_;
+  Clock::time_point started_{};  // the response's rate is counted from the start of its send
+  std::uint64_t sent_ = 0;       // bytes of it the socket took
 };
 
 }  // namespace
@@ -637,7 +665,7 @@ asio::awaitable<void> HttpServer::RunSession(std::shared_ptr<Connection> c) {
     std::string target_for_log = "-";
     std::string client_for_log = c->peer;  // the peer, or the client a trusted proxy names
     std::string via_for_log;
-    ParserBodySource body(*c, buffer, parser, options_.io_timeout);
+    ParserBodySource body(*c, buffer, parser, options_);
     if (!ec) {
       auto& header = parser.get();
       method = header.method();

@@ -6,8 +6,10 @@
 //     answered 503 and closed);
 //   - deadlines: a request header must arrive within `header_timeout` of its first byte (a
 //     client dribbling one byte a second is cut off), a keep-alive connection may sit idle for
-//     `idle_timeout`, and a body read or a response write that makes no progress for
-//     `io_timeout` closes the connection;
+//     `idle_timeout`, a body read or a response write that makes no progress for `io_timeout`
+//     closes the connection, and so does a request body or a response that averages less than
+//     `min_rate_bytes_per_s` once `min_rate_grace` has passed (a sender or a reader that moves a
+//     byte just often enough to beat `io_timeout` still cannot hold a connection for hours);
 //   - every answer is JSON `{"error","message"}` on failure, carries `X-Request-Id`, and is
 //     logged as one access line (with ticket and token query values redacted);
 //   - GET /health and GET /metrics exist on every listener.
@@ -53,6 +55,8 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds io_timeout{30'000};
+  std::uint64_t min_rate_bytes_per_s = 1024;  // 0: no floor
+  std::chrono::milliseconds min_rate_grace{10'000};
   std::size_t max_connections = 10'000;
   bool access_log = true;
   FileSendMode file_send_mode = FileSendMode::kSendfile;

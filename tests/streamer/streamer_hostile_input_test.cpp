@@ -117,6 +117,52 @@ TEST_F(HostileInputTest, SlowlorisIsCutOffByTheHeaderDeadline) {
   ExpectAlive();
 }
 
+TEST_F(HostileInputTest, SlowSendersAndReadersAreCutByTheMinimumRate) {
+  // Each step below makes progress well inside the 30-s io deadline; only the average rate
+  // (2 MB/s here, after a 1-s grace) can cut them.
+  Restart({"--http-io-timeout-ms", "30000", "--http-min-rate-bytes-per-s", "2000000", "--http-min-rate-grace-ms", "1000"});
+  {
+    // An upload trickling 100 bytes every 250 ms.
+    RawConnection c(port_);
+    ASSERT_TRUE(c.Send("PUT /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token_ +
+                       "\r\nContent-Length: 10000000\r\n\r\n"));
+    const auto start = std::chrono::steady_clock::now();
+    std::string answer;
+    while (std::chrono::steady_clock::now() - start < std::chrono::seconds(20)) {
+      if (!c.Send(std::string(100, 'x'))) break;
+      answer += c.ReadSome(std::chrono::milliseconds(250));
+      if (!answer.empty()) break;
+    }
+    answer += c.ReadUntilClose(std::chrono::seconds(2));
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 408")) << answer.substr(0, 80);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
+  }
+  {
+    // A download read at about 300 KB/s: steady progress, too slow on average once the socket
+    // buffers' head start is spent.
+    const std::string id = AddTrack(RandomBytes(24 << 20, 23), "none");
+    RawConnection c(port_);
+    ASSERT_TRUE(c.Send("GET /audio/" + id + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto start = std::chrono::steady_clock::now();
+    std::size_t received = 0;
+    bool closed = false;
+    while (!closed && std::chrono::steady_clock::now() - start < std::chrono::seconds(40)) {
+      const std::string piece = c.ReadSome(std::chrono::milliseconds(1000));
+      if (piece.empty()) {
+        c.ReadUntilClose(std::chrono::milliseconds(10), &closed);
+        if (!closed) continue;
+        break;
+      }
+      received += piece.size();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    EXPECT_TRUE(closed) << "a reader this slow must not hold the connection; got " << received << " bytes";
+    EXPECT_LT(received, std::size_t{24} << 20);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30)) << "cut before the io deadline";
+  }
+  ExpectAlive();
+}
+
 TEST_F(HostileInputTest, IdleKeepAliveConnectionIsEventuallyClosed) {
   // The idle deadline is the default 60 s; the header deadline applies once bytes arrive. A
   // connection that never sends anything is closed by the header deadline of its first request.
