@@ -92,11 +92,10 @@ Status JobStore::Update(const JobRecord& job) {
   return OkStatus();
 }
 
-std::vector<JobRecord> JobStore::Select(std::string_view where, const std::vector<SqlValue>& params) {
+StatusOr<std::vector<JobRecord>> JobStore::Select(std::string_view where, const std::vector<SqlValue>& params) {
   std::vector<JobRecord> jobs;
-  // A failed read is not reported: callers get the rows read before the failure.
   const std::string sql = "SELECT " + std::string(kColumns) + " FROM jobs " + std::string(where);
-  (void)db_->Run(sql, params, [&](const SqlRow& row) {
+  Status read = db_->Run(sql, params, [&](const SqlRow& row) {
     JobRecord job;
     job.id = row.Text(0);
     job.state = ParseJobState(row.Text(1)).value_or(JobState::kFailed);
@@ -111,26 +110,27 @@ std::vector<JobRecord> JobStore::Select(std::string_view where, const std::vecto
     job.callback_attempts = static_cast<int>(row.Int(10));
     jobs.push_back(std::move(job));
   });
+  if (!read.ok()) return Status(StatusCode::kInternal, "job database: " + read.message());
   return jobs;
 }
 
 std::optional<JobRecord> JobStore::Find(std::string_view id) {
   auto jobs = Select("WHERE id=?1", {std::string(id)});
-  if (jobs.empty()) return std::nullopt;
-  return std::move(jobs.front());
+  if (!jobs.ok() || jobs->empty()) return std::nullopt;
+  return std::move(jobs->front());
 }
 
 std::vector<JobRecord> JobStore::List(std::optional<JobState> state, std::size_t limit) {
-  if (state) {
-    return Select("WHERE state=?1 ORDER BY seq DESC LIMIT ?2",
-                  {std::string(JobStateName(*state)), static_cast<std::int64_t>(limit)});
-  }
-  return Select("ORDER BY seq DESC LIMIT ?1", {static_cast<std::int64_t>(limit)});
+  auto jobs = state ? Select("WHERE state=?1 ORDER BY seq DESC LIMIT ?2",
+                             {std::string(JobStateName(*state)), static_cast<std::int64_t>(limit)})
+                    : Select("ORDER BY seq DESC LIMIT ?1", {static_cast<std::int64_t>(limit)});
+  return jobs.ok() ? std::move(*jobs) : std::vector<JobRecord>{};
 }
 
 StatusOr<std::vector<JobRecord>> JobStore::Recover() {
   auto jobs = Select("WHERE state IN ('queued','running') ORDER BY seq", {});
-  for (auto& job : jobs) {
+  if (!jobs.ok()) return jobs.status();
+  for (auto& job : *jobs) {
     if (job.state != JobState::kRunning) continue;
     job.state = JobState::kQueued;
     if (auto s = Update(job); !s.ok()) return s;
@@ -138,7 +138,7 @@ StatusOr<std::vector<JobRecord>> JobStore::Recover() {
   return jobs;
 }
 
-std::vector<JobRecord> JobStore::PendingCallbacks() {
+StatusOr<std::vector<JobRecord>> JobStore::PendingCallbacks() {
   return Select("WHERE callback='pending' ORDER BY seq", {});
 }
 

@@ -43,9 +43,9 @@ struct JobRecord {
   int callback_attempts = 0;
 };
 
-// Open and the writes fail with Internal, "job database: " and SQLite's message. Reads (Find, List,
-// PendingCallbacks, Count, and Recover's read) report no failure: a failed read returns the rows
-// read before it.
+// Open, the writes and the reads a restart depends on (Recover, PendingCallbacks) fail with
+// Internal, "job database: " and SQLite's message, so a start never drops a job it could not read.
+// The request path's reads (Find, List, Count) report no failure: a failed read reads as no rows.
 class JobStore {
  public:
   static StatusOr<std::unique_ptr<JobStore>> Open(std::unique_ptr<SqliteDb> db);
@@ -59,13 +59,13 @@ class JobStore {
   // Jobs that were queued or running when the process stopped, oldest first, all now queued.
   StatusOr<std::vector<JobRecord>> Recover();
   // Terminal jobs whose callback is still owed.
-  std::vector<JobRecord> PendingCallbacks();
+  StatusOr<std::vector<JobRecord>> PendingCallbacks();
   // How many jobs are in `state`.
   std::size_t Count(JobState state);
 
  private:
   explicit JobStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  std::vector<JobRecord> Select(std::string_view where, const std::vector<SqlValue>& params);
+  StatusOr<std::vector<JobRecord>> Select(std::string_view where, const std::vector<SqlValue>& params);
   std::unique_ptr<SqliteDb> db_;
 };
 

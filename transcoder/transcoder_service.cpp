@@ -392,9 +392,13 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
                                     .Help("Copyright checks of jobs, by outcome (clear, flagged, failed)")
                                     .Register(registry);
 
-  // Jobs a previous run accepted and did not finish run again, in their order.
+  // Jobs a previous run accepted and did not finish run again, in their order; callbacks still
+  // owed are delivered. Both are read before anything starts, so an unreadable store stops the
+  // start instead of dropping them.
   auto recovered = service->jobs_->Recover();
   if (!recovered.ok()) return recovered.status();
+  auto owed = service->jobs_->PendingCallbacks();
+  if (!owed.ok()) return owed.status();
   {
     std::lock_guard lock(service->mutex_);
     for (auto& record : *recovered) {
@@ -410,7 +414,7 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
     std::lock_guard lock(self->mutex_);
     self->PumpLocked();
   });
-  for (auto& record : service->jobs_->PendingCallbacks()) {
+  for (auto& record : *owed) {
     asio::co_spawn(env.runtime.main_context(), service->DeliverCallback(std::move(record)), asio::detached);
   }
   return service;

@@ -69,10 +69,27 @@ TEST(JobStore, UpdateListAndCallbacks) {
   EXPECT_EQ(finished[0].id, "j2");
   EXPECT_EQ(store->Count(JobState::kQueued), 2u);
   auto owed = store->PendingCallbacks();
-  ASSERT_EQ(owed.size(), 1u);
-  EXPECT_EQ(owed[0].id, "j2");
+  ASSERT_TRUE(owed.ok());
+  ASSERT_EQ(owed->size(), 1u);
+  EXPECT_EQ((*owed)[0].id, "j2");
   EXPECT_EQ(ParseJobState("cancelled"), JobState::kCancelled);
   EXPECT_FALSE(ParseJobState("paused").has_value());
+}
+
+TEST(JobStore, AStoreThatCannotBeReadFailsTheRestartInsteadOfDroppingJobs) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "jobs.db";
+  auto store = OpenStore(path);
+  ASSERT_TRUE(store->Insert(MakeJob("a", JobState::kRunning)).ok());
+  // Another connection breaks the table under the store: its reads now fail.
+  auto other = SqliteDb::Open(path);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->Run("ALTER TABLE jobs RENAME TO jobs_gone").ok());
+  auto recovered = store->Recover();
+  ASSERT_FALSE(recovered.ok()) << "an empty list here would drop job a";
+  EXPECT_EQ(recovered.status().code(), StatusCode::kInternal);
+  EXPECT_NE(recovered.status().message().find("job database: "), std::string::npos);
+  EXPECT_FALSE(store->PendingCallbacks().ok());
 }
 
 }  // namespace
