@@ -2,6 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
+#include <cstring>
+
 namespace plyr {
 
 namespace {
@@ -16,6 +19,20 @@ StatusCode CodeFor(int rc) {
     case SQLITE_NOTADB: return StatusCode::kDataLoss;
     default: return StatusCode::kInternal;  // SQLITE_OK too: a failure without a code is still one
   }
+}
+
+// The errno of the last failed system call on the database's files: the main file's, else its
+// write-ahead log's (sqlite3_system_errno is not kept for failed writes).
+int LastFileErrno(sqlite3* db) {
+  int error = 0;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &error) == SQLITE_OK && error != 0) return error;
+  sqlite3_file* journal = nullptr;
+  if (sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &journal) != SQLITE_OK || !journal ||
+      !journal->pMethods) {
+    return 0;
+  }
+  error = 0;
+  return journal->pMethods->xFileControl(journal, SQLITE_FCNTL_LAST_ERRNO, &error) == SQLITE_OK ? error : 0;
 }
 
 }  // namespace
@@ -76,7 +93,19 @@ sqlite3_stmt* SqliteDb::Prepare(std::string_view sql) {
   return stmt;
 }
 
-Status SqliteDb::Failure(int rc) const { return Status(CodeFor(rc), sqlite3_errmsg(db_)); }
+Status SqliteDb::Failure(int rc) const {
+  // SQLite says SQLITE_FULL only when a write fails with ENOSPC; one refused with EFBIG (a file
+  // size limit: systemd's LimitFSIZE=, ulimit -f) or EDQUOT (a quota) is a generic I/O error. All
+  // three mean the disk is full to whoever has to act on it.
+  if ((rc & 0xff) == SQLITE_IOERR) {
+    const int os_error = LastFileErrno(db_);
+    if (os_error == ENOSPC || os_error == EFBIG || os_error == EDQUOT) {
+      return Status(StatusCode::kResourceExhausted,
+                    std::string("disk full: ") + sqlite3_errmsg(db_) + " (" + std::strerror(os_error) + ")");
+    }
+  }
+  return Status(CodeFor(rc), sqlite3_errmsg(db_));
+}
 
 Status SqliteDb::Run(std::string_view sql, const std::vector<SqlValue>& params,
                      const std::function<void(const SqlRow&)>& on_row) {

@@ -5,7 +5,8 @@
 // loop is compiled once. Nothing throws: failures come back as a Status whose message is SQLite's
 // (sqlite3_errmsg) and whose code says what kind of failure it was:
 //   Unavailable        the database is busy or locked by another connection (retrying may help)
-//   ResourceExhausted  the disk or the database is full
+//   ResourceExhausted  the disk or the database is full (ENOSPC, or a write refused with EFBIG or
+//                      EDQUOT: a file size limit or a quota)
 //   DataLoss           the file is corrupt or not a SQLite database
 //   Internal           anything else: a bad statement, a broken constraint, an I/O error
 // Callers usually put their own prefix on the message ("job database: ...").

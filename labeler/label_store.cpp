@@ -11,7 +11,6 @@
 #include <system_error>
 #include <utility>
 
-#include <boost/system/errc.hpp>
 #include <spdlog/spdlog.h>
 
 #include "labeler/label_cbor.h"
@@ -21,8 +20,9 @@ namespace plyr::labeler {
 
 namespace {
 
-using boost::system::errc::make_error_code;
-namespace errc = boost::system::errc;
+Status InvalidLabel() {
+  return Status(StatusCode::kInvalidArgument, "a label without its signature or CBOR, or with an unreadable exp");
+}
 
 // Schema version 1. Beyond the signed fields, `exp_ms` holds `exp` as Unix milliseconds (parsed
 // once at append), because ATProto datetimes with offsets or other fraction lengths do not compare
@@ -315,7 +315,7 @@ struct LabelStore::Impl {
       spdlog::error("label log: append failed requests={} error=\"{}\"", batch.size(), committed.message());
       for (Request& request : batch) {
         if (!request.done) continue;
-        request.done(make_error_code(request.invalid ? errc::invalid_argument : errc::io_error));
+        request.done(request.invalid ? InvalidLabel() : committed);
       }
       return;
     }
@@ -336,19 +336,19 @@ struct LabelStore::Impl {
     for (std::size_t r = 0; r < batch.size(); ++r) {
       if (!batch[r].done) continue;
       if (batch[r].invalid) {
-        batch[r].done(make_error_code(errc::invalid_argument));
+        batch[r].done(InvalidLabel());
       } else {
         batch[r].done(std::move(seqs[r]));
       }
     }
   }
 
-  boost::system::result<std::vector<StoredLabel>> Select(const std::string& sql, const std::vector<SqlValue>& params) {
+  StatusOr<std::vector<StoredLabel>> Select(const std::string& sql, const std::vector<SqlValue>& params) {
     std::vector<StoredLabel> out;
     Lease db(*this);
     if (Status read = db->Run(sql, params, [&](const SqlRow& row) { out.push_back(ReadLabel(row)); }); !read.ok()) {
       spdlog::error("label log: read failed error=\"{}\"", read.message());
-      return make_error_code(errc::io_error);
+      return read;
     }
     return out;
   }
@@ -468,13 +468,13 @@ StatusOr<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, c
   return resigned;
 }
 
-boost::system::result<std::vector<StoredLabel>> LabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
+StatusOr<std::vector<StoredLabel>> LabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
   static const std::string sql =
       "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT ?2";
   return impl_->Select(sql, {after_seq, ClampLimit(limit)});
 }
 
-boost::system::result<std::vector<StoredLabel>> LabelStore::Query(const LabelQuery& query) {
+StatusOr<std::vector<StoredLabel>> LabelStore::Query(const LabelQuery& query) {
   bool match_all = false;
   std::vector<std::string> exact;
   std::vector<std::string> prefixes;
@@ -487,7 +487,7 @@ boost::system::result<std::vector<StoredLabel>> LabelStore::Query(const LabelQue
     } else if (star + 1 == pattern.size()) {
       prefixes.push_back(pattern.substr(0, star));
     } else {
-      return make_error_code(errc::invalid_argument);  // the caller should have refused it
+      return Status(StatusCode::kInvalidArgument, "'*' only at the end of a pattern");  // the caller refuses it first
     }
   }
   if (!match_all && exact.empty() && prefixes.empty()) return std::vector<StoredLabel>{};
@@ -495,7 +495,7 @@ boost::system::result<std::vector<StoredLabel>> LabelStore::Query(const LabelQue
   prefixes = Distinct(prefixes);
   const std::vector<std::string> sources = Distinct(query.sources);
   if (exact.size() + 2 * prefixes.size() + sources.size() + 2 > kMaxQueryParams) {
-    return make_error_code(errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "too many patterns and sources in one query");
   }
 
   SqlBuilder sql("SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ");
@@ -538,7 +538,7 @@ boost::system::result<std::vector<StoredLabel>> LabelStore::Query(const LabelQue
 
 // The active values per uri among the latest events of `src` whose `column` ("uri" or "val") is in
 // `keys`. `group_by` follows the index that serves the column, so each group's rows are adjacent.
-boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveGrouped(
+StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveGrouped(
     const std::string& src, const std::vector<std::string>& keys, std::string_view column,
     std::string_view group_by) {
   const std::vector<std::string> distinct = Distinct(keys);
@@ -556,24 +556,24 @@ boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStor
     });
     if (!read.ok()) {
       spdlog::error("label log: state query failed error=\"{}\"", read.message());
-      return make_error_code(errc::io_error);
+      return read;
     }
   }
   for (auto& [uri, values] : out) std::sort(values.begin(), values.end());
   return out;
 }
 
-boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveValuesByUri(
+StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveValuesByUri(
     const std::string& src, const std::vector<std::string>& uris) {
   return ActiveGrouped(src, uris, "uri", "uri, val");
 }
 
-boost::system::result<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveUrisByValue(
+StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveUrisByValue(
     const std::string& src, const std::vector<std::string>& values) {
   return ActiveGrouped(src, values, "val", "val, uri");
 }
 
-boost::system::result<std::vector<std::string>> LabelStore::NegatedUris(const std::string& src,
+StatusOr<std::vector<std::string>> LabelStore::NegatedUris(const std::string& src,
                                                                         const std::vector<std::string>& uris,
                                                                         const std::string& val) {
   const std::vector<std::string> distinct = Distinct(uris);
@@ -588,7 +588,7 @@ boost::system::result<std::vector<std::string>> LabelStore::NegatedUris(const st
     });
     if (!read.ok()) {
       spdlog::error("label log: state query failed error=\"{}\"", read.message());
-      return make_error_code(errc::io_error);
+      return read;
     }
   }
   std::sort(out.begin(), out.end());

@@ -59,10 +59,11 @@ class LabelStore {
   ~LabelStore();  // finishes queued appends, then stops the writer
 
   // Queues signed labels (label and cbor filled by the caller; seq is assigned here). `done` runs on
-  // the writer thread once they are durable, with their seqs in order, or with an error (nothing of
-  // this call stored): invalid_argument when a label has an empty sig or cbor or an unparseable
-  // `exp`, io_error when the transaction failed (every call sharing it fails too).
-  using AppendDone = std::function<void(boost::system::result<std::vector<std::int64_t>>)>;
+  // the writer thread once they are durable, with their seqs in order, or with a failure (nothing
+  // of this call stored): InvalidArgument when a label has an empty sig or cbor or an unparseable
+  // `exp`; else the database's code when the transaction failed (every call sharing it fails too),
+  // ResourceExhausted for a full disk.
+  using AppendDone = std::function<void(StatusOr<std::vector<std::int64_t>>)>;
   void Append(std::vector<StoredLabel> labels, AppendDone done);
 
   // Called on the writer thread after each durable commit, before the Append callbacks, with the
@@ -81,29 +82,29 @@ class LabelStore {
   // table). Thread-safe.
   std::int64_t head_seq() const;
 
+  // Reads fail with the database's code and message.
   // Labels with seq > after_seq, in seq order, at most `limit`.
-  boost::system::result<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit);
+  StatusOr<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit);
   // queryLabels: labels matching the query, seq order, at most `limit`; no patterns match nothing.
-  // invalid_argument for a '*' anywhere but at the end of a pattern.
-  boost::system::result<std::vector<StoredLabel>> Query(const LabelQuery& query);
+  // InvalidArgument for a '*' anywhere but at the end of a pattern.
+  StatusOr<std::vector<StoredLabel>> Query(const LabelQuery& query);
 
   // State queries under the "active" rule above, for labels whose src is `src`:
   // uri -> active values (sorted), for the given uris; uris with none are omitted.
-  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
       const std::string& src, const std::vector<std::string>& uris);
   // uri -> active values among `values` (sorted), over every uri with one.
-  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
       const std::string& src, const std::vector<std::string>& values);
   // The uris among `uris` whose latest `val` event is a negation (sorted, without duplicates).
-  boost::system::result<std::vector<std::string>> NegatedUris(const std::string& src,
-                                                              const std::vector<std::string>& uris,
-                                                              const std::string& val);
+  StatusOr<std::vector<std::string>> NegatedUris(const std::string& src, const std::vector<std::string>& uris,
+                                                 const std::string& val);
 
  private:
   // (declared by the implementation)
   struct Impl;
   explicit LabelStore(std::unique_ptr<Impl> impl);
-  boost::system::result<std::map<std::string, std::vector<std::string>>> ActiveGrouped(
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveGrouped(
       const std::string& src, const std::vector<std::string>& keys, std::string_view column,
       std::string_view group_by);
   std::unique_ptr<Impl> impl_;

@@ -238,12 +238,12 @@ asio::awaitable<void> LabelStream::WriteLoop(Session& s) {
       // Behind the feed's window: read a page of the log on the read pool.
       const std::int64_t after = s.position;
       const std::size_t page = options_.replay_page;
-      std::function<boost::system::result<std::vector<StoredLabel>>()> read = [this, after, page] {
+      std::function<StatusOr<std::vector<StoredLabel>>()> read = [this, after, page] {
         return store_.ReadAfter(after, page);
       };
       auto rows = co_await RunBlocking(read_pool_, std::move(read));
       if (!rows) {
-        spdlog::error("subscriber: reading the label log failed: {}", rows.error().message());
+        spdlog::error("subscriber: reading the label log failed: {}", rows.status().message());
         co_await SendErrorAndClose(s, "InternalError", "reading the label log failed");
         co_return;
       }

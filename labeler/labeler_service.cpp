@@ -19,7 +19,7 @@ namespace plyr::labeler {
 
 namespace {
 
-using ValuesByUri = boost::system::result<std::map<std::string, std::vector<std::string>>>;
+using ValuesByUri = StatusOr<std::map<std::string, std::vector<std::string>>>;
 constexpr std::string_view kCopyrightViolation = "copyright-violation";
 
 // An ATProto datetime with milliseconds for a Unix time in milliseconds.
@@ -242,6 +242,17 @@ std::variant<LabelQuery, Response> ParseQueryLabels(const Request& request) {
   return std::move(*query);
 }
 
+// A failed emit: nothing of it was stored. 507 when the disk is full (the caller may retry once
+// space is freed), else 500; the database's own words go to the log, not to the client.
+Response EmitFailed(const Status& status) {
+  spdlog::error("emit failed: {}", status.ToString());
+  if (status.code() == StatusCode::kResourceExhausted) {
+    return ErrorResponse(http::status::insufficient_storage, "InsufficientStorage",
+                         "the label log cannot grow: the disk is full; nothing was stored");
+  }
+  return ErrorResponse(http::status::internal_server_error, "InternalError", "storing the labels failed");
+}
+
 }  // namespace
 
 asio::awaitable<Response> LabelerService::QueryLabels(Request& request) {
@@ -249,11 +260,11 @@ asio::awaitable<Response> LabelerService::QueryLabels(Request& request) {
   if (auto* r = std::get_if<Response>(&parsed)) co_return std::move(*r);
   // GCC 12 may destroy non-trivial temporaries of a co_await expression twice: the call is built
   // as a named local first (the same below).
-  std::function<boost::system::result<std::vector<StoredLabel>>()> read =
+  std::function<StatusOr<std::vector<StoredLabel>>()> read =
       [this, query = std::move(std::get<LabelQuery>(parsed))] { return store_->Query(query); };
   auto rows = co_await RunBlocking(read_pool_, std::move(read));
   if (!rows) {
-    spdlog::error("queryLabels failed: {}", rows.error().message());
+    spdlog::error("queryLabels failed: {}", rows.status().message());
     co_return ErrorResponse(http::status::internal_server_error, "InternalError", "reading the label log failed");
   }
   json::object body;
@@ -301,7 +312,7 @@ asio::awaitable<Response> LabelerService::DidDocument(Request&) {
 // -----------------------------------------------------------------------------------------------
 // Emitting
 
-asio::awaitable<boost::system::result<std::vector<StoredLabel>>> LabelerService::Emit(std::vector<Label> labels) {
+asio::awaitable<StatusOr<std::vector<StoredLabel>>> LabelerService::Emit(std::vector<Label> labels) {
   std::vector<StoredLabel> stored;
   stored.reserve(labels.size());
   // A negation must carry a later `cts` than the label it withdraws (AppViews keep the entry with
@@ -322,7 +333,7 @@ asio::awaitable<boost::system::result<std::vector<StoredLabel>>> LabelerService:
     label.sig = key_->Sign(EncodeUnsignedLabel(label));
     if (label.sig.size() != 64) {
       spdlog::error("signing failed: the crypto library returned no signature");
-      co_return boost::system::errc::make_error_code(boost::system::errc::io_error);
+      co_return Status(StatusCode::kInternal, "signing failed");
     }
     StoredLabel s;
     s.cbor = EncodeSignedLabel(label);
@@ -330,7 +341,7 @@ asio::awaitable<boost::system::result<std::vector<StoredLabel>>> LabelerService:
     stored.push_back(std::move(s));
   }
 
-  using Seqs = boost::system::result<std::vector<std::int64_t>>;
+  using Seqs = StatusOr<std::vector<std::int64_t>>;
   auto seqs = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(Seqs)>(
       [this, &stored](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
@@ -341,7 +352,7 @@ asio::awaitable<boost::system::result<std::vector<StoredLabel>>> LabelerService:
         });
       },
       asio::use_awaitable);
-  if (!seqs) co_return seqs.error();
+  if (!seqs) co_return seqs.status();
   for (std::size_t i = 0; i < stored.size() && i < seqs->size(); ++i) stored[i].seq = (*seqs)[i];
   labels_emitted_->Increment(static_cast<double>(stored.size()));
   co_return stored;
@@ -376,10 +387,7 @@ asio::awaitable<Response> LabelerService::PostLabels(Request& request) {
   }
 
   auto stored = co_await Emit(std::move(labels));
-  if (!stored) {
-    spdlog::error("emit failed: {}", stored.error().message());
-    co_return ErrorResponse(http::status::internal_server_error, "InternalError", "storing the labels failed");
-  }
+  if (!stored) co_return EmitFailed(stored.status());
   json::array out;
   for (const auto& s : *stored) out.push_back(StoredToJson(s));
   co_return JsonResponse(http::status::ok, json::object{{"labels", std::move(out)}});
@@ -396,10 +404,7 @@ asio::awaitable<Response> LabelerService::EmitLabel(Request& request) {
   std::vector<Label> labels;
   labels.push_back(std::move(*label));
   auto stored = co_await Emit(std::move(labels));
-  if (!stored) {
-    spdlog::error("emit failed: {}", stored.error().message());
-    co_return ErrorResponse(http::status::internal_server_error, "InternalError", "storing the label failed");
-  }
+  if (!stored) co_return EmitFailed(stored.status());
   const auto& s = stored->front();
   co_return JsonResponse(http::status::ok, json::object{{"seq", s.seq}, {"label", LabelToJson(s.label)}});
 }
@@ -448,7 +453,7 @@ asio::awaitable<Response> LabelerService::InternalActiveLabels(Request& request)
 asio::awaitable<Response> LabelerService::InternalNegatedLabels(Request& request) {
   auto uris = co_await ReadAdminList(request, "uris");
   if (auto* r = std::get_if<Response>(&uris)) co_return std::move(*r);
-  std::function<boost::system::result<std::vector<std::string>>()> read = [this, list = std::move(std::get<0>(uris))] {
+  std::function<StatusOr<std::vector<std::string>>()> read = [this, list = std::move(std::get<0>(uris))] {
     return store_->NegatedUris(did_, list, std::string(kCopyrightViolation));
   };
   auto negated = co_await RunBlocking(read_pool_, std::move(read));

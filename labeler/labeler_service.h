@@ -90,7 +90,7 @@ class LabelerService final : public Service {
   asio::awaitable<std::variant<std::map<std::string, std::vector<std::string>>, Response>> ActiveValuesOfRequest(
       Request& request);
   // Signs and stores `labels` (src and cts are stamped here); the stored labels once durable.
-  asio::awaitable<boost::system::result<std::vector<StoredLabel>>> Emit(std::vector<Label> labels);
+  asio::awaitable<StatusOr<std::vector<StoredLabel>>> Emit(std::vector<Label> labels);
 
   ServiceEnv& env_;
   LabelerSettings settings_;

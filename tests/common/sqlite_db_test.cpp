@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
+#include <csignal>
 #include <fstream>
+#include <optional>
 
 #include "common/sqlite_db.h"
 #include "tests/support/process.h"
@@ -34,6 +37,55 @@ TEST(SqliteDbTest, AFileThatIsNotADatabaseIsDataLoss) {
   ASSERT_FALSE(db.ok());
   EXPECT_EQ(db.status().code(), StatusCode::kDataLoss) << db.status().ToString();
   EXPECT_FALSE(db.status().message().empty());
+}
+
+// While alive, no file this process writes may grow past `bytes` (the soft RLIMIT_FSIZE, with
+// SIGXFSZ ignored so that such a write fails with EFBIG), as on a full disk.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    saved_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &limit);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, saved_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*saved_handler_)(int) = SIG_DFL;
+};
+
+TEST(SqliteDbTest, AFullDiskIsResourceExhaustedAndWritesResumeWhenSpaceReturns) {
+  testing::TempDir dir;
+  auto db = SqliteDb::Open(dir.path() / "t.db");
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Run("CREATE TABLE t (v BLOB)").ok());
+  const std::string row(16 * 1024, 'x');
+  int stored = 0;
+  Status full;
+  {
+    std::optional<FileSizeLimit> limit(std::in_place, 256 * 1024);
+    for (int i = 0; i < 64 && full.ok(); ++i) {
+      full = (*db)->Run("INSERT INTO t VALUES (?1)", {SqlBlob{row}});
+      if (full.ok()) ++stored;
+    }
+  }
+  EXPECT_EQ(full.code(), StatusCode::kResourceExhausted) << full.ToString();
+  EXPECT_NE(full.message().find("disk full"), std::string::npos) << full.message();
+  EXPECT_GT(stored, 0);
+  // Space is back: the same connection writes again, and nothing acknowledged went missing.
+  EXPECT_TRUE((*db)->Run("INSERT INTO t VALUES (?1)", {SqlBlob{row}}).ok());
+  int count = -1;
+  ASSERT_TRUE(
+      (*db)->Run("SELECT count(*) FROM t", {}, [&](const SqlRow& r) { count = static_cast<int>(r.Int(0)); }).ok());
+  EXPECT_EQ(count, stored + 1);
 }
 
 TEST(SqliteDbTest, UsesWalAndRollsBackFailedTransactions) {

@@ -17,29 +17,20 @@
 namespace plyr::testing {
 namespace {
 
-tfs::path Melody(int seed, double seconds, const std::string& name) {
-  const std::string k = std::to_string(seed);
-  const std::string expr =
-      "aevalsrc=0.4*sin(2*PI*t*220*pow(2\\,floor(mod(abs(sin(floor(t*3.3)*12.9898+" + k +
-      "*78.233))*43758.5453\\,24))/12))+0.2*sin(2*PI*t*110*pow(2\\,floor(mod(abs(sin(floor(t*1.7)*4.1414+" + k +
-      "*17.17))*9631.77\\,12))/12)):s=44100:d=" + std::to_string(seconds);
-  return MakeMedia(name, {"-f", "lavfi", "-i", expr, "-ac", "2"});
-}
-
 TEST(CopyrightPipelineTest, AnUploadHoldingARegisteredWorkIsFlaggedAndLabelled) {
   TempDir dir;
   PlyrProcess plyr(dir.path());
   ASSERT_TRUE(plyr.StartServe({"--transcoder-label-flagged", "true"})) << plyr.log();
   const Headers auth = {{"Authorization", "Bearer " + plyr.admin_token()}};
 
-  const auto work = Melody(21, 60, "registered-work.flac");
+  const auto work = MakeMelody(21, 60, "registered-work.flac");
   auto registered = Fetch(plyr.port("fingerprint"), "POST", "/v1/references?title=Hit&artist=Someone", auth,
                           ReadBytes(work), std::chrono::seconds(30));
   ASSERT_EQ(registered.status, 201) << registered.body;
   const std::string reference_id = JsonStr(ParseJson(registered.body), {"id"});
 
   // 12 s of an unrelated melody, then 40 s of the work from its 10th second.
-  const auto other = Melody(22, 12, "other-work.flac");
+  const auto other = MakeMelody(22, 12, "other-work.flac");
   const auto upload = MakeMedia("upload.flac", {"-i", other.string(), "-ss", "10", "-t", "40", "-i", work.string(),
                                                 "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1"});
   const std::string uri = "at://did:plc:uploader/fm.plyr.track/3kcopy";

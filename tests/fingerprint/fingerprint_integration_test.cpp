@@ -16,18 +16,6 @@
 namespace plyr::testing {
 namespace {
 
-// A melody of `seconds` for work `seed`, as FLAC (or what `codec_args` make).
-tfs::path MakeWork(int seed, double seconds, const std::string& name, const std::vector<std::string>& codec_args = {}) {
-  const std::string k = std::to_string(seed);
-  const std::string expr =
-      "aevalsrc=0.4*sin(2*PI*t*220*pow(2\\,floor(mod(abs(sin(floor(t*3.3)*12.9898+" + k +
-      "*78.233))*43758.5453\\,24))/12))+0.2*sin(2*PI*t*110*pow(2\\,floor(mod(abs(sin(floor(t*1.7)*4.1414+" + k +
-      "*17.17))*9631.77\\,12))/12)):s=44100:d=" + std::to_string(seconds);
-  std::vector<std::string> args = {"-f", "lavfi", "-i", expr, "-ac", "2"};
-  args.insert(args.end(), codec_args.begin(), codec_args.end());
-  return MakeMedia(name, args);
-}
-
 // `seconds` of `source` from `start`, as MP3 at 64 kbit/s (a re-encoded excerpt).
 tfs::path Excerpt(const tfs::path& source, double start, double seconds, const std::string& name) {
   return MakeMedia(name, {"-ss", std::to_string(start), "-t", std::to_string(seconds), "-i", source.string(), "-c:a",
@@ -77,7 +65,7 @@ const boost::json::array& Matches(const boost::json::value& answer) {
 }
 
 TEST_F(FingerprintTest, AnExcerptIsFoundWithItsWorkAndOffsetAndFlagged) {
-  const auto w1 = MakeWork(1, 60, "w1.flac"), w2 = MakeWork(2, 60, "w2.flac"), w3 = MakeWork(3, 60, "w3.flac");
+  const auto w1 = MakeMelody(1, 60, "w1.flac"), w2 = MakeMelody(2, 60, "w2.flac"), w3 = MakeMelody(3, 60, "w3.flac");
   Register(w1, "One");
   const std::string id2 = Register(w2, "Two", "&isrc=USRC17607839");
   Register(w3, "Three");
@@ -106,7 +94,7 @@ TEST_F(FingerprintTest, AnExcerptIsFoundWithItsWorkAndOffsetAndFlagged) {
 }
 
 TEST_F(FingerprintTest, AMixReturnsEachWorkAndAnOwnWorkIsASelfMatch) {
-  const auto w4 = MakeWork(4, 60, "w4.flac"), w5 = MakeWork(5, 60, "w5.flac");
+  const auto w4 = MakeMelody(4, 60, "w4.flac"), w5 = MakeMelody(5, 60, "w5.flac");
   const std::string id4 = Register(w4, "Four", "&owner_did=did%3Aplc%3Aowner4");
   const std::string id5 = Register(w5, "Five");
   const auto mix = MakeMedia("mix.mp3", {"-ss", "5", "-t", "25", "-i", w4.string(), "-ss", "30", "-t", "25", "-i",
@@ -129,20 +117,20 @@ TEST_F(FingerprintTest, AMixReturnsEachWorkAndAnOwnWorkIsASelfMatch) {
 }
 
 TEST_F(FingerprintTest, TheSameWorkRegisteredTwiceIsAConflict) {
-  const auto w6 = MakeWork(6, 40, "w6.flac");
+  const auto w6 = MakeMelody(6, 40, "w6.flac");
   const std::string id = Register(w6, "Six");
   auto again = Post("/v1/references?title=Six", ReadBytes(w6));
   EXPECT_EQ(again.status, 409) << again.body;
   EXPECT_EQ(JsonStr(ParseJson(again.body), {"reference_id"}), id);
   // Another encoding of the same audio is the same work.
-  const auto mp3 = MakeWork(6, 40, "w6.mp3", {"-c:a", "libmp3lame", "-b:a", "128k"});
+  const auto mp3 = MakeMelody(6, 40, "w6.mp3", {"-c:a", "libmp3lame", "-b:a", "128k"});
   auto encoded = Post("/v1/references?title=Six", ReadBytes(mp3));
   EXPECT_EQ(encoded.status, 409) << encoded.body;
   EXPECT_EQ(Post("/v1/references?title=Six&allow_duplicate=1", ReadBytes(mp3)).status, 201);
 }
 
 TEST_F(FingerprintTest, BadInputGetsAClearAnswer) {
-  const auto w7 = MakeWork(7, 40, "w7.flac");
+  const auto w7 = MakeMelody(7, 40, "w7.flac");
   Register(w7, "Seven");
   const auto silence = MakeMedia("silence.wav", {"-f", "lavfi", "-i", "anullsrc=r=44100:cl=stereo", "-t", "15"});
   const auto quiet = Match(silence);
@@ -152,7 +140,7 @@ TEST_F(FingerprintTest, BadInputGetsAClearAnswer) {
   const auto noise = MakeMedia("noise.wav", {"-f", "lavfi", "-i", "anoisesrc=color=white:seed=3", "-t", "15"});
   EXPECT_TRUE(Matches(Match(noise)).empty());
 
-  const auto short_file = MakeWork(8, 1, "one-second.flac");
+  const auto short_file = MakeMelody(8, 1, "one-second.flac");
   auto too_short = Post("/v1/match", ReadBytes(short_file));
   EXPECT_EQ(too_short.status, 422);
   EXPECT_EQ(JsonStr(ParseJson(too_short.body), {"error"}), "AudioTooShort");
@@ -164,7 +152,7 @@ TEST_F(FingerprintTest, BadInputGetsAClearAnswer) {
   EXPECT_EQ(Post("/v1/match", "").status, 400);
   const auto video = MakeMedia("video.mp4", {"-f", "lavfi", "-i", "testsrc=size=64x64:rate=5", "-t", "2"});
   EXPECT_EQ(Post("/v1/match", ReadBytes(video)).status, 400);
-  auto corrupt = ReadBytes(MakeWork(7, 40, "w7-corrupt.mp3", {"-c:a", "libmp3lame"}));
+  auto corrupt = ReadBytes(MakeMelody(7, 40, "w7-corrupt.mp3", {"-c:a", "libmp3lame"}));
   for (std::size_t i = corrupt.size() / 3; i < corrupt.size() / 3 + 20000 && i < corrupt.size(); ++i) corrupt[i] = 'x';
   auto damaged = Post("/v1/match", corrupt);
   EXPECT_EQ(damaged.status, 200) << damaged.body;  // the damaged frames are skipped
@@ -185,7 +173,7 @@ TEST_F(FingerprintTest, BadInputGetsAClearAnswer) {
 }
 
 TEST_F(FingerprintTest, AFingerprintMatchesLikeItsAudioAndTheCommandLinePrintsIt) {
-  const auto w9 = MakeWork(9, 40, "w9.flac");
+  const auto w9 = MakeMelody(9, 40, "w9.flac");
   const std::string id = Register(w9, "Nine");
   const auto excerpt = Excerpt(w9, 12, 15, "w9-12s.mp3");
   auto printed = Post("/v1/fingerprint", ReadBytes(excerpt));
@@ -210,7 +198,7 @@ TEST_F(FingerprintTest, AFingerprintMatchesLikeItsAudioAndTheCommandLinePrintsIt
 }
 
 TEST_F(FingerprintTest, ReferencesSurviveKill9AndADeleteIsFinalEvenMidMatch) {
-  const auto w10 = MakeWork(10, 60, "w10.flac"), w11 = MakeWork(11, 60, "w11.flac");
+  const auto w10 = MakeMelody(10, 60, "w10.flac"), w11 = MakeMelody(11, 60, "w11.flac");
   const std::string id10 = Register(w10, "Ten");
   const std::string id11 = Register(w11, "Eleven");
   Restart();  // kill -9, then start on the same data
@@ -245,7 +233,7 @@ TEST_F(FingerprintTest, AnImportKilledMidwayLosesNothingAcknowledgedAndResumes) 
   tfs::create_directories(library);
   constexpr int kWorks = 16;
   for (int i = 0; i < kWorks; ++i) {
-    tfs::copy_file(MakeWork(100 + i, 30, "lib" + std::to_string(i) + ".flac"),
+    tfs::copy_file(MakeMelody(100 + i, 30, "lib" + std::to_string(i) + ".flac"),
                    library / ("track" + std::to_string(i) + ".flac"));
   }
   const std::string url = "http://127.0.0.1:" + std::to_string(port());

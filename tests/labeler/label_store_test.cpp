@@ -47,10 +47,10 @@ std::unique_ptr<LabelStore> OpenStore(const std::filesystem::path& path, LabelSt
   return store.ok() ? std::move(*store) : nullptr;
 }
 
-boost::system::result<std::vector<std::int64_t>> AppendAndWait(LabelStore& store, std::vector<StoredLabel> labels) {
-  std::promise<boost::system::result<std::vector<std::int64_t>>> promise;
+StatusOr<std::vector<std::int64_t>> AppendAndWait(LabelStore& store, std::vector<StoredLabel> labels) {
+  std::promise<StatusOr<std::vector<std::int64_t>>> promise;
   auto future = promise.get_future();
-  store.Append(std::move(labels), [&](boost::system::result<std::vector<std::int64_t>> result) {
+  store.Append(std::move(labels), [&](StatusOr<std::vector<std::int64_t>> result) {
     promise.set_value(std::move(result));
   });
   return future.get();
@@ -58,7 +58,7 @@ boost::system::result<std::vector<std::int64_t>> AppendAndWait(LabelStore& store
 
 std::vector<std::int64_t> AppendOk(LabelStore& store, std::vector<StoredLabel> labels) {
   auto result = AppendAndWait(store, std::move(labels));
-  EXPECT_TRUE(result) << result.error().message();
+  EXPECT_TRUE(result) << result.status().message();
   return result ? *result : std::vector<std::int64_t>{};
 }
 
@@ -70,7 +70,7 @@ std::vector<std::string> Uris(const std::vector<StoredLabel>& labels) {
 
 std::vector<StoredLabel> QueryOk(LabelStore& store, LabelQuery query) {
   auto result = store.Query(query);
-  EXPECT_TRUE(result) << result.error().message();
+  EXPECT_TRUE(result) << result.status().message();
   return result ? *result : std::vector<StoredLabel>{};
 }
 
@@ -195,7 +195,7 @@ TEST(LabelStoreTest, CommitListenerSeesDurableLabelsInSeqOrderBeforeCallbacks) {
     auto promise = std::make_shared<std::promise<void>>();
     waits.push_back(promise->get_future());
     store->Append({MakeLabel("at://x/" + std::to_string(i)), MakeLabel("at://y/" + std::to_string(i))},
-                  [&, promise](boost::system::result<std::vector<std::int64_t>> result) {
+                  [&, promise](StatusOr<std::vector<std::int64_t>> result) {
                     EXPECT_TRUE(result);
                     if (result) {
                       std::lock_guard lock(mutex);
@@ -225,9 +225,9 @@ TEST(LabelStoreTest, GroupCommitNeverSplitsAnAppend) {
   std::vector<std::size_t> batches;
   WriterGate gate;
   gate.Hold(*store, &batches);
-  std::vector<std::future<boost::system::result<std::vector<std::int64_t>>>> results;
+  std::vector<std::future<StatusOr<std::vector<std::int64_t>>>> results;
   auto append = [&](std::vector<StoredLabel> labels) {
-    auto promise = std::make_shared<std::promise<boost::system::result<std::vector<std::int64_t>>>>();
+    auto promise = std::make_shared<std::promise<StatusOr<std::vector<std::int64_t>>>>();
     results.push_back(promise->get_future());
     store->Append(std::move(labels), [promise](auto result) { promise->set_value(std::move(result)); });
   };
@@ -278,7 +278,7 @@ TEST(LabelStoreTest, FailedTransactionFailsEveryRequestInTheBatch) {
   });
   gate.WaitEntered();
   const std::int64_t head = store->head_seq();
-  std::promise<boost::system::result<std::vector<std::int64_t>>> good, bad;
+  std::promise<StatusOr<std::vector<std::int64_t>>> good, bad;
   store->Append({MakeLabel("at://f/1"), MakeLabel("at://f/2")}, [&](auto result) { good.set_value(result); });
   store->Append({MakeLabel("at://f/3", "boom")}, [&](auto result) { bad.set_value(result); });
   gate.Release();
@@ -306,7 +306,7 @@ TEST(LabelStoreTest, RefusesUnsignedLabelsAndUnreadableExpiry) {
   unsigned_label.label.sig.clear();
   auto result = AppendAndWait(*store, {MakeLabel("at://u/0"), unsigned_label});
   ASSERT_FALSE(result);
-  EXPECT_EQ(result.error(), boost::system::errc::make_error_code(boost::system::errc::invalid_argument));
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
   result = AppendAndWait(*store, {MakeLabel("at://u/2", "spam", false, "tomorrow")});
   EXPECT_FALSE(result);
   EXPECT_EQ(CountRows(path), 0);
@@ -337,7 +337,7 @@ TEST(LabelStoreTest, ConcurrentAppendsAllCompleteWithDistinctSeqs) {
         auto uris = Uris(labels);
         auto promise = std::make_shared<std::promise<void>>();
         waits.push_back(promise->get_future());
-        store->Append(std::move(labels), [&, uris, promise](boost::system::result<std::vector<std::int64_t>> result) {
+        store->Append(std::move(labels), [&, uris, promise](StatusOr<std::vector<std::int64_t>> result) {
           EXPECT_TRUE(result);
           if (result) {
             EXPECT_EQ(result->size(), uris.size());

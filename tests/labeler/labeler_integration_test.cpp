@@ -538,6 +538,31 @@ TEST_F(LabelerTest, EveryAcknowledgedLabelSurvivesKillDuringABurst) {
   EXPECT_GT(fresh[0].as_object().at("seq").as_int64(), seqs.back());
 }
 
+TEST_F(LabelerTest, AFullDiskAnswers507StoresNothingAndPassesWhenSpaceReturns) {
+  const std::int64_t before = EmitMany(0, 20);
+  ASSERT_GT(before, 0);
+  // The disk fills under the running labeler: no file of it may grow any more.
+  std::uintmax_t largest = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(process_->data_dir() / "labeler")) {
+    largest = std::max(largest, entry.file_size());
+  }
+  ASSERT_TRUE(process_->LimitFileSizeNow(largest));
+  boost::json::array big;
+  for (int i = 0; i < 200; ++i) big.push_back(object{{"uri", PostUri(1000 + i)}, {"val", "spam"}});
+  auto full = Fetch(port_, "POST", "/v1/labels", Admin(), boost::json::serialize(object{{"labels", big}}));
+  EXPECT_EQ(full.status, 507) << full.body;
+  EXPECT_NE(full.body.find("\"error\":\"InsufficientStorage\""), std::string::npos) << full.body;
+
+  // Space is back, without a restart: the next emit takes the next seq, nothing of the refused one
+  // was stored, and the labeler is still running.
+  ASSERT_TRUE(process_->LimitFileSizeNow(0));
+  EXPECT_EQ(EmitMany(2000, 1), before + 1);
+  EXPECT_TRUE(process_->Running());
+  auto query = Fetch(port_, "GET", "/xrpc/com.atproto.label.queryLabels?uriPatterns=" + PostUri(1000));
+  EXPECT_EQ(query.status, 200);
+  EXPECT_EQ(query.body.find(PostUri(1000)), std::string::npos) << query.body;
+}
+
 TEST_F(LabelerTest, KeyFileProblemsStopTheStartInsteadOfMakingANewKey) {
   process_->Stop();
   const auto key_path = dir_.path() / "data" / "labeler" / "signing-key.json";

@@ -149,6 +149,21 @@ inline tfs::path MakeSine(const std::string& name, double seconds, int rate, int
   return MakeMedia(name, args);
 }
 
+// A work of `seconds` for `seed`: a two-voice melody, each seed a different piece of music (for
+// fingerprint tests: distinct works that are neither silence nor a drone), as FLAC or what
+// `codec_args` make.
+inline tfs::path MakeMelody(int seed, double seconds, const std::string& name,
+                            const std::vector<std::string>& codec_args = {}) {
+  const std::string k = std::to_string(seed);
+  const std::string expr =
+      "aevalsrc=0.4*sin(2*PI*t*220*pow(2\\,floor(mod(abs(sin(floor(t*3.3)*12.9898+" + k +
+      "*78.233))*43758.5453\\,24))/12))+0.2*sin(2*PI*t*110*pow(2\\,floor(mod(abs(sin(floor(t*1.7)*4.1414+" + k +
+      "*17.17))*9631.77\\,12))/12)):s=44100:d=" + std::to_string(seconds);
+  std::vector<std::string> args = {"-f", "lavfi", "-i", expr, "-ac", "2"};
+  args.insert(args.end(), codec_args.begin(), codec_args.end());
+  return MakeMedia(name, args);
+}
+
 struct Probe {
   bool ok = false;
   std::string codec;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <random>
@@ -106,6 +107,14 @@ bool PlyrProcess::StartServe(const std::vector<std::string>& extra, std::chrono:
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+bool PlyrProcess::LimitFileSizeNow(std::uint64_t bytes) {
+  // Only the soft limit moves, so that lifting it again needs no privilege.
+  rlimit limit{};
+  if (pid_ <= 0 || ::prlimit(pid_, RLIMIT_FSIZE, nullptr, &limit) != 0) return false;
+  limit.rlim_cur = bytes > 0 ? std::min<rlim_t>(bytes, limit.rlim_max) : limit.rlim_max;
+  return ::prlimit(pid_, RLIMIT_FSIZE, &limit, nullptr) == 0;
 }
 
 bool PlyrProcess::Running() {

@@ -44,11 +44,14 @@ class PlyrProcess {
   // child right after it starts; 0: no limit). plyr-core ignores SIGXFSZ, so a write past the
   // limit fails with EFBIG, which stands in for a full disk.
   void set_file_size_limit(std::uint64_t bytes) { file_size_limit_ = bytes; }
+  // The same limit on the running process, now (0: none): its disk fills up, or frees, under it.
+  bool LimitFileSizeNow(std::uint64_t bytes);
   // SIGTERM and wait; returns the exit status (or -1).
   int Stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // SIGKILL and reap.
   void Kill();
   bool Running();
+  pid_t pid() const { return pid_; }
 
   unsigned short port(const std::string& service) const;
   const std::filesystem::path& data_dir() const { return data_dir_; }
