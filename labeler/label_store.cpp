@@ -386,10 +386,14 @@ StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::pa
   });
   if (!schema.ok()) return Status(schema.code(), "label log schema: " + schema.message());
 
+  // The highest seq ever handed out: AUTOINCREMENT keeps it in sqlite_sequence, which an operator
+  // restoring an old backup moves past every seq already served (docs/operations.md), so that
+  // subscribers resuming from those cursors are not told they are in the future.
   std::int64_t head = 0;
-  Status head_read = db.Run("SELECT MAX(seq) FROM labels", {}, [&](const SqlRow& row) {
-    if (!row.IsNull(0)) head = row.Int(0);
-  });
+  Status head_read = db.Run(
+      "SELECT MAX(IFNULL((SELECT MAX(seq) FROM labels), 0), "
+      "IFNULL((SELECT seq FROM sqlite_sequence WHERE name = 'labels'), 0))",
+      {}, [&](const SqlRow& row) { head = row.Int(0); });
   if (!head_read.ok()) return Status(head_read.code(), "label log: " + head_read.message());
   impl->head_seq.store(head);
 

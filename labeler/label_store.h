@@ -78,8 +78,8 @@ class LabelStore {
   // transaction fails ("re-signing failed, nothing changed: ...").
   static StatusOr<std::size_t> ResignAll(const std::filesystem::path& path, const SigningKey& key);
 
-  // The highest committed seq (0 when the log is empty; after a reopen, the highest seq still in the
-  // table). Thread-safe.
+  // The highest committed seq (0 when the log is empty; after a reopen, the highest seq ever handed
+  // out, which after a restore from backup the operator may have set higher). Thread-safe.
   std::int64_t head_seq() const;
 
   // Reads fail with the database's code and message.

@@ -148,10 +148,33 @@ TEST(LabelStoreTest, SeqIsNeverReusedAfterRowsAreDeleted) {
   }
   auto store = OpenStore(path);
   ASSERT_TRUE(store);
-  EXPECT_EQ(store->head_seq(), 0);  // MAX(seq) of what remains
+  EXPECT_EQ(store->head_seq(), last);  // the highest seq handed out, not what remains
   auto seqs = AppendOk(*store, {MakeLabel("at://a/4")});
   ASSERT_EQ(seqs.size(), 1u);
-  EXPECT_GT(seqs[0], last);
+  EXPECT_EQ(seqs[0], last + 1);
+}
+
+// The restore procedure of docs/operations.md: an older log whose sequence the operator moved past
+// every seq already served starts at that head, so no seq is handed out twice.
+TEST(LabelStoreTest, ARestoredLogStartsAtTheSequenceTheOperatorSet) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "labels.db";
+  {
+    auto store = OpenStore(path);
+    ASSERT_TRUE(store);
+    ASSERT_EQ(AppendOk(*store, {MakeLabel("at://a/1"), MakeLabel("at://a/2")}).size(), 2u);
+  }
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok()) << db.status().ToString();
+    ASSERT_TRUE((*db)->Run("UPDATE sqlite_sequence SET seq = MAX(seq, 5000) WHERE name = 'labels'").ok());
+  }
+  auto store = OpenStore(path);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(store->head_seq(), 5000);
+  auto seqs = AppendOk(*store, {MakeLabel("at://a/3")});
+  ASSERT_EQ(seqs.size(), 1u);
+  EXPECT_EQ(seqs[0], 5001);
 }
 
 TEST(LabelStoreTest, RefusesANewerSchemaVersion) {
