@@ -484,6 +484,11 @@ std::optional<TicketClaims> TicketVerifier::VerifySignature(std::string_view tic
   return ParseClaims(payload);
 }
 
+std::size_t TicketVerifier::remembered_forgeries() const {
+  std::lock_guard lock(cache_mutex_);
+  return forged_.size();
+}
+
 TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::string_view file_id,
                                                std::int64_t now) const {
   // A player fetches one track as many range requests with the same ticket: remember tickets
@@ -492,12 +497,23 @@ TicketVerifier::Outcome TicketVerifier::Verify(std::string_view ticket, std::str
   std::optional<TicketClaims> claims;
   if (ticket.size() <= kMaxTicketBytes) {
     std::lock_guard lock(cache_mutex_);
-    if (auto it = verified_.find(std::string(ticket)); it != verified_.end()) claims = it->second;
+    if (auto it = verified_.find(std::string(ticket)); it != verified_.end()) {
+      claims = it->second;
+    } else if (forged_.contains(std::string(ticket))) {
+      return Refuse(TicketError::kBadSignature);
+    }
   }
   if (!claims) {
     TicketError error = TicketError::kMalformed;
     claims = VerifySignature(ticket, &error);
-    if (!claims) return Refuse(error);
+    if (!claims) {
+      if (error == TicketError::kBadSignature) {
+        std::lock_guard lock(cache_mutex_);
+        if (forged_.size() >= kRefusedCacheEntries) forged_.clear();  // bounded, like verified_
+        forged_.emplace(ticket);
+      }
+      return Refuse(error);
+    }
     std::lock_guard lock(cache_mutex_);
     if (verified_.size() >= kVerifiedCacheEntries) verified_.clear();  // bounded; refills as players return
     verified_.emplace(std::string(ticket), *claims);

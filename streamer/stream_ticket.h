@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include <boost/system/result.hpp>
@@ -88,10 +89,16 @@ class TicketVerifier {
   };
   // Tickets whose signature verified are remembered (at most kVerifiedCacheEntries), so the
   // many range requests of one playback verify the signature once; expiry, lifetime and file
-  // are checked on every call.
+  // are checked on every call. Tickets whose signature failed are remembered too (at most
+  // kRefusedCacheEntries), so a flood repeating a forged ticket costs a lookup per request, not
+  // an Ed25519 verification (the keys never change while the verifier lives).
   Outcome Verify(std::string_view ticket, std::string_view file_id, std::int64_t now) const;
 
+  // How many forged tickets are remembered now (for tests).
+  std::size_t remembered_forgeries() const;
+
   static constexpr std::size_t kVerifiedCacheEntries = 16384;
+  static constexpr std::size_t kRefusedCacheEntries = 4096;
 
  private:
   // Checks the format and the Ed25519 signature, then parses the claims; sets `error` on failure.
@@ -101,6 +108,7 @@ class TicketVerifier {
   std::int64_t max_ttl_seconds_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<std::string, TicketClaims> verified_;  // guarded by cache_mutex_
+  mutable std::unordered_set<std::string> forged_;                  // guarded by cache_mutex_
 };
 
 }  // namespace plyr::streamer

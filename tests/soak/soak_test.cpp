@@ -326,7 +326,12 @@ class Soak {
     s.process->Kill();
     s.disk_full = false;
     if (!s.process->StartServe(s.args)) {
-      ledger_.Violation(s.name + " does not start again: " + Tail(s.process->log()));
+      const bool hung = s.process->Running();
+      ledger_.Violation(s.name + " does not start again (" + (hung ? "no ready file in time" : s.process->last_end()) +
+                        "): " + Tail(s.process->log_since_start()));
+      if (hung) s.process->Kill();
+      if (!s.process->StartServe(s.args)) return;
+      s.proxy->SetUpstream(s.process->port(s.name));
       return;
     }
     s.proxy->SetUpstream(s.process->port(s.name));
@@ -365,7 +370,8 @@ class Soak {
   void CheckAlive() {
     for (auto& s : services_) {
       if (!s.process->Running()) {
-        ledger_.Violation(s.name + " exited on its own: " + Tail(s.process->log()));
+        ledger_.Violation(s.name + " exited on its own (" + s.process->last_end() +
+                          "): " + Tail(s.process->log_since_start()));
         Restart(s);
       }
     }

@@ -299,6 +299,25 @@ TEST_F(StreamTicketTest, TicketFromAnotherKeyIsBadSignature) {
   EXPECT_EQ(outcome.error, TicketError::kBadSignature);
 }
 
+// A flood repeating one forged ticket pays one Ed25519 verification: the refusal is remembered,
+// the memory is bounded, and a remembered forgery never shadows a genuine ticket.
+TEST_F(StreamTicketTest, ForgedTicketsAreRememberedWithinABound) {
+  const TicketKeyPair other = GenerateTicketKeyPair();
+  const std::string forged = MintTicket(other, Claims("f1", kNow + 60));
+  EXPECT_EQ(verifier_.remembered_forgeries(), 0u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(verifier_.Verify(forged, "f1", kNow).error, TicketError::kBadSignature);
+  EXPECT_EQ(verifier_.remembered_forgeries(), 1u);
+  // Malformed tickets are cheap to refuse already and are not remembered.
+  EXPECT_EQ(verifier_.Verify("v1.garbage", "f1", kNow).error, TicketError::kMalformed);
+  EXPECT_EQ(verifier_.remembered_forgeries(), 1u);
+  for (std::size_t i = 0; i <= TicketVerifier::kRefusedCacheEntries; ++i) {
+    const std::string other_forgery = MintTicket(other, Claims("f" + std::to_string(i), kNow + 60));
+    EXPECT_EQ(verifier_.Verify(other_forgery, "f1", kNow).error, TicketError::kBadSignature);
+  }
+  EXPECT_LE(verifier_.remembered_forgeries(), TicketVerifier::kRefusedCacheEntries);
+  EXPECT_TRUE(verifier_.Verify(MintTicket(keys_, Claims("f1", kNow + 60)), "f1", kNow).ok);
+}
+
 TEST_F(StreamTicketTest, MismatchedPublicKeyInKeyPairDoesNotChangeSignature) {
   // MintTicket derives the signing key from the seed alone; a wrong public_key field must not
   // produce different (and key-leaking) signatures.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -64,7 +65,7 @@ pid_t Spawn(const std::vector<std::string>& args, const fs::path& log_path) {
   pid_t pid = -1;
   int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
+  return rc == 0 ? pid : -rc;  // posix_spawn's error, negated
 }
 
 std::string ReadAll(const fs::path& p) {
@@ -84,8 +85,14 @@ bool PlyrProcess::StartServe(const std::vector<std::string>& extra, std::chrono:
                                    "--labeler-listen", "127.0.0.1:0", "--transcoder-listen", "127.0.0.1:0",
                                    "--fingerprint-listen", "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
+  log_offset_ = fs::exists(log_path_, ec) ? fs::file_size(log_path_, ec) : 0;
+  last_end_.clear();
   pid_ = Spawn(args, log_path_);
-  if (pid_ <= 0) return false;
+  if (pid_ <= 0) {
+    last_end_ = "posix_spawn failed: " + std::string(std::strerror(-pid_));
+    pid_ = -1;
+    return false;
+  }
   if (file_size_limit_ > 0) {
     const rlimit limit{file_size_limit_, file_size_limit_};
     if (::prlimit(pid_, RLIMIT_FSIZE, &limit, nullptr) != 0) {
@@ -123,9 +130,16 @@ bool PlyrProcess::Running() {
   pid_t r = waitpid(pid_, &status, WNOHANG);
   if (r == pid_) {
     pid_ = -1;
+    last_end_ = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                  : "signal " + std::to_string(WTERMSIG(status));
     return false;
   }
   return true;
+}
+
+std::string PlyrProcess::log_since_start() const {
+  const std::string all = ReadAll(log_path_);
+  return log_offset_ < all.size() ? all.substr(log_offset_) : std::string();
 }
 
 int PlyrProcess::Stop(std::chrono::milliseconds timeout) {

@@ -52,6 +52,10 @@ class PlyrProcess {
   void Kill();
   bool Running();
   pid_t pid() const { return pid_; }
+  // How the last process ended once reaped ("exit 1", "signal 9"), and what it wrote since its
+  // start: for telling why a start failed.
+  const std::string& last_end() const { return last_end_; }
+  std::string log_since_start() const;
 
   unsigned short port(const std::string& service) const;
   const std::filesystem::path& data_dir() const { return data_dir_; }
@@ -71,6 +75,8 @@ class PlyrProcess {
   std::filesystem::path log_path_;
   std::filesystem::path ready_path_;
   pid_t pid_ = -1;
+  std::string last_end_;
+  std::uintmax_t log_offset_ = 0;  // the log's size when the current process started
   std::uint64_t file_size_limit_ = 0;
   std::map<std::string, unsigned short> ports_;
 };
