@@ -23,8 +23,12 @@ constexpr std::array<const char*, 2> kSchema = {
 constexpr std::string_view kColumns =
     "row, id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, created_ms";
 
+// A full disk stays ResourceExhausted (507 to the caller, who may retry once space is freed);
+// anything else is Internal.
 Status DbError(const Status& failed) {
-  return Status(StatusCode::kInternal, "reference database: " + failed.message());
+  const StatusCode code =
+      failed.code() == StatusCode::kResourceExhausted ? StatusCode::kResourceExhausted : StatusCode::kInternal;
+  return Status(code, "reference database: " + failed.message());
 }
 
 ReferenceRecord FromRow(const SqlRow& row, bool with_items) {

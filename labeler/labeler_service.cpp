@@ -247,7 +247,7 @@ std::variant<LabelQuery, Response> ParseQueryLabels(const Request& request) {
 Response EmitFailed(const Status& status) {
   spdlog::error("emit failed: {}", status.ToString());
   if (status.code() == StatusCode::kResourceExhausted) {
-    return ErrorResponse(http::status::insufficient_storage, "InsufficientStorage",
+    return ErrorResponse(http::status::insufficient_storage, "StorageError",
                          "the label log cannot grow: the disk is full; nothing was stored");
   }
   return ErrorResponse(http::status::internal_server_error, "InternalError", "storing the labels failed");

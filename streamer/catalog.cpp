@@ -172,7 +172,7 @@ Status Catalog::PutTrack(const Track& track) {
     }
     return s;
   });
-  if (!written.ok()) return Status(StatusCode::kInternal, "catalog write failed: " + written.message());
+  if (!written.ok()) return Status(written.code(), "catalog write failed: " + written.message());
   auto snapshot = std::make_shared<const Track>(track);
   std::unique_lock lock(mutex_);
   UnindexLocked(track.file_id);

@@ -108,6 +108,21 @@ StatusCode StatusCodeFor(const boost::system::error_code& ec) {
   return StatusCode::kInternal;
 }
 
+bool IsDiskFull(const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  return ec == errc::no_space_on_device || ec == errc::file_too_large || ec.value() == EDQUOT;
+}
+
+// A failed write of the catalog or the blobs: 507 when the disk is full (the caller may retry
+// once space is freed; nothing of the request was stored), else 500. The cause goes to the log.
+Response StorageFailure(StatusCode code, std::string_view what) {
+  if (code == StatusCode::kResourceExhausted) {
+    return ErrorResponse(http::status::insufficient_storage, "StorageError",
+                         std::string(what) + ": the disk is full");
+  }
+  return ErrorResponse(http::status::internal_server_error, "StorageError", std::string(what));
+}
+
 }  // namespace
 
 void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& s) {
@@ -420,6 +435,7 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
   // The commit (fsync, rename, directory fsync) and the catalog's commit wait for the disk.
   struct Stored {
     std::string error;  // empty on success
+    StatusCode code = StatusCode::kOk;
     FileRecord file;
     bool existed = false;
   };
@@ -430,20 +446,24 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
         auto info = writer->Commit();
         if (!info) {
           out.error = "commit failed: " + info.error().message();
+          out.code = IsDiskFull(info.error()) ? StatusCode::kResourceExhausted : StatusCode::kInternal;
           return out;
         }
         auto existing = catalog_->FindFile(info->file_id);
         out.existed = existing.has_value();
         out.file = existing ? *existing : FileRecord{info->file_id, info->size, content_type};
         if (!out.existed) {
-          if (Status put = catalog_->PutFile(out.file); !put.ok()) out.error = "catalog write failed: " + put.message();
+          if (Status put = catalog_->PutFile(out.file); !put.ok()) {
+            out.error = "catalog write failed: " + put.message();
+            out.code = put.code();
+          }
         }
         return out;
       };
   Stored stored = co_await RunBlocking(*blocking_pool_, std::move(store));
   if (!stored.error.empty()) {
     spdlog::error("upload: {}", stored.error);
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot store the upload");
+    co_return StorageFailure(stored.code, "cannot store the upload");
   }
   co_return JsonResponse(stored.existed ? http::status::ok : http::status::created,
                          json::object{{"file_id", stored.file.file_id},
@@ -554,7 +574,7 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
       co_return ErrorResponse(http::status::conflict, "FileOfAnotherTrack", put.message());
     }
     spdlog::error("catalog write failed error=\"{}\"", put.message());
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the track");
+    co_return StorageFailure(put.code(), "cannot record the track");
   }
   auto record = catalog_->FindFile(file_id);
   co_return JsonResponse(http::status::ok, TrackJson(track, record ? record->size : 0));
@@ -582,13 +602,16 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
   const bool with_files = files_param == "1" || files_param == "true";
   struct Removed {
     bool ok = false;
+    StatusCode code = StatusCode::kOk;  // when not ok
     bool existed = false;
     std::vector<std::string> files_removed;
   };
   std::function<Removed()> remove = [this, file_id, with_files] {
     Removed out;
     auto track = catalog_->FindTrack(file_id);
-    out.ok = catalog_->RemoveTrack(file_id, &out.existed).ok();
+    const Status removed_track = catalog_->RemoveTrack(file_id, &out.existed);
+    out.ok = removed_track.ok();
+    out.code = removed_track.code();
     if (!out.ok || !out.existed || !with_files || !track) return out;
     // Its files, unless another track still names them (one owner's tracks may share a file).
     std::vector<std::string> files = {track->file_id};
@@ -601,6 +624,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
       if (Status s = RemoveFileNow(f, &removal); !s.ok()) {
         spdlog::error("streamer: removing file failed file_id={} error=\"{}\"", f, s.message());
         out.ok = false;
+        out.code = s.code();
         return out;
       }
       out.files_removed.push_back(f);
@@ -608,9 +632,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
     return out;
   };
   const Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
-  if (!removed.ok) {
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the track");
-  }
+  if (!removed.ok) co_return StorageFailure(removed.code, "cannot remove the track");
   if (!removed.existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
   if (with_files) {
     json::array files;
@@ -630,7 +652,7 @@ Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileR
     return Status(StatusCode::kInternal, "cannot remove the bytes: " + ec.message());
   }
   if (Status removed = catalog_->RemoveFile(file_id, removal); !removed.ok()) {
-    return Status(StatusCode::kInternal, "cannot update the catalog: " + removed.message());
+    return Status(removed.code(), "cannot update the catalog: " + removed.message());
   }
   spdlog::info("streamer: file removed file_id={} tracks_removed={} renditions_removed={}", file_id,
                removal->tracks_removed.size(), removal->renditions_removed.size());
@@ -648,6 +670,7 @@ asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
     std::vector<std::string> naming;
     Catalog::FileRemoval removal;
     std::string error;
+    StatusCode code = StatusCode::kOk;
   };
   std::function<Outcome()> remove = [this, file_id, force] {
     Outcome out;
@@ -662,6 +685,7 @@ asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
     }
     if (Status s = RemoveFileNow(file_id, &out.removal); !s.ok()) {
       out.status = http::status::internal_server_error;
+      out.code = s.code();
       out.error = std::string(s.message());
     }
     return out;
@@ -683,7 +707,7 @@ asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
                                           {"tracks", strings(out.naming)}});
     case http::status::internal_server_error:
       spdlog::error("streamer: delete file_id={} error=\"{}\"", file_id, out.error);
-      co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot remove the file");
+      co_return StorageFailure(out.code, "cannot remove the file");
     default:
       co_return JsonResponse(http::status::ok, json::object{{"file_id", file_id},
                                                            {"deleted", true},

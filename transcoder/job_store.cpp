@@ -64,7 +64,7 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(std::unique_ptr<SqliteDb> db) {
   for (const char* statement : kSchema) {
     if (Status created = db->Run(statement); !created.ok()) {
-      return Status(StatusCode::kInternal, "job database: " + created.message());
+      return Status(created.code(), "job database: " + created.message());
     }
   }
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
@@ -77,7 +77,7 @@ Status JobStore::Insert(const JobRecord& job) {
                                    TextOrNull(job.error_json), static_cast<std::int64_t>(job.attempts),
                                    std::string(CallbackName(job.callback)),
                                    static_cast<std::int64_t>(job.callback_attempts)});
-  if (!inserted.ok()) return Status(StatusCode::kInternal, "job database: " + inserted.message());
+  if (!inserted.ok()) return Status(inserted.code(), "job database: " + inserted.message());
   return OkStatus();
 }
 
@@ -88,7 +88,7 @@ Status JobStore::Update(const JobRecord& job) {
                              TextOrNull(job.error_json), static_cast<std::int64_t>(job.attempts),
                              std::string(CallbackName(job.callback)),
                              static_cast<std::int64_t>(job.callback_attempts)});
-  if (!updated.ok()) return Status(StatusCode::kInternal, "job database: " + updated.message());
+  if (!updated.ok()) return Status(updated.code(), "job database: " + updated.message());
   return OkStatus();
 }
 
@@ -110,7 +110,7 @@ StatusOr<std::vector<JobRecord>> JobStore::Select(std::string_view where, const 
     job.callback_attempts = static_cast<int>(row.Int(10));
     jobs.push_back(std::move(job));
   });
-  if (!read.ok()) return Status(StatusCode::kInternal, "job database: " + read.message());
+  if (!read.ok()) return Status(read.code(), "job database: " + read.message());
   return jobs;
 }
 

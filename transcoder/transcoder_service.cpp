@@ -571,6 +571,10 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
   record.callback = CallbackState::kNone;
   if (auto s = co_await Persist(record, /*insert=*/true); !s.ok()) {
     spdlog::error("transcoder: cannot record a job error=\"{}\"", s.message());
+    if (s.code() == StatusCode::kResourceExhausted) {
+      co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
+                              "cannot record the job: the disk is full");
+    }
     co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the job");
   }
   {

@@ -1,6 +1,6 @@
 // The soak: every service at once, each in its own plyr-core process (one data folder, as `serve`
 // split over processes on one host), each behind a CuttingProxy that the test's clients and the
-// other services reach it through. Drivers upload and stream files, emit labels, follow
+// other services reach it through. Drivers upload, stream and delete files, emit labels, follow
 // subscribeLabels, submit transcoder jobs (which publish to the streamer, match against the
 // fingerprint service and label flagged uploads through the labeler), and register, match and
 // delete references. Meanwhile a fault thread, at random: kills a service with SIGKILL and
@@ -195,7 +195,8 @@ struct Service {
 struct Ledger {
   std::mutex mutex;
   std::map<std::string, std::string> files;           // file_id -> bytes, acknowledged uploads
-  std::vector<std::string> tracks;                     // file_ids acknowledged as public tracks
+  std::vector<std::string> tracks;                     // file_ids acknowledged as public tracks, oldest first
+  std::vector<std::string> deleted_files;              // tracks deleted with their files, acknowledged
   std::map<std::int64_t, std::string> labels;          // seq -> "uri val", acknowledged emits
   std::vector<std::string> jobs;                       // acknowledged job ids
   std::map<std::string, int> job_states;               // final state -> count
@@ -393,7 +394,20 @@ class Soak {
         std::lock_guard lock(ledger_.mutex);
         tracks = ledger_.tracks;
       }
-      if (tracks.size() < 3 || (rng() % 10 == 0 && uploads < kMaxUploads)) {
+      if (tracks.size() >= kMaxTracks && rng() % 10 == 0) {
+        // Churn: the oldest track goes, with its file, so uploads go on within bounded memory.
+        const std::string id = tracks.front();
+        const auto r = Fetch(Port("streamer"), "DELETE", "/v1/tracks/" + id + "?files=1", Auth(), {}, 10s);
+        ledger_.Count("delete track", r);
+        if (r.status == 200) {
+          std::lock_guard lock(ledger_.mutex);
+          ledger_.files.erase(id);
+          ledger_.tracks.erase(ledger_.tracks.begin());
+          ledger_.deleted_files.push_back(id);
+        }
+        continue;
+      }
+      if (tracks.size() < 3 || rng() % 10 == 0) {
         std::string bytes = "soak upload " + std::to_string(++uploads) + "\n";
         bytes.resize(4096 + rng() % (512 * 1024));
         for (std::size_t i = 64; i < bytes.size(); i += 8) bytes[i] = static_cast<char>(rng());
@@ -655,6 +669,10 @@ class Soak {
                                      std::to_string(r.body.size()) + " bytes of " + std::to_string(bytes.size()));
       }
     }
+    for (const auto& id : ledger_.deleted_files) {
+      const auto r = Fetch(Port("streamer"), "GET", "/v1/files/" + id, Auth(), {}, 10s);
+      if (r.status != 404) ledger_.violations.push_back("deleted file " + id + " answered " + std::to_string(r.status));
+    }
     // References: acknowledged ones present, acknowledged deletes gone.
     for (const auto& [id, work] : ledger_.references) {
       const auto r = Fetch(Port("fingerprint"), "GET", "/v1/references/" + id, Auth(), {}, 10s);
@@ -698,7 +716,7 @@ class Soak {
     out << "soak: " << SoakSeconds() << " s\n";
     for (const auto& [what, n] : fault_counts_) out << "  fault  " << what << ": " << n << "\n";
     for (const auto& [what, n] : ledger_.counts) out << "  answer " << what << ": " << n << "\n";
-    out << "  acknowledged: " << ledger_.files.size() << " files, " << ledger_.labels.size() << " labels, "
+    out << "  acknowledged: " << ledger_.files.size() << " files (" << ledger_.deleted_files.size() << " more deleted), " << ledger_.labels.size() << " labels, "
         << ledger_.jobs.size() << " jobs, " << ledger_.references.size() << " references ("
         << ledger_.deleted_references.size() << " deleted)\n";
     for (const auto& [state, n] : ledger_.job_states) out << "  jobs " << state << ": " << n << "\n";
@@ -715,7 +733,7 @@ class Soak {
   }
 
   static constexpr int kWorks = 8;
-  static constexpr int kMaxUploads = 400;
+  static constexpr std::size_t kMaxTracks = 200;
   // No file may grow past this while the disk is "full": larger uploads, and the databases'
   // appends once they are this big, fail with EFBIG as on a full disk.
   static constexpr std::uint64_t kFullDiskFileLimit = 256 * 1024;

@@ -418,6 +418,32 @@ TEST_F(StreamerTest, FilesAreListedAndUnnamedOnesCollected) {
   EXPECT_EQ(Get("/audio/" + kept).status, 200);
 }
 
+// The disk fills under the running streamer (no file of it may grow: a write past the limit fails
+// with EFBIG, as with ENOSPC): every write is 507 and stores nothing; when space returns, the same
+// requests succeed without a restart.
+TEST_F(StreamerTest, AFullDiskIs507ForEveryWriteAndPassesWhenSpaceReturns) {
+  const std::string kept = AddTrack(RandomBytes(1000, 40), "none");
+  const std::string pending = Upload(RandomBytes(1000, 41), "audio/flac");
+  const std::string more = RandomBytes(200000, 42);
+  ASSERT_TRUE(process_->LimitFileSizeNow(1));
+  auto upload = Fetch(port_, "PUT", "/v1/files", Admin(), more);
+  EXPECT_EQ(upload.status, 507) << upload.body;
+  EXPECT_NE(upload.body.find(R"("error":"StorageError")"), std::string::npos) << upload.body;
+  auto track = PutTrack(pending, R"({"owner_did":"did:plc:artist","gate":"none"})");
+  EXPECT_EQ(track.status, 507) << track.body;
+  auto removed = Fetch(port_, "DELETE", "/v1/tracks/" + kept, Admin());
+  EXPECT_EQ(removed.status, 507) << removed.body;
+  EXPECT_EQ(Get("/audio/" + kept).status, 200) << "streaming needs no space";
+
+  ASSERT_TRUE(process_->LimitFileSizeNow(0));
+  EXPECT_EQ(Get("/audio/" + pending).status, 404) << "the refused track was not recorded";
+  EXPECT_EQ(Fetch(port_, "PUT", "/v1/files", Admin(), more).status, 201);
+  EXPECT_EQ(PutTrack(pending, R"({"owner_did":"did:plc:artist","gate":"none"})").status, 200);
+  EXPECT_EQ(Fetch(port_, "DELETE", "/v1/tracks/" + kept, Admin()).status, 204);
+  EXPECT_EQ(Get("/audio/" + pending).status, 200);
+  EXPECT_TRUE(process_->Running());
+}
+
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
   const std::string bytes = RandomBytes(50000, 15);
   const std::string id = AddTrack(bytes, "copyright");
