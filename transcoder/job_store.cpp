@@ -114,17 +114,17 @@ StatusOr<std::vector<JobRecord>> JobStore::Select(std::string_view where, const 
   return jobs;
 }
 
-std::optional<JobRecord> JobStore::Find(std::string_view id) {
+StatusOr<std::optional<JobRecord>> JobStore::Find(std::string_view id) {
   auto jobs = Select("WHERE id=?1", {std::string(id)});
-  if (!jobs.ok() || jobs->empty()) return std::nullopt;
-  return std::move(jobs->front());
+  if (!jobs.ok()) return jobs.status();
+  if (jobs->empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(jobs->front()));
 }
 
-std::vector<JobRecord> JobStore::List(std::optional<JobState> state, std::size_t limit) {
-  auto jobs = state ? Select("WHERE state=?1 ORDER BY seq DESC LIMIT ?2",
-                             {std::string(JobStateName(*state)), static_cast<std::int64_t>(limit)})
-                    : Select("ORDER BY seq DESC LIMIT ?1", {static_cast<std::int64_t>(limit)});
-  return jobs.ok() ? std::move(*jobs) : std::vector<JobRecord>{};
+StatusOr<std::vector<JobRecord>> JobStore::List(std::optional<JobState> state, std::size_t limit) {
+  return state ? Select("WHERE state=?1 ORDER BY seq DESC LIMIT ?2",
+                        {std::string(JobStateName(*state)), static_cast<std::int64_t>(limit)})
+               : Select("ORDER BY seq DESC LIMIT ?1", {static_cast<std::int64_t>(limit)});
 }
 
 StatusOr<std::vector<JobRecord>> JobStore::Recover() {
@@ -142,11 +142,11 @@ StatusOr<std::vector<JobRecord>> JobStore::PendingCallbacks() {
   return Select("WHERE callback='pending' ORDER BY seq", {});
 }
 
-std::size_t JobStore::Count(JobState state) {
+StatusOr<std::size_t> JobStore::Count(JobState state) {
   std::size_t n = 0;
-  // As in Select, a failed count is not reported (it reads as 0).
-  (void)db_->Run("SELECT COUNT(*) FROM jobs WHERE state=?1", {std::string(JobStateName(state))},
-                 [&](const SqlRow& row) { n = static_cast<std::size_t>(row.Int(0)); });
+  Status counted = db_->Run("SELECT COUNT(*) FROM jobs WHERE state=?1", {std::string(JobStateName(state))},
+                            [&](const SqlRow& row) { n = static_cast<std::size_t>(row.Int(0)); });
+  if (!counted.ok()) return Status(counted.code(), "job database: " + counted.message());
   return n;
 }
 

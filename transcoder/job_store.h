@@ -43,17 +43,18 @@ struct JobRecord {
   int callback_attempts = 0;
 };
 
-// Open, the writes and the reads a restart depends on (Recover, PendingCallbacks) fail with
-// Internal, "job database: " and SQLite's message, so a start never drops a job it could not read.
-// The request path's reads (Find, List, Count) report no failure: a failed read reads as no rows.
+// Every call fails with "job database: " and SQLite's message, under SqliteDb's code (a full disk
+// is ResourceExhausted): a start never drops a job it could not read (Recover, PendingCallbacks),
+// and a request never reads a failed read as "no such job".
 class JobStore {
  public:
   static StatusOr<std::unique_ptr<JobStore>> Open(std::unique_ptr<SqliteDb> db);
 
   Status Insert(const JobRecord& job);
-  std::optional<JobRecord> Find(std::string_view id);
+  // nullopt: no job with this id.
+  StatusOr<std::optional<JobRecord>> Find(std::string_view id);
   // Newest first; `state` filters when set; at most `limit`.
-  std::vector<JobRecord> List(std::optional<JobState> state, std::size_t limit);
+  StatusOr<std::vector<JobRecord>> List(std::optional<JobState> state, std::size_t limit);
   // Replaces the row's mutable fields (state, times, result, error, attempts, callback).
   Status Update(const JobRecord& job);
   // Jobs that were queued or running when the process stopped, oldest first, all now queued.
@@ -61,7 +62,7 @@ class JobStore {
   // Terminal jobs whose callback is still owed.
   StatusOr<std::vector<JobRecord>> PendingCallbacks();
   // How many jobs are in `state`.
-  std::size_t Count(JobState state);
+  StatusOr<std::size_t> Count(JobState state);
 
  private:
   explicit JobStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

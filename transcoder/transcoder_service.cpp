@@ -220,6 +220,12 @@ asio::awaitable<void> SleepFor(std::chrono::milliseconds delay) {
   co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
 }
 
+// The job database could not be read: 500, never "no such job" (the job may well exist).
+Response JobReadFailed(const Status& status) {
+  spdlog::error("transcoder: {}", status.message());
+  return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot read the job database");
+}
+
 }  // namespace
 
 // A queued or running job, shared by the runner, the API handlers and the encoder pool.
@@ -597,10 +603,11 @@ asio::awaitable<Response> TranscoderService::GetJob(Request& request) {
   const std::string& id = *request.Param("id");
   if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
   if (auto snapshot = Snapshot(id)) co_return JsonResponse(http::status::ok, JobJson(snapshot->first, snapshot->second));
-  std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+  std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
   auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-  if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
-  co_return JsonResponse(http::status::ok, JobJson(*record, 0));
+  if (!record.ok()) co_return JobReadFailed(record.status());
+  if (!*record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+  co_return JsonResponse(http::status::ok, JobJson(**record, 0));
 }
 
 asio::awaitable<Response> TranscoderService::ListJobs(Request& request) {
@@ -622,10 +629,11 @@ asio::awaitable<Response> TranscoderService::ListJobs(Request& request) {
     }
     limit = n;
   }
-  std::function<std::vector<JobRecord>()> list = [this, state, limit] { return jobs_->List(state, limit); };
+  std::function<StatusOr<std::vector<JobRecord>>()> list = [this, state, limit] { return jobs_->List(state, limit); };
   auto records = co_await RunBlocking(*blocking_pool_, std::move(list));
+  if (!records.ok()) co_return JobReadFailed(records.status());
   json::array jobs;
-  for (auto& record : records) {
+  for (auto& record : *records) {
     // A live job's newest state and progress are in memory.
     auto live = Snapshot(record.id);
     if (live) {
@@ -687,10 +695,11 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
     co_return JsonResponse(http::status::accepted, JobJson(running->first, running->second));
   }
   if (!ended) {
-    std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+    std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
     auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-    if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
-    ended = record->state;
+    if (!record.ok()) co_return JobReadFailed(record.status());
+    if (!*record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+    ended = (*record)->state;
   }
   co_return ErrorResponse(http::status::conflict, "JobFinished",
                           "the job has already ended (" + std::string(JobStateName(*ended)) + ")");
@@ -701,9 +710,10 @@ asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
   const std::string id = *request.Param("id");
   if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
   if (!Snapshot(id)) {
-    std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+    std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
     auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-    if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+    if (!record.ok()) co_return JobReadFailed(record.status());
+    if (!*record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
   }
   Response response;
   response.take_over = [this, id](asio::ip::tcp::socket& socket, const RequestHeader&) -> asio::awaitable<void> {
@@ -721,11 +731,13 @@ asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
       auto snapshot = Snapshot(id);
       if (!snapshot) {
         // Ended: the stored record is final.
-        std::function<std::optional<JobRecord>()> find = [this, id] { return jobs_->Find(id); };
+        std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
         auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-        if (record) {
-          co_await send(fmt::format("event: {}\ndata: {}\n\n", JobStateName(record->state),
-                                    json::serialize(JobJson(*record, 1.0))));
+        if (record.ok() && *record) {
+          co_await send(fmt::format("event: {}\ndata: {}\n\n", JobStateName((*record)->state),
+                                    json::serialize(JobJson(**record, 1.0))));
+        } else if (!record.ok()) {
+          spdlog::error("transcoder: job events: {}", record.status().message());
         }
         co_return;
       }

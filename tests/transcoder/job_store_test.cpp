@@ -42,32 +42,34 @@ TEST(JobStore, RecoverRequeuesRunningJobsInOrderAfterReopen) {
   EXPECT_EQ((*recovered)[0].id, "a");
   EXPECT_EQ((*recovered)[0].state, JobState::kQueued);
   EXPECT_EQ((*recovered)[1].id, "c");
-  EXPECT_EQ(store->Find("a")->state, JobState::kQueued);
-  EXPECT_EQ(store->Find("b")->state, JobState::kDone);
-  EXPECT_FALSE(store->Find("zzz").has_value());
+  EXPECT_EQ((*store->Find("a"))->state, JobState::kQueued);
+  EXPECT_EQ((*store->Find("b"))->state, JobState::kDone);
+  auto missing = store->Find("zzz");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
 }
 
 TEST(JobStore, UpdateListAndCallbacks) {
   testing::TempDir dir;
   auto store = OpenStore(dir.path() / "jobs.db");
   for (const char* id : {"j1", "j2", "j3"}) ASSERT_TRUE(store->Insert(MakeJob(id, JobState::kQueued)).ok());
-  JobRecord done = *store->Find("j2");
+  JobRecord done = **store->Find("j2");
   done.state = JobState::kDone;
   done.result_json = R"({"ok":true})";
   done.callback = CallbackState::kPending;
   done.attempts = 2;
   ASSERT_TRUE(store->Update(done).ok());
-  auto again = store->Find("j2");
+  auto again = *store->Find("j2");
   EXPECT_EQ(again->result_json, R"({"ok":true})");
   EXPECT_EQ(again->attempts, 2);
   EXPECT_EQ(again->callback, CallbackState::kPending);
-  auto newest = store->List(std::nullopt, 2);
+  auto newest = *store->List(std::nullopt, 2);
   ASSERT_EQ(newest.size(), 2u);
   EXPECT_EQ(newest[0].id, "j3");
-  auto finished = store->List(JobState::kDone, 10);
+  auto finished = *store->List(JobState::kDone, 10);
   ASSERT_EQ(finished.size(), 1u);
   EXPECT_EQ(finished[0].id, "j2");
-  EXPECT_EQ(store->Count(JobState::kQueued), 2u);
+  EXPECT_EQ(*store->Count(JobState::kQueued), 2u);
   auto owed = store->PendingCallbacks();
   ASSERT_TRUE(owed.ok());
   ASSERT_EQ(owed->size(), 1u);
@@ -76,7 +78,7 @@ TEST(JobStore, UpdateListAndCallbacks) {
   EXPECT_FALSE(ParseJobState("paused").has_value());
 }
 
-TEST(JobStore, AStoreThatCannotBeReadFailsTheRestartInsteadOfDroppingJobs) {
+TEST(JobStore, AStoreThatCannotBeReadFailsTheRestartAndTheRequestsInsteadOfDroppingJobs) {
   testing::TempDir dir;
   const auto path = dir.path() / "jobs.db";
   auto store = OpenStore(path);
@@ -90,6 +92,10 @@ TEST(JobStore, AStoreThatCannotBeReadFailsTheRestartInsteadOfDroppingJobs) {
   EXPECT_EQ(recovered.status().code(), StatusCode::kInternal);
   EXPECT_NE(recovered.status().message().find("job database: "), std::string::npos);
   EXPECT_FALSE(store->PendingCallbacks().ok());
+  // Nor does a request read a failed read as "no such job".
+  EXPECT_FALSE(store->Find("a").ok());
+  EXPECT_FALSE(store->List(std::nullopt, 10).ok());
+  EXPECT_FALSE(store->Count(JobState::kQueued).ok());
 }
 
 }  // namespace
