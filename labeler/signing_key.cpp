@@ -31,7 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using boost::system::error_code;
-namespace errc = boost::system::errc;
 
 constexpr std::size_t kScalarBytes = 32;
 constexpr std::size_t kDigestBytes = 32;
@@ -397,10 +396,10 @@ std::unique_ptr<SigningKey> MakeKey(Curve curve, const Scalar& secret) {
 
 std::string_view CurveName(Curve curve) { return curve == Curve::kK256 ? "k256" : "p256"; }
 
-boost::system::result<Curve> ParseCurve(std::string_view name) {
+StatusOr<Curve> ParseCurve(std::string_view name) {
   if (name == "k256") return Curve::kK256;
   if (name == "p256") return Curve::kP256;
-  return errc::make_error_code(errc::invalid_argument);
+  return Status(StatusCode::kInvalidArgument, "unknown curve (expected \"k256\" or \"p256\")");
 }
 
 std::unique_ptr<SigningKey> SigningKey::Generate(Curve curve) {
@@ -568,7 +567,7 @@ std::string Base58Encode(std::string_view bytes) {
   return out;
 }
 
-boost::system::result<std::string> Base58Decode(std::string_view text) {
+StatusOr<std::string> Base58Decode(std::string_view text) {
   std::size_t ones = 0;
   while (ones < text.size() && text[ones] == kBase58Alphabet[0]) ++ones;
   // Base-256 digits, least significant first.
@@ -576,7 +575,7 @@ boost::system::result<std::string> Base58Decode(std::string_view text) {
   bytes.reserve(text.size() * 733 / 1000 + 1);  // log(58) / log(256) < 0.733
   for (std::size_t i = ones; i < text.size(); ++i) {
     const auto pos = kBase58Alphabet.find(text[i]);
-    if (pos == std::string_view::npos) return errc::make_error_code(errc::illegal_byte_sequence);
+    if (pos == std::string_view::npos) return Status(StatusCode::kInvalidArgument, "not base58btc");
     unsigned carry = static_cast<unsigned>(pos);
     for (auto& b : bytes) {
       carry += static_cast<unsigned>(b) * 58;

@@ -24,8 +24,6 @@
 #include <string>
 #include <string_view>
 
-#include <boost/system/result.hpp>
-
 #include "common/status.h"
 
 namespace plyr::labeler {
@@ -33,7 +31,8 @@ namespace plyr::labeler {
 enum class Curve { kK256, kP256 };
 
 std::string_view CurveName(Curve curve);  // "k256" / "p256"
-boost::system::result<Curve> ParseCurve(std::string_view name);
+// InvalidArgument for any other name.
+StatusOr<Curve> ParseCurve(std::string_view name);
 
 class SigningKey {
  public:
@@ -71,9 +70,9 @@ class SigningKey {
 bool VerifyWithDidKey(std::string_view did_key, std::string_view message, std::string_view signature);
 
 // base58btc (Bitcoin alphabet; each leading zero byte is a '1') of `bytes`, and its inverse, which
-// fails with illegal_byte_sequence on a character outside the alphabet. Quadratic: for short
+// fails with InvalidArgument on a character outside the alphabet. Quadratic: for short
 // inputs such as keys.
 std::string Base58Encode(std::string_view bytes);
-boost::system::result<std::string> Base58Decode(std::string_view text);
+StatusOr<std::string> Base58Decode(std::string_view text);
 
 }  // namespace plyr::labeler
