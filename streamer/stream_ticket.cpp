@@ -10,6 +10,7 @@
 #include <optional>
 #include <system_error>
 
+#include <boost/system/result.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -326,6 +327,23 @@ std::optional<TicketClaims> ParseClaims(std::string_view payload) {
   return claims;
 }
 
+// A key file that cannot be used, as the operator must read it: a file of the wrong shape
+// (not 64 hex characters, not a regular file, too large) is InvalidArgument, like a bad setting
+// (start-up exits with status 2); one that others may read is FailedPrecondition; anything else
+// (unreadable, a failed write) Internal.
+Status KeyFileFailure(const fs::path& path, const error_code& ec) {
+  if (ec == errc_t::invalid_argument || ec == errc_t::illegal_byte_sequence) {
+    return Status(StatusCode::kInvalidArgument,
+                  path.string() + " is not a key file (64 hex characters and a newline, a regular file)");
+  }
+  if (ec == errc_t::permission_denied) {
+    return Status(StatusCode::kFailedPrecondition,
+                  path.string() + ": permission denied, or readable by group or others (make it 0600, owned by "
+                                  "the service user)");
+  }
+  return Status(StatusCode::kInternal, path.string() + ": " + ec.message());
+}
+
 TicketVerifier::Outcome Refuse(TicketError error) {
   TicketVerifier::Outcome outcome;
   outcome.ok = false;
@@ -354,30 +372,40 @@ TicketKeyPair GenerateTicketKeyPair() {
   return keys;
 }
 
-boost::system::result<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesystem::path& data_dir) {
+StatusOr<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesystem::path& data_dir) {
   EnsureSodium();
   std::error_code dir_ec;
   fs::create_directories(data_dir, dir_ec);
-  if (dir_ec) return ErrnoError(dir_ec.value());  // std categories carry errno values on POSIX
+  if (dir_ec) return Status(StatusCode::kInternal, "cannot create " + data_dir.string() + ": " + dir_ec.message());
 
-  auto seed = LoadOrCreateSeed(data_dir / kKeyFileName);
-  if (!seed) return seed.error();
+  const fs::path key_path = data_dir / kKeyFileName;
+  auto seed = LoadOrCreateSeed(key_path);
+  if (!seed) return KeyFileFailure(key_path, seed.error());
 
   TicketKeyPair keys;
   keys.seed = *seed;
   sodium_memzero(seed->data(), seed->size());
   keys.public_key = DerivePublicKey(keys.seed);
-  if (error_code ec = EnsurePublicKeyFile(data_dir / kPublicKeyFileName, keys.public_key)) return ec;
+  const fs::path pub_path = data_dir / kPublicKeyFileName;
+  if (error_code ec = EnsurePublicKeyFile(pub_path, keys.public_key)) {
+    if (ec == errc_t::invalid_argument) {
+      return Status(StatusCode::kInvalidArgument, pub_path.string() + " holds another public key than " +
+                                                      key_path.string() + " makes; remove the wrong one");
+    }
+    return KeyFileFailure(pub_path, ec);
+  }
   return keys;
 }
 
-boost::system::result<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex) {
+StatusOr<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex) {
   EnsureSodium();
   auto bytes = ParseHex32(hex);
-  if (!bytes) return bytes.error();
+  if (!bytes) return Status(StatusCode::kInvalidArgument, "a public key is 64 hex characters");
   // Refuse points no real key can be (small order, non-canonical, off the curve) here, where
   // the configuration error can be reported, instead of every ticket failing later.
-  if (crypto_core_ed25519_is_valid_point(bytes->data()) != 1) return ErrcError(errc_t::invalid_argument);
+  if (crypto_core_ed25519_is_valid_point(bytes->data()) != 1) {
+    return Status(StatusCode::kInvalidArgument, "not an Ed25519 public key (not a point of the curve)");
+  }
   return *bytes;
 }
 
@@ -424,14 +452,14 @@ TicketVerifier::TicketVerifier(std::vector<Ed25519PublicKey> public_keys, std::i
   EnsureSodium();
 }
 
-boost::system::result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list) {
+StatusOr<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list) {
   std::vector<Ed25519PublicKey> keys;
   for (std::string_view item : SplitCommaList(list)) {
     auto key = ParsePublicKeyHex(item);
-    if (!key) return key.error();
+    if (!key.ok()) return Status(StatusCode::kInvalidArgument, "key " + std::to_string(keys.size() + 1) + ": " + key.status().message());
     keys.push_back(*key);
   }
-  if (keys.empty()) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+  if (keys.empty()) return Status(StatusCode::kInvalidArgument, "no public key given");
   return keys;
 }
 

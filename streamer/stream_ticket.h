@@ -24,7 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include <boost/system/result.hpp>
+#include "common/status.h"
 
 namespace plyr::streamer {
 
@@ -56,14 +56,16 @@ struct TicketClaims {
 TicketKeyPair GenerateTicketKeyPair();
 
 // Loads the key pair stored in `data_dir` ("ticket-signing.key" seed hex, 0600, and
-// "ticket-signing.pub"), creating both on first use. Fails (never overwrites) when a file exists
-// but is unreadable, corrupt, or the key file is readable by group or others.
-boost::system::result<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesystem::path& data_dir);
+// "ticket-signing.pub"), creating both on first use. Fails (never overwrites), naming the file:
+// InvalidArgument for a file that is not a key (or a .pub that does not match the key),
+// FailedPrecondition for a key file that is unreadable or readable by group or others, Internal
+// for anything else.
+StatusOr<TicketKeyPair> LoadOrCreateTicketKeys(const std::filesystem::path& data_dir);
 
-// Parses 64 hex characters into a public key.
-boost::system::result<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex);
-// Parses a comma-separated list of such keys (at least one).
-boost::system::result<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list);
+// Parses 64 hex characters into a public key; InvalidArgument otherwise.
+StatusOr<Ed25519PublicKey> ParsePublicKeyHex(std::string_view hex);
+// Parses a comma-separated list of such keys (at least one); InvalidArgument otherwise.
+StatusOr<std::vector<Ed25519PublicKey>> ParsePublicKeyList(std::string_view list);
 std::string ToHex(const Ed25519PublicKey& key);
 
 // Mints a ticket. `claims.expires_at` is used as given.

@@ -31,8 +31,8 @@ void AddTicketCommand(CLI::App& root, const SettingsFile& file, std::function<in
     action = [args] {
       auto keys = LoadOrCreateTicketKeys(args->data_dir);
       if (!keys) {
-        std::cerr << "ticket keygen: " << keys.error().message() << " (" << args->data_dir << ")\n";
-        return 1;
+        std::cerr << "ticket keygen: " << keys.status().message() << "\n";
+        return keys.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       std::cout << ToHex(keys->public_key) << "\n";
       return 0;
@@ -54,8 +54,8 @@ void AddTicketCommand(CLI::App& root, const SettingsFile& file, std::function<in
       }
       auto keys = LoadOrCreateTicketKeys(args->data_dir);
       if (!keys) {
-        std::cerr << "ticket mint: " << keys.error().message() << " (" << args->data_dir << ")\n";
-        return 1;
+        std::cerr << "ticket mint: " << keys.status().message() << "\n";
+        return keys.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
       }
       TicketClaims claims{args->viewer, args->file, static_cast<std::int64_t>(std::time(nullptr)) + args->ttl_seconds};
       std::cout << MintTicket(*keys, claims) << "\n";

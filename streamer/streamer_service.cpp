@@ -183,16 +183,16 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
   std::vector<Ed25519PublicKey> public_keys;
   if (!settings.ticket_public_key.empty()) {
     auto parsed = ParsePublicKeyList(settings.ticket_public_key);
-    if (!parsed) {
+    if (!parsed.ok()) {
       return Status(StatusCode::kInvalidArgument,
-                    "ticket.public_key is not a list of public keys of 64 hex characters each");
+                    "ticket.public_key is not a list of Ed25519 public keys of 64 hex characters each: " +
+                        parsed.status().message());
     }
     public_keys = std::move(*parsed);
   } else {
     auto keys = LoadOrCreateTicketKeys(env.data_dir);
-    if (!keys) {
-      return Status(StatusCodeFor(keys.error()),
-                    "cannot load the ticket key pair in " + env.data_dir.string() + ": " + keys.error().message());
+    if (!keys.ok()) {
+      return Status(keys.status().code(), "cannot load the ticket key pair: " + keys.status().message());
     }
     public_keys.push_back(keys->public_key);
   }

@@ -927,9 +927,10 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     }
     r.callback = options.callback_url.empty() ? CallbackState::kNone : CallbackState::kPending;
     record = r;
+    // Counted as the end becomes visible, so a client that saw the job end sees it counted.
+    ended_->Add({{"state", std::string(JobStateName(record.state))}}).Increment();
   }
   if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
-  ended_->Add({{"state", std::string(JobStateName(record.state))}}).Increment();
   if (status.ok()) {
     spdlog::info("transcoder: job done id={}", record.id);
   } else {

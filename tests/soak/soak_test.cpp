@@ -197,11 +197,13 @@ struct Ledger {
   std::map<std::string, std::string> files;           // file_id -> bytes, acknowledged uploads
   std::vector<std::string> tracks;                     // file_ids acknowledged as public tracks, oldest first
   std::vector<std::string> deleted_files;              // tracks deleted with their files, acknowledged
+  std::map<std::string, std::string> uncertain_files;  // a delete whose answer was lost: gone, or whole
   std::map<std::int64_t, std::string> labels;          // seq -> "uri val", acknowledged emits
   std::vector<std::string> jobs;                       // acknowledged job ids
   std::map<std::string, int> job_states;               // final state -> count
   std::map<std::string, int> references;               // id -> work, acknowledged registrations
   std::set<std::string> deleted_references;            // acknowledged deletes
+  std::set<std::string> uncertain_references;          // deletes whose answer was lost
   std::map<std::string, std::int64_t> counts;          // "<op> <outcome>" -> count
   std::vector<std::string> violations;
 
@@ -399,11 +401,19 @@ class Soak {
         const std::string id = tracks.front();
         const auto r = Fetch(Port("streamer"), "DELETE", "/v1/tracks/" + id + "?files=1", Auth(), {}, 10s);
         ledger_.Count("delete track", r);
-        if (r.status == 200) {
+        // 200: gone. A lost answer: gone or not, unknown; no longer streamed, and at the end either
+        // gone or whole. A 5xx (a full disk) removed nothing: the track stays and is tried again.
+        if (r.status == 200 || !r.transport_ok) {
           std::lock_guard lock(ledger_.mutex);
+          if (r.status == 200) {
+            ledger_.deleted_files.push_back(id);
+          } else {
+            ledger_.uncertain_files[id] = ledger_.files[id];
+          }
           ledger_.files.erase(id);
           ledger_.tracks.erase(ledger_.tracks.begin());
-          ledger_.deleted_files.push_back(id);
+        } else if (r.status == 404) {
+          ledger_.Violation("acknowledged track " + id + " was gone before its delete");
         }
         continue;
       }
@@ -592,11 +602,12 @@ class Soak {
         const std::string id = registered[work];
         const auto r = Fetch(Port("fingerprint"), "DELETE", "/v1/references/" + id, Auth(), {}, 10s);
         ledger_.Count("delete", r);
-        if (r.status == 200 || r.status == 204) {
+        if (r.status == 200 || r.status == 204 || !r.transport_ok) {
+          // A lost answer leaves it gone or not: no longer matched for, and either is right at the end.
           registered.erase(work);
           retired.insert(work);
           std::lock_guard lock(ledger_.mutex);
-          ledger_.deleted_references.insert(id);
+          (r.transport_ok ? ledger_.deleted_references : ledger_.uncertain_references).insert(id);
         }
       } else if (registered.count(work)) {
         const auto r = Fetch(Port("fingerprint"), "POST", "/v1/match", Auth("audio/mpeg"), excerpts_[work], 20s);
@@ -669,12 +680,20 @@ class Soak {
                                      std::to_string(r.body.size()) + " bytes of " + std::to_string(bytes.size()));
       }
     }
+    for (const auto& [id, bytes] : ledger_.uncertain_files) {
+      const auto r = Fetch(Port("streamer"), "GET", "/v1/files/" + id, Auth(), {}, 10s);
+      if (r.status != 404 && !(r.status == 200 && r.body == bytes)) {
+        ledger_.violations.push_back("file " + id + " (delete unanswered) is neither gone nor whole: " +
+                                     std::to_string(r.status));
+      }
+    }
     for (const auto& id : ledger_.deleted_files) {
       const auto r = Fetch(Port("streamer"), "GET", "/v1/files/" + id, Auth(), {}, 10s);
       if (r.status != 404) ledger_.violations.push_back("deleted file " + id + " answered " + std::to_string(r.status));
     }
     // References: acknowledged ones present, acknowledged deletes gone.
     for (const auto& [id, work] : ledger_.references) {
+      if (ledger_.uncertain_references.count(id)) continue;
       const auto r = Fetch(Port("fingerprint"), "GET", "/v1/references/" + id, Auth(), {}, 10s);
       const int want = ledger_.deleted_references.count(id) ? 404 : 200;
       if (r.status != want) {

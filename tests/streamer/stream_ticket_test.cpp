@@ -558,7 +558,7 @@ class TicketKeyFileTest : public ::testing::Test {
 
 TEST_F(TicketKeyFileTest, CreatesKeyFilesWithDocumentedContentAndModes) {
   auto keys = LoadOrCreateTicketKeys(dir_);
-  ASSERT_TRUE(keys) << keys.error().message();
+  ASSERT_TRUE(keys) << keys.status().message();
 
   EXPECT_EQ(ModeOf(key_path_), 0600u);
   EXPECT_EQ(ModeOf(pub_path_), 0644u);
@@ -588,7 +588,7 @@ TEST_F(TicketKeyFileTest, ModesDoNotDependOnUmask) {
 TEST_F(TicketKeyFileTest, CreatesMissingDataDir) {
   const fs::path nested = dir_ / "a" / "b";
   auto keys = LoadOrCreateTicketKeys(nested);
-  ASSERT_TRUE(keys) << keys.error().message();
+  ASSERT_TRUE(keys) << keys.status().message();
   EXPECT_TRUE(fs::exists(nested / "ticket-signing.key"));
 }
 
@@ -622,7 +622,7 @@ TEST_F(TicketKeyFileTest, LoadsHandWrittenKeyFile) {
   for (char& c : hex) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   WriteFile(key_path_, hex + " \r\n\n", 0600);
   auto keys = LoadOrCreateTicketKeys(dir_);
-  ASSERT_TRUE(keys) << keys.error().message();
+  ASSERT_TRUE(keys) << keys.status().message();
   EXPECT_EQ(keys->seed, fixed.seed);
   EXPECT_EQ(keys->public_key, fixed.public_key);
   EXPECT_EQ(ReadFile(pub_path_), ToHex(fixed.public_key) + "\n");
@@ -667,11 +667,12 @@ TEST_F(TicketKeyFileTest, CorruptKeyFileIsRefusedAndUntouched) {
   WriteFile(key_path_, std::string(64, 'z'), 0600);
   auto keys = LoadOrCreateTicketKeys(dir_);
   ASSERT_FALSE(keys);
-  EXPECT_EQ(keys.error(), boost::system::errc::illegal_byte_sequence);
+  EXPECT_EQ(keys.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(keys.status().message().find("ticket-signing.key"), std::string::npos) << keys.status().message();
   WriteFile(key_path_, good.substr(2), 0600);
   keys = LoadOrCreateTicketKeys(dir_);
   ASSERT_FALSE(keys);
-  EXPECT_EQ(keys.error(), boost::system::errc::invalid_argument);
+  EXPECT_EQ(keys.status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(TicketKeyFileTest, KeyFileReadableByOthersIsRefused) {
@@ -680,7 +681,7 @@ TEST_F(TicketKeyFileTest, KeyFileReadableByOthersIsRefused) {
     ExpectRefusedAndUntouched(content, mode);
     auto keys = LoadOrCreateTicketKeys(dir_);
     ASSERT_FALSE(keys);
-    EXPECT_EQ(keys.error(), boost::system::errc::permission_denied) << std::oct << mode;
+    EXPECT_EQ(keys.status().code(), StatusCode::kFailedPrecondition) << std::oct << mode;
   }
   // Tightening the mode is all it takes.
   ASSERT_EQ(::chmod(key_path_.c_str(), 0600), 0);
@@ -699,7 +700,7 @@ TEST_F(TicketKeyFileTest, UnreadableKeyFileIsRefused) {
     if (pid == 0) {
       if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
       auto keys = LoadOrCreateTicketKeys(dir_);
-      ::_exit(!keys && keys.error() == boost::system::errc::permission_denied ? 0 : 1);
+      ::_exit(!keys.ok() && keys.status().code() == StatusCode::kFailedPrecondition ? 0 : 1);
     }
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
@@ -708,7 +709,7 @@ TEST_F(TicketKeyFileTest, UnreadableKeyFileIsRefused) {
   } else {
     auto keys = LoadOrCreateTicketKeys(dir_);
     ASSERT_FALSE(keys);
-    EXPECT_EQ(keys.error(), boost::system::errc::permission_denied);  // EACCES from open()
+    EXPECT_EQ(keys.status().code(), StatusCode::kFailedPrecondition);  // EACCES from open()
   }
   EXPECT_EQ(ModeOf(key_path_), 0000u);
   EXPECT_FALSE(fs::exists(pub_path_));
@@ -734,8 +735,7 @@ TEST_F(TicketKeyFileTest, ConcurrentFirstUseAgreesOnOneKey) {
   for (int round = 0; round < 10; ++round) {
     const fs::path round_dir = dir_ / std::to_string(round);
     constexpr int kThreads = 8;
-    std::vector<boost::system::result<TicketKeyPair>> results(
-        kThreads, boost::system::errc::make_error_code(boost::system::errc::interrupted));
+    std::vector<StatusOr<TicketKeyPair>> results(kThreads, Status(StatusCode::kCancelled, "not run"));
     std::vector<std::thread> threads;
     for (int i = 0; i < kThreads; ++i) {
       threads.emplace_back([&, i] { results[i] = LoadOrCreateTicketKeys(round_dir); });
@@ -744,7 +744,7 @@ TEST_F(TicketKeyFileTest, ConcurrentFirstUseAgreesOnOneKey) {
     auto on_disk = LoadOrCreateTicketKeys(round_dir);
     ASSERT_TRUE(on_disk);
     for (const auto& result : results) {
-      ASSERT_TRUE(result) << result.error().message();
+      ASSERT_TRUE(result) << result.status().message();
       EXPECT_EQ(result->seed, on_disk->seed);
     }
   }
