@@ -118,10 +118,31 @@ bool BlobStore::IsValidId(std::string_view id) {
   return true;
 }
 
-boost::system::result<std::unique_ptr<BlobStore>> BlobStore::Open(const fs::path& root) {
+namespace {
+
+boost::system::error_code SystemError(int value) { return {value, boost::system::system_category()}; }
+
+// A failed file operation as the blob store reports it: a full disk (ENOSPC, EFBIG for a file
+// size limit, EDQUOT) is ResourceExhausted, a missing blob NotFound, anything else Internal.
+Status FileFailure(const std::string& what, const boost::system::error_code& ec) {
+  namespace errc = boost::system::errc;
+  StatusCode code = StatusCode::kInternal;
+  if (ec == errc::no_space_on_device || ec == errc::file_too_large || ec.value() == EDQUOT) {
+    code = StatusCode::kResourceExhausted;
+  } else if (ec == errc::no_such_file_or_directory) {
+    code = StatusCode::kNotFound;
+  }
+  return Status(code, what + ": " + ec.message());
+}
+
+Status InvalidId() { return Status(StatusCode::kInvalidArgument, "a blob id is 16 lowercase hex characters"); }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const fs::path& root) {
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
-  if (ec) return boost::system::error_code(ec.value(), boost::system::system_category());
+  if (ec) return FileFailure("cannot create " + (root / ".tmp").string(), SystemError(ec.value()));
   // Anything in .tmp is an upload that never committed (a crash or kill): it has no id yet.
   for (const auto& entry : fs::directory_iterator(root / ".tmp", ec)) fs::remove(entry.path(), ec);
   return std::unique_ptr<BlobStore>(new BlobStore(root));
@@ -136,23 +157,24 @@ bool BlobStore::Contains(std::string_view id) const {
   return IsValidId(id) && ::stat(PathFor(id).c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-boost::system::error_code BlobStore::Remove(std::string_view id) {
-  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+Status BlobStore::Remove(std::string_view id) {
+  if (!IsValidId(id)) return InvalidId();
   {
     std::lock_guard lock(open_cache_mutex_);
     open_cache_.erase(std::string(id));
   }
   const fs::path path = PathFor(id);
-  if (::unlink(path.c_str()) != 0) return LastError();
-  return SyncDirectory(path.parent_path());
+  if (::unlink(path.c_str()) != 0) return FileFailure("cannot remove blob " + std::string(id), LastError());
+  if (auto ec = SyncDirectory(path.parent_path())) return FileFailure("cannot sync " + path.parent_path().string(), ec);
+  return OkStatus();
 }
 
-boost::system::result<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_view id) const {
-  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+StatusOr<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_view id) const {
+  if (!IsValidId(id)) return InvalidId();
   auto fd = OpenFile(PathFor(id), O_RDONLY);
-  if (!fd) return fd.error();
+  if (!fd) return FileFailure("blob " + std::string(id), fd.error());
   struct stat st{};
-  if (::fstat(fd->get(), &st) != 0) return LastError();
+  if (::fstat(fd->get(), &st) != 0) return FileFailure("blob " + std::string(id), LastError());
   OpenBlob blob;
   blob.fd = std::move(*fd);
   blob.size = static_cast<std::uint64_t>(st.st_size);
@@ -160,26 +182,26 @@ boost::system::result<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_vi
   return blob;
 }
 
-boost::system::result<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::OpenShared(std::string_view id) {
-  if (!IsValidId(id)) return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+StatusOr<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::OpenShared(std::string_view id) {
+  if (!IsValidId(id)) return InvalidId();
   const std::string key(id);
   {
     std::lock_guard lock(open_cache_mutex_);
     if (auto it = open_cache_.find(key); it != open_cache_.end()) return it->second;
   }
   auto blob = OpenForRead(id);
-  if (!blob) return blob.error();
+  if (!blob.ok()) return blob.status();
   auto shared = std::make_shared<const OpenBlob>(std::move(*blob));
   std::lock_guard lock(open_cache_mutex_);
   if (open_cache_.size() >= open_cache_entries) open_cache_.clear();
   return open_cache_.try_emplace(key, shared).first->second;
 }
 
-boost::system::result<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
+StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
   auto state = std::make_unique<Writer::State>(executor, root_, root_ / ".tmp" / TempName());
-  if (auto ec = state->file.Create(state->temp_path)) return ec;
+  if (auto ec = state->file.Create(state->temp_path)) return FileFailure("cannot create an upload file", ec);
   if (!state->sha || EVP_DigestInit_ex(state->sha.get(), EVP_sha256(), nullptr) != 1) {
-    return boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+    return Status(StatusCode::kInternal, "cannot start a SHA-256 digest");
   }
   return std::unique_ptr<Writer>(new Writer(std::move(state)));
 }
@@ -201,9 +223,9 @@ asio::awaitable<boost::system::error_code> BlobStore::Writer::Write(std::span<co
   co_return ec;
 }
 
-boost::system::result<BlobInfo> BlobStore::Writer::Commit() {
-  if (state_->committed) return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
-  if (auto ec = state_->file.SyncAndClose()) return ec;
+StatusOr<BlobInfo> BlobStore::Writer::Commit() {
+  if (state_->committed) return Status(StatusCode::kFailedPrecondition, "the blob is committed already");
+  if (auto ec = state_->file.SyncAndClose()) return FileFailure("cannot write the upload to disk", ec);
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
@@ -214,17 +236,19 @@ boost::system::result<BlobInfo> BlobStore::Writer::Commit() {
   fs::path dir = state_->root / id.substr(0, 2);
   std::error_code fec;
   const bool new_shard = fs::create_directories(dir, fec);
-  if (fec) return boost::system::error_code(fec.value(), boost::system::system_category());
+  if (fec) return FileFailure("cannot create " + dir.string(), SystemError(fec.value()));
   // A shard directory created just now is itself an entry of the root: make it durable too,
   // or a crash could keep the blob's rename but lose the directory that holds it.
   if (new_shard) {
-    if (auto sec = SyncDirectory(state_->root)) return sec;
+    if (auto sec = SyncDirectory(state_->root)) return FileFailure("cannot sync " + state_->root.string(), sec);
   }
   fs::path final_path = dir / id;
   // Same bytes, same name: renaming over an existing blob replaces it with identical content.
-  if (::rename(state_->temp_path.c_str(), final_path.c_str()) != 0) return LastError();
+  if (::rename(state_->temp_path.c_str(), final_path.c_str()) != 0) {
+    return FileFailure("cannot move the upload into place", LastError());
+  }
   state_->committed = true;
-  if (auto sec = SyncDirectory(dir)) return sec;
+  if (auto sec = SyncDirectory(dir)) return FileFailure("cannot sync " + dir.string(), sec);
   return BlobInfo{id, size_};
 }
 

@@ -23,6 +23,7 @@
 #include <boost/system/result.hpp>
 
 #include "common/file_util.h"
+#include "common/status.h"
 #include "common/net.h"
 
 namespace plyr {
@@ -34,8 +35,12 @@ struct BlobInfo {
 
 class BlobStore {
  public:
+  // Failures carry a message naming what failed, and a code: ResourceExhausted for a full disk
+  // (ENOSPC, a file size limit, a quota), NotFound for a missing blob, InvalidArgument for an id
+  // that is not one, Internal for the rest.
+
   // Opens (creating) the store at `root` and clears leftover temporaries.
-  static boost::system::result<std::unique_ptr<BlobStore>> Open(const std::filesystem::path& root);
+  static StatusOr<std::unique_ptr<BlobStore>> Open(const std::filesystem::path& root);
 
   // True for exactly 16 lowercase hex characters. Anything else never reaches the filesystem.
   static bool IsValidId(std::string_view id);
@@ -51,7 +56,7 @@ class BlobStore {
     asio::awaitable<boost::system::error_code> Write(std::span<const char> bytes);
     std::uint64_t size() const { return size_; }
     // fsyncs, names the blob by its hash and moves it into place. Calling it twice is an error.
-    boost::system::result<BlobInfo> Commit();
+    StatusOr<BlobInfo> Commit();
     // The temporary file holding what was written so far: readable until Commit or destruction,
     // for a caller that reads an upload once and never keeps it (a fingerprint query).
     const std::filesystem::path& temp_path() const;
@@ -65,24 +70,24 @@ class BlobStore {
   };
 
   // Starts a new blob whose writes run on `executor`.
-  boost::system::result<std::unique_ptr<Writer>> Begin(const asio::any_io_executor& executor);
+  StatusOr<std::unique_ptr<Writer>> Begin(const asio::any_io_executor& executor);
 
-  // Opens a blob for reading. `id` must be valid; a missing blob is errc::no_such_file_or_directory.
+  // Opens a blob for reading; a missing blob is NotFound.
   struct OpenBlob {
     UniqueFd fd;
     std::uint64_t size = 0;
     std::int64_t mtime_seconds = 0;
   };
-  boost::system::result<OpenBlob> OpenForRead(std::string_view id) const;
+  StatusOr<OpenBlob> OpenForRead(std::string_view id) const;
   // Like OpenForRead, but shares one open descriptor per blob among callers: blobs never change
   // once named, so a descriptor stays valid for as long as anyone holds it. Keeps at most
   // `open_cache_entries` descriptors cached (the cache is emptied when full). Thread-safe.
-  boost::system::result<std::shared_ptr<const OpenBlob>> OpenShared(std::string_view id);
+  StatusOr<std::shared_ptr<const OpenBlob>> OpenShared(std::string_view id);
   bool Contains(std::string_view id) const;
   // Removes a blob (unlink, then the folder fsynced) and forgets its shared descriptor, so that
   // OpenShared and OpenForRead miss at once; a reader already holding the descriptor finishes.
-  // A missing blob is errc::no_such_file_or_directory. Blocking: call off the I/O threads.
-  boost::system::error_code Remove(std::string_view id);
+  // A missing blob is NotFound. Blocking: call off the I/O threads.
+  Status Remove(std::string_view id);
   std::filesystem::path PathFor(std::string_view id) const;
   const std::filesystem::path& root() const { return root_; }
 

@@ -25,7 +25,7 @@ asio::awaitable<std::variant<std::unique_ptr<BlobStore::Writer>, Response>> Rece
   if (auto length = request.ContentLength(); length && *length > limit) co_return TooLarge(limit);
   auto writer = store.Begin(co_await asio::this_coro::executor);
   if (!writer) {
-    spdlog::error("{}: cannot create an upload file error=\"{}\"", log_name, writer.error().message());
+    spdlog::error("{}: cannot create an upload file error=\"{}\"", log_name, writer.status().message());
     co_return ErrorResponse(http::status::insufficient_storage, "StorageError", "cannot store the upload");
   }
   std::vector<char> buffer(kUploadChunk);

@@ -139,7 +139,7 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   fs::create_directories(service->work_dir_, ec);
   if (ec) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string() + ": " + ec.message());
   auto uploads = BlobStore::Open(service->work_dir_ / "uploads");
-  if (!uploads) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string());
+  if (!uploads.ok()) return Status(uploads.status().code(), "the query store: " + uploads.status().message());
   service->uploads_ = std::move(*uploads);
 
   auto db = SqliteDb::Open(dir / "references.db");

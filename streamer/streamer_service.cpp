@@ -96,23 +96,6 @@ std::string MultipartBoundary() {
   return fmt::format("plyr{:016x}", rng());
 }
 
-// The kind of start-up failure an error code from the blob store or the ticket key files stands
-// for. invalid_argument stays InvalidArgument (a key file of the wrong shape: the operator must
-// fix it, and start-up exits with status 2 for it, as for a bad setting).
-StatusCode StatusCodeFor(const boost::system::error_code& ec) {
-  namespace errc = boost::system::errc;
-  if (ec == errc::invalid_argument) return StatusCode::kInvalidArgument;
-  if (ec == errc::illegal_byte_sequence) return StatusCode::kDataLoss;  // a key file that is not hex
-  if (ec == errc::permission_denied) return StatusCode::kFailedPrecondition;
-  if (ec == errc::no_such_file_or_directory) return StatusCode::kNotFound;
-  return StatusCode::kInternal;
-}
-
-bool IsDiskFull(const boost::system::error_code& ec) {
-  namespace errc = boost::system::errc;
-  return ec == errc::no_space_on_device || ec == errc::file_too_large || ec.value() == EDQUOT;
-}
-
 // A failed write of the catalog or the blobs: 507 when the disk is full (the caller may retry
 // once space is freed; nothing of the request was stored), else 500. The cause goes to the log.
 Response StorageFailure(StatusCode code, std::string_view what) {
@@ -168,10 +151,7 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
   const auto dir = env.data_dir / "streamer";
 
   auto blobs = BlobStore::Open(dir / "blobs");
-  if (!blobs) {
-    return Status(StatusCodeFor(blobs.error()),
-                  "cannot open blob store in " + (dir / "blobs").string() + ": " + blobs.error().message());
-  }
+  if (!blobs.ok()) return Status(blobs.status().code(), "cannot open the blob store: " + blobs.status().message());
   service->blobs_ = std::move(*blobs);
 
   auto db = SqliteDb::Open(dir / "catalog.db");
@@ -350,7 +330,7 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
   auto blob = blobs_->OpenShared(serve_id);
   if (!blob) {
     spdlog::warn("catalog names a file the store does not hold file_id={} error=\"{}\"", serve_id,
-                 blob.error().message());
+                 blob.status().message());
     co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
   }
   const std::uint64_t size = (*blob)->size;
@@ -444,9 +424,9 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
        content_type] {
         Stored out;
         auto info = writer->Commit();
-        if (!info) {
-          out.error = "commit failed: " + info.error().message();
-          out.code = IsDiskFull(info.error()) ? StatusCode::kResourceExhausted : StatusCode::kInternal;
+        if (!info.ok()) {
+          out.error = "commit failed: " + info.status().message();
+          out.code = info.status().code();
           return out;
         }
         auto existing = catalog_->FindFile(info->file_id);
@@ -648,8 +628,8 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
 Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileRemoval* removal) {
   // The bytes first: a takedown must not survive a crash half-way. A record left naming bytes
   // that are gone answers 404, and the DELETE can be repeated.
-  if (auto ec = blobs_->Remove(file_id); ec && ec != boost::system::errc::no_such_file_or_directory) {
-    return Status(StatusCode::kInternal, "cannot remove the bytes: " + ec.message());
+  if (Status removed = blobs_->Remove(file_id); !removed.ok() && removed.code() != StatusCode::kNotFound) {
+    return Status(removed.code(), "cannot remove the bytes: " + removed.message());
   }
   if (Status removed = catalog_->RemoveFile(file_id, removal); !removed.ok()) {
     return Status(removed.code(), "cannot update the catalog: " + removed.message());

@@ -308,12 +308,12 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
   if (ec) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string() + ": " + ec.message());
 
   auto uploads = BlobStore::Open(dir / "uploads");
-  if (!uploads) {
-    return Status(StatusCode::kInternal, "cannot open " + (dir / "uploads").string() + ": " + uploads.error().message());
-  }
+  if (!uploads.ok()) return Status(uploads.status().code(), "the upload store: " + uploads.status().message());
   service->uploads_ = std::move(*uploads);
   auto drop_in_uploads = BlobStore::Open(service->work_dir_ / "drop-in");
-  if (!drop_in_uploads) return Status(StatusCode::kInternal, "cannot create " + service->work_dir_.string());
+  if (!drop_in_uploads.ok()) {
+    return Status(drop_in_uploads.status().code(), "the drop-in upload store: " + drop_in_uploads.status().message());
+  }
   service->drop_in_uploads_ = std::move(*drop_in_uploads);
   auto db = SqliteDb::Open(dir / "jobs.db");
   if (!db.ok()) return Status(db.status().code(), "cannot open the job database: " + db.status().message());
@@ -555,11 +555,14 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
     if (writer->size() == 0) {
       co_return ErrorResponse(http::status::bad_request, "EmptyUpload", "the request body (the audio) is empty");
     }
-    std::function<boost::system::result<BlobInfo>()> commit = [w = writer.get()] { return w->Commit(); };
+    std::function<StatusOr<BlobInfo>()> commit = [w = writer.get()] { return w->Commit(); };
     auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
-    if (!committed) {
-      co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                              "cannot store the upload: " + committed.error().message());
+    if (!committed.ok()) {
+      spdlog::error("transcoder: {}", committed.status().message());
+      co_return ErrorResponse(committed.status().code() == StatusCode::kResourceExhausted
+                                  ? http::status::insufficient_storage
+                                  : http::status::internal_server_error,
+                              "StorageError", "cannot store the upload");
     }
     input = {{"file_id", committed->file_id}, {"size", committed->size}};
     if (!content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/")) {
@@ -1395,9 +1398,11 @@ asio::awaitable<Response> TranscoderService::DropInTranscode(Request& request) {
     co_return DropInError(http::status::bad_request, "bad request: multipart form must include a 'file' field");
   }
   if ((*writer)->size() == 0) co_return DropInError(http::status::bad_request, "bad request: the file field is empty");
-  std::function<boost::system::result<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
+  std::function<StatusOr<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
   auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
-  if (!committed) co_return DropInError(http::status::internal_server_error, "io error: " + committed.error().message());
+  if (!committed.ok()) {
+    co_return DropInError(http::status::internal_server_error, "io error: " + committed.status().message());
+  }
 
   const fs::path scratch = work_dir_ / ("transcode-" + RandomHex(8));
   std::error_code ec;

@@ -13,7 +13,7 @@ namespace plyr {
 namespace {
 
 // Writes `parts` into a new blob on a private io_context and commits it.
-boost::system::result<BlobInfo> Store(BlobStore& store, const std::vector<std::string>& parts, bool commit = true) {
+StatusOr<BlobInfo> Store(BlobStore& store, const std::vector<std::string>& parts, bool commit = true) {
   asio::io_context ctx;
   auto writer = store.Begin(ctx.get_executor());
   EXPECT_TRUE(writer);
@@ -28,7 +28,7 @@ boost::system::result<BlobInfo> Store(BlobStore& store, const std::vector<std::s
       asio::use_future);
   ctx.run();
   EXPECT_FALSE(fut.get());
-  if (!commit) return boost::system::errc::make_error_code(boost::system::errc::operation_canceled);
+  if (!commit) return Status(StatusCode::kCancelled, "not committed");
   return (*writer)->Commit();
 }
 
@@ -80,7 +80,9 @@ TEST(BlobStoreTest, InvalidIdsNeverReachTheFilesystem) {
   EXPECT_TRUE(BlobStore::IsValidId("0123456789abcdef"));
   testing::TempDir dir;
   auto store = BlobStore::Open(dir.path());
-  EXPECT_FALSE((*store)->OpenForRead("../../../etc/pas"));
+  EXPECT_EQ((*store)->OpenForRead("../../../etc/pas").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*store)->OpenForRead("0123456789abcdef").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ((*store)->Remove("0123456789abcdef").code(), StatusCode::kNotFound);
 }
 
 }  // namespace
