@@ -70,6 +70,18 @@ sys::error_code Normalize(sys::error_code ec) {
   return ec;
 }
 
+// The Status of a failed call, by the contract in the header.
+Status StatusFor(const sys::error_code& ec) {
+  if (ec == sys::errc::invalid_argument) return Status(StatusCode::kInvalidArgument, "invalid request: " + ec.message());
+  if (ec == asio::error::timed_out) return Status(StatusCode::kDeadlineExceeded, "timed out: " + ec.message());
+  if (ec == sys::errc::message_size) {
+    return Status(StatusCode::kResourceExhausted, "the response is larger than allowed: " + ec.message());
+  }
+  if (ec == sys::errc::no_such_file_or_directory) return Status(StatusCode::kNotFound, "body file: " + ec.message());
+  if (ec == sys::errc::io_error) return Status(StatusCode::kInternal, "body file: " + ec.message());
+  return Status(StatusCode::kUnavailable, ec.message());
+}
+
 // RFC 9110 token: the only characters a field name may hold.
 bool IsToken(std::string_view s) {
   constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
@@ -253,8 +265,15 @@ bool AllowsEmptyContentLength(http::verb method) {
 
 }  // namespace
 
-asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Send(asio::any_io_executor executor,
-                                                                   const HttpClientRequest& request) {
+asio::awaitable<StatusOr<HttpClientResponse>> HttpClient::Send(asio::any_io_executor executor,
+                                                                const HttpClientRequest& request) {
+  auto result = co_await SendForCode(std::move(executor), request);
+  if (result) co_return std::move(*result);
+  co_return StatusFor(result.error());
+}
+
+asio::awaitable<sys::result<HttpClientResponse>> HttpClient::SendForCode(asio::any_io_executor executor,
+                                                                         const HttpClientRequest& request) {
   const auto deadline = DeadlineAfter(request.timeout);
   const auto invalid = Errc(sys::errc::invalid_argument);
   auto url = boost::urls::parse_uri(request.url);
@@ -326,10 +345,10 @@ asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Send(asio::any_io_e
   co_return result;
 }
 
-asio::awaitable<sys::result<HttpClientResponse>> HttpClient::Get(asio::any_io_executor executor,
-                                                                  boost::urls::url_view url,
-                                                                  std::chrono::milliseconds timeout,
-                                                                  std::size_t body_limit) {
+asio::awaitable<StatusOr<HttpClientResponse>> HttpClient::Get(asio::any_io_executor executor,
+                                                               boost::urls::url_view url,
+                                                               std::chrono::milliseconds timeout,
+                                                               std::size_t body_limit) {
   HttpClientRequest request;
   request.url = std::string(url.buffer());
   request.headers = {{"Accept", "application/json"}};

@@ -27,6 +27,7 @@
 #include <boost/system/result.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "common/status.h"
 #include "common/net.h"
 
 namespace boost::asio::ssl {
@@ -75,28 +76,31 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends `request` and reads the whole response. Any HTTP status is a success; the caller
-  // reads `status`. `request` must stay alive until the call completes. Errors:
-  //   - errc::invalid_argument: the URL is not http(s) with a host, the method is unknown, a
-  //     header name is not a token, a value holds a control character other than tab (CR, LF,
-  //     ...) or exceeds 8 KiB, a framing header was given, or body_file is not a regular file;
-  //   - the errno code of open(2), fstat(2) or pread(2) on body_file (no_such_file_or_directory, ...);
-  //   - errc::io_error: body_file shrank during the upload (fewer bytes than announced);
-  //   - asio::error::timed_out: the deadline passed;
-  //   - errc::message_size: the response body exceeds `body_limit`, or its header 16 KiB;
-  //   - the underlying network or TLS error otherwise.
+  // reads `status`. `request` must stay alive until the call completes. Failures (the message
+  // says what happened, in the words of the layer that failed):
+  //   - InvalidArgument: the URL is not http(s) with a host, the method is unknown, a header
+  //     name is not a token, a value holds a control character other than tab (CR, LF, ...) or
+  //     exceeds 8 KiB, a framing header was given, or body_file is not a regular file;
+  //   - NotFound: body_file does not exist; Internal: it cannot be read, or shrank during the
+  //     upload (fewer bytes than announced);
+  //   - DeadlineExceeded: the deadline passed;
+  //   - ResourceExhausted: the response body exceeds `body_limit`, or its header 16 KiB;
+  //   - Unavailable: the peer cannot be resolved, reached or understood (network, TLS, HTTP).
   // A server that answers before taking the whole body (413, 401) and closes makes the upload
   // fail; if its answer can still be read, that answer is returned instead of the write error.
-  asio::awaitable<boost::system::result<HttpClientResponse>> Send(asio::any_io_executor executor,
-                                                                   const HttpClientRequest& request);
+  asio::awaitable<StatusOr<HttpClientResponse>> Send(asio::any_io_executor executor,
+                                                     const HttpClientRequest& request);
 
   // GETs `url` with `Accept: application/json`: Send() with a GET request. The string `url`
   // views must stay alive until the call completes.
-  asio::awaitable<boost::system::result<HttpClientResponse>> Get(asio::any_io_executor executor,
-                                                                  boost::urls::url_view url,
-                                                                  std::chrono::milliseconds timeout,
-                                                                  std::size_t body_limit = 64 * 1024);
+  asio::awaitable<StatusOr<HttpClientResponse>> Get(asio::any_io_executor executor, boost::urls::url_view url,
+                                                    std::chrono::milliseconds timeout,
+                                                    std::size_t body_limit = 64 * 1024);
 
  private:
+  // Send, with the failure as the error code of the layer that failed.
+  asio::awaitable<boost::system::result<HttpClientResponse>> SendForCode(asio::any_io_executor executor,
+                                                                          const HttpClientRequest& request);
   std::unique_ptr<asio::ssl::context> tls_;
 };
 

@@ -6,10 +6,12 @@
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json.hpp>
 
@@ -144,12 +146,20 @@ int RunImport(const ImportArgs& args, const std::string& token) {
       post.url = args.url + "/v1/references";
       post.headers = {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}};
       post.body = json::serialize(body);
-      auto future = asio::co_spawn(context, client.Send(context.get_executor(), std::move(post)), asio::use_future);
+      std::optional<StatusOr<HttpClientResponse>> slot;
+      asio::co_spawn(
+          context,
+          [&]() -> asio::awaitable<void> {
+            const asio::any_io_executor executor = context.get_executor();
+            slot.emplace(co_await client.Send(executor, post));
+          },
+          asio::detached);
       context.restart();
       context.run();
-      auto answer = future.get();
-      if (!answer) {
-        report(file, "error: cannot reach " + args.url + ": " + answer.error().message());
+      if (!slot) slot.emplace(Status(StatusCode::kInternal, "the request did not run"));
+      auto& answer = *slot;
+      if (!answer.ok()) {
+        report(file, "error: cannot reach " + args.url + ": " + answer.status().message());
         ++failed;
         continue;
       }

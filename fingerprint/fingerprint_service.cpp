@@ -251,7 +251,7 @@ asio::awaitable<Status> FingerprintService::FetchFromStreamer(const std::string&
   auto executor = co_await asio::this_coro::executor;
   auto answer = co_await env_.http_client.Send(executor, std::move(get));
   if (!answer) {
-    co_return Status(StatusCode::kUnavailable, "cannot reach the streamer: " + answer.error().message());
+    co_return Status(StatusCode::kUnavailable, "cannot reach the streamer: " + answer.status().message());
   }
   if (answer->status == 404) co_return Status(StatusCode::kNotFound, "no file with this file_id is stored in the streamer");
   if (answer->status != 200) {

@@ -136,7 +136,7 @@ asio::awaitable<SupportStatus> SupporterClient::Fetch(const std::string& viewer_
   auto executor = co_await asio::this_coro::executor;
   auto response = co_await http_.Get(executor, url, options_.timeout);
   if (!response) {
-    spdlog::warn("supporter check failed error=\"{}\"", response.error().message());
+    spdlog::warn("supporter check failed error=\"{}\"", response.status().message());
     co_return SupportStatus::kUnavailable;
   }
   if (response->status != 200) {

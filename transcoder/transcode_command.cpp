@@ -215,7 +215,7 @@ asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
   post.timeout = std::chrono::seconds(args.timeout_s);
   auto submitted = co_await client.Send(executor, post);
   if (!submitted) {
-    std::cerr << "job submit: cannot reach " << base << ": " << submitted.error().message() << "\n";
+    std::cerr << "job submit: cannot reach " << base << ": " << submitted.status().message() << "\n";
     co_return 3;
   }
   boost::system::error_code ec;
@@ -252,7 +252,7 @@ asio::awaitable<int> Submit(const SubmitArgs& args, std::string token) {
         }
       }
     } else if (!polled) {
-      std::cerr << "\njob submit: lost " << base << ": " << polled.error().message() << " (retrying)\n";
+      std::cerr << "\njob submit: lost " << base << ": " << polled.status().message() << " (retrying)\n";
     }
     if (std::chrono::steady_clock::now() > deadline) {
       printer.Done();

@@ -971,11 +971,11 @@ asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallPeer(const 
     const bool cut_by_deadline = request.timeout < options.timeout;
     const auto executor = co_await asio::this_coro::executor;
     auto answer = co_await env_.http_client.Send(executor, request);
-    if (!answer && answer.error() == boost::system::errc::make_error_code(boost::system::errc::message_size)) {
+    if (!answer.ok() && answer.status().code() == StatusCode::kResourceExhausted) {
       co_return Status(StatusCode::kResourceExhausted,
                        fmt::format("the {}'s answer to {} is larger than allowed", peer.name, what));
     }
-    if (!answer && cut_by_deadline && answer.error() == asio::error::timed_out) {
+    if (!answer.ok() && cut_by_deadline && answer.status().code() == StatusCode::kDeadlineExceeded) {
       co_return Status(StatusCode::kDeadlineExceeded,
                        fmt::format("the job's time ran out waiting for the {} at {} ({})", peer.name, peer.url, what));
     }
@@ -985,7 +985,7 @@ asio::awaitable<StatusOr<HttpClientResponse>> TranscoderService::CallPeer(const 
       co_return Status(StatusCode::kUnavailable,
                        answer ? fmt::format("the {} at {} answered {} to {}", peer.name, peer.url, answer->status, what)
                               : fmt::format("the {} at {} cannot be reached for {}: {}", peer.name, peer.url, what,
-                                            answer.error().message()));
+                                            answer.status().message()));
     }
     co_await SleepFor(backoff);
   }
