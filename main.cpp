@@ -126,12 +126,12 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   }
 
   auto probe = ProbeIoUring();
-  if (!probe) {
+  if (!probe.ok()) {
     spdlog::critical(
         "io_uring is not available: {}. This build runs all I/O on Asio's io_uring backend; allow io_uring "
         "(kernel.io_uring_disabled=0, a seccomp profile that permits io_uring_setup) or build with "
         "-DPLYR_IO_URING=OFF",
-        probe.error().message());
+        probe.status().message());
     return 1;
   }
 
@@ -248,8 +248,8 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
     spdlog::info("listening service={} port={}", service->name(), service->server().port());
   }
   if (!s.ready_file.empty()) {
-    if (auto ec = WriteFileAtomically(s.ready_file, json::serialize(ports) + "\n", 0644)) {
-      spdlog::critical("cannot write ready file {}: {}", s.ready_file, ec.message());
+    if (Status written = WriteFileAtomically(s.ready_file, json::serialize(ports) + "\n", 0644); !written.ok()) {
+      spdlog::critical("ready file: {}", written.message());
       return 1;
     }
   }

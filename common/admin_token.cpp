@@ -20,7 +20,7 @@ StatusOr<AdminToken> ResolveAdminToken(std::string_view configured, const std::f
                     path.string() + " is readable by group or others; chmod 600 it (or replace the token)");
     }
     auto text = ReadSmallFile(path, 4096);
-    if (!text) return Status(StatusCode::kInternal, "cannot read " + path.string() + ": " + text.error().message());
+    if (!text.ok()) return text.status();
     std::string token = *text;
     while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
     if (token.size() < 16) {
@@ -36,9 +36,7 @@ StatusOr<AdminToken> ResolveAdminToken(std::string_view configured, const std::f
   std::string token(encoded);
   std::error_code fec;
   std::filesystem::create_directories(data_dir, fec);
-  if (auto ec = WriteFileAtomically(path, token + "\n", 0600)) {
-    return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
-  }
+  if (Status written = WriteFileAtomically(path, token + "\n", 0600); !written.ok()) return written;
   return AdminToken{token, path};
 }
 

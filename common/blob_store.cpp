@@ -68,9 +68,9 @@ class TempFile {
  public:
   explicit TempFile(const asio::any_io_executor&) {}
   boost::system::error_code Create(const fs::path& path) {
-    auto fd = OpenFile(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    if (!fd) return fd.error();
-    fd_ = std::move(*fd);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return LastError();
+    fd_ = UniqueFd(fd);
     return {};
   }
   asio::awaitable<std::pair<boost::system::error_code, std::size_t>> Write(std::span<const char> bytes) {
@@ -120,21 +120,6 @@ bool BlobStore::IsValidId(std::string_view id) {
 
 namespace {
 
-boost::system::error_code SystemError(int value) { return {value, boost::system::system_category()}; }
-
-// A failed file operation as the blob store reports it: a full disk (ENOSPC, EFBIG for a file
-// size limit, EDQUOT) is ResourceExhausted, a missing blob NotFound, anything else Internal.
-Status FileFailure(const std::string& what, const boost::system::error_code& ec) {
-  namespace errc = boost::system::errc;
-  StatusCode code = StatusCode::kInternal;
-  if (ec == errc::no_space_on_device || ec == errc::file_too_large || ec.value() == EDQUOT) {
-    code = StatusCode::kResourceExhausted;
-  } else if (ec == errc::no_such_file_or_directory) {
-    code = StatusCode::kNotFound;
-  }
-  return Status(code, what + ": " + ec.message());
-}
-
 Status InvalidId() { return Status(StatusCode::kInvalidArgument, "a blob id is 16 lowercase hex characters"); }
 
 }  // namespace
@@ -142,7 +127,7 @@ Status InvalidId() { return Status(StatusCode::kInvalidArgument, "a blob id is 1
 StatusOr<std::unique_ptr<BlobStore>> BlobStore::Open(const fs::path& root) {
   std::error_code ec;
   fs::create_directories(root / ".tmp", ec);
-  if (ec) return FileFailure("cannot create " + (root / ".tmp").string(), SystemError(ec.value()));
+  if (ec) return FileError("cannot create " + (root / ".tmp").string(), ec.value());
   // Anything in .tmp is an upload that never committed (a crash or kill): it has no id yet.
   for (const auto& entry : fs::directory_iterator(root / ".tmp", ec)) fs::remove(entry.path(), ec);
   return std::unique_ptr<BlobStore>(new BlobStore(root));
@@ -164,19 +149,19 @@ Status BlobStore::Remove(std::string_view id) {
     open_cache_.erase(std::string(id));
   }
   const fs::path path = PathFor(id);
-  if (::unlink(path.c_str()) != 0) return FileFailure("cannot remove blob " + std::string(id), LastError());
-  if (auto ec = SyncDirectory(path.parent_path())) return FileFailure("cannot sync " + path.parent_path().string(), ec);
-  return OkStatus();
+  if (::unlink(path.c_str()) != 0) return FileError("cannot remove blob " + std::string(id), errno);
+  return SyncDirectory(path.parent_path());
 }
 
 StatusOr<BlobStore::OpenBlob> BlobStore::OpenForRead(std::string_view id) const {
   if (!IsValidId(id)) return InvalidId();
-  auto fd = OpenFile(PathFor(id), O_RDONLY);
-  if (!fd) return FileFailure("blob " + std::string(id), fd.error());
+  const int raw_fd = ::open(PathFor(id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw_fd < 0) return FileError("blob " + std::string(id), errno);
+  UniqueFd fd(raw_fd);
   struct stat st{};
-  if (::fstat(fd->get(), &st) != 0) return FileFailure("blob " + std::string(id), LastError());
+  if (::fstat(fd.get(), &st) != 0) return FileError("blob " + std::string(id), errno);
   OpenBlob blob;
-  blob.fd = std::move(*fd);
+  blob.fd = std::move(fd);
   blob.size = static_cast<std::uint64_t>(st.st_size);
   blob.mtime_seconds = st.st_mtim.tv_sec;
   return blob;
@@ -199,7 +184,7 @@ StatusOr<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::OpenShared(std::
 
 StatusOr<std::unique_ptr<BlobStore::Writer>> BlobStore::Begin(const asio::any_io_executor& executor) {
   auto state = std::make_unique<Writer::State>(executor, root_, root_ / ".tmp" / TempName());
-  if (auto ec = state->file.Create(state->temp_path)) return FileFailure("cannot create an upload file", ec);
+  if (auto ec = state->file.Create(state->temp_path)) return FileError("cannot create an upload file", ec);
   if (!state->sha || EVP_DigestInit_ex(state->sha.get(), EVP_sha256(), nullptr) != 1) {
     return Status(StatusCode::kInternal, "cannot start a SHA-256 digest");
   }
@@ -215,17 +200,18 @@ BlobStore::Writer::~Writer() {
   }
 }
 
-asio::awaitable<boost::system::error_code> BlobStore::Writer::Write(std::span<const char> bytes) {
-  if (state_->committed) co_return boost::system::errc::make_error_code(boost::system::errc::operation_not_permitted);
+asio::awaitable<Status> BlobStore::Writer::Write(std::span<const char> bytes) {
+  if (state_->committed) co_return Status(StatusCode::kFailedPrecondition, "the blob is committed already");
   EVP_DigestUpdate(state_->sha.get(), bytes.data(), bytes.size());
   auto [ec, n] = co_await state_->file.Write(bytes);
   size_ += n;
-  co_return ec;
+  if (ec) co_return FileError("cannot write the upload", ec);
+  co_return OkStatus();
 }
 
 StatusOr<BlobInfo> BlobStore::Writer::Commit() {
   if (state_->committed) return Status(StatusCode::kFailedPrecondition, "the blob is committed already");
-  if (auto ec = state_->file.SyncAndClose()) return FileFailure("cannot write the upload to disk", ec);
+  if (auto ec = state_->file.SyncAndClose()) return FileError("cannot write the upload to disk", ec);
 
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
@@ -236,19 +222,19 @@ StatusOr<BlobInfo> BlobStore::Writer::Commit() {
   fs::path dir = state_->root / id.substr(0, 2);
   std::error_code fec;
   const bool new_shard = fs::create_directories(dir, fec);
-  if (fec) return FileFailure("cannot create " + dir.string(), SystemError(fec.value()));
+  if (fec) return FileError("cannot create " + dir.string(), fec.value());
   // A shard directory created just now is itself an entry of the root: make it durable too,
   // or a crash could keep the blob's rename but lose the directory that holds it.
   if (new_shard) {
-    if (auto sec = SyncDirectory(state_->root)) return FileFailure("cannot sync " + state_->root.string(), sec);
+    if (Status synced = SyncDirectory(state_->root); !synced.ok()) return synced;
   }
   fs::path final_path = dir / id;
   // Same bytes, same name: renaming over an existing blob replaces it with identical content.
   if (::rename(state_->temp_path.c_str(), final_path.c_str()) != 0) {
-    return FileFailure("cannot move the upload into place", LastError());
+    return FileError("cannot move the upload into place", errno);
   }
   state_->committed = true;
-  if (auto sec = SyncDirectory(dir)) return FileFailure("cannot sync " + dir.string(), sec);
+  if (Status synced = SyncDirectory(dir); !synced.ok()) return synced;
   return BlobInfo{id, size_};
 }
 

@@ -53,7 +53,8 @@ class BlobStore {
     Writer& operator=(const Writer&) = delete;
 
     // Appends bytes (io_uring write on the caller's executor) and feeds the hash.
-    asio::awaitable<boost::system::error_code> Write(std::span<const char> bytes);
+    // ResourceExhausted when the disk is full; FailedPrecondition after Commit.
+    asio::awaitable<Status> Write(std::span<const char> bytes);
     std::uint64_t size() const { return size_; }
     // fsyncs, names the blob by its hash and moves it into place. Calling it twice is an error.
     StatusOr<BlobInfo> Commit();

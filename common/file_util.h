@@ -1,5 +1,10 @@
 // Small POSIX file helpers: an owning file descriptor and the crash-safe write steps
 // (fsync a file, fsync its directory, write a secret file with owner-only permissions).
+//
+// Failures are Status values whose message names the file and the system's reason. Codes:
+// NotFound for a missing file, ResourceExhausted for a full disk (ENOSPC, EFBIG for a file size
+// limit, EDQUOT), AlreadyExists for O_EXCL on an existing file, InvalidArgument for a file larger
+// than a read's limit, Internal for anything else.
 #pragma once
 
 #include <filesystem>
@@ -8,7 +13,8 @@
 #include <utility>
 
 #include <boost/system/error_code.hpp>
-#include <boost/system/result.hpp>
+
+#include "common/status.h"
 
 namespace plyr {
 
@@ -38,20 +44,24 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// errno as an error code, for code that works in Asio's error codes (a socket, a stream file).
 boost::system::error_code LastError();
 
-// open(2) with O_CLOEXEC added; the error is errno's.
-boost::system::result<UniqueFd> OpenFile(const std::filesystem::path& path, int flags, int mode = 0644);
+// A failed file operation as a Status, coded as above: "`what`: <the system's reason>".
+Status FileError(std::string_view what, int error_number);
+Status FileError(std::string_view what, const boost::system::error_code& ec);
+
+// open(2) with O_CLOEXEC added.
+StatusOr<UniqueFd> OpenFile(const std::filesystem::path& path, int flags, int mode = 0644);
 
 // fsync(2) on the directory, so a rename or create inside it survives a crash.
-boost::system::error_code SyncDirectory(const std::filesystem::path& dir);
+Status SyncDirectory(const std::filesystem::path& dir);
 
 // Writes `contents` to `path` atomically (temp file, fsync, rename, fsync dir) with `mode`.
 // Never leaves a partial file at `path`.
-boost::system::error_code WriteFileAtomically(const std::filesystem::path& path, std::string_view contents,
-                                              int mode);
+Status WriteFileAtomically(const std::filesystem::path& path, std::string_view contents, int mode);
 
-// Reads a small file whole (up to `limit` bytes; larger is an error).
-boost::system::result<std::string> ReadSmallFile(const std::filesystem::path& path, std::size_t limit = 1 << 20);
+// Reads a small file whole (up to `limit` bytes; a larger file is InvalidArgument).
+StatusOr<std::string> ReadSmallFile(const std::filesystem::path& path, std::size_t limit = 1 << 20);
 
 }  // namespace plyr

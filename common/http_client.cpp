@@ -104,10 +104,17 @@ struct BodyFile {
   std::uint64_t size = 0;
 };
 
+// open(2) for the exchange below, which works in error codes (its caller turns them into a Status).
+sys::result<UniqueFd> OpenForExchange(const std::filesystem::path& path, int flags, int mode = 0) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return LastError();
+  return UniqueFd(fd);
+}
+
 sys::result<BodyFile> OpenBodyFile(const std::filesystem::path& path) {
   // O_NONBLOCK: opening a FIFO by mistake must not block the I/O thread waiting for a writer
   // (it is then refused below); on a regular file the flag changes nothing.
-  auto fd = OpenFile(path, O_RDONLY | O_NONBLOCK);
+  auto fd = OpenForExchange(path, O_RDONLY | O_NONBLOCK);
   if (!fd) return fd.error();
   struct stat st {};
   if (::fstat(fd->get(), &st) != 0) return LastError();
@@ -206,7 +213,7 @@ asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, ht
   // to `body`. The file is written in the page cache as the bytes arrive.
   UniqueFd file;
   if (!response_file.empty() && response.status / 100 == 2) {
-    auto opened = OpenFile(response_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    auto opened = OpenForExchange(response_file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (!opened) co_return opened.error();
     file = std::move(*opened);
   }

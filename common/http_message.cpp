@@ -109,6 +109,13 @@ Response ErrorResponse(http::status status, std::string_view error, std::string_
   return JsonResponse(status, json::object{{"error", error}, {"message", message}});
 }
 
+Response StorageErrorResponse(StatusCode code, std::string_view what) {
+  if (code == StatusCode::kResourceExhausted) {
+    return ErrorResponse(http::status::insufficient_storage, "StorageError", std::string(what) + ": the disk is full");
+  }
+  return ErrorResponse(http::status::internal_server_error, "StorageError", what);
+}
+
 Response ErrorResponseFor(const Status& status) {
   http::status code = http::status::internal_server_error;
   switch (status.code()) {

@@ -135,6 +135,11 @@ Response ErrorResponseFor(BodyError error, std::size_t limit);
 // FailedPrecondition 409, ResourceExhausted 507, Unimplemented 415, Unavailable 502,
 // DeadlineExceeded 504, otherwise 500).
 Response ErrorResponseFor(const Status& status);
+// The answer to a write the service's own storage refused, `code` being the failure's: 507
+// StorageError "<what>: the disk is full" for ResourceExhausted (a full disk, a quota, a file size
+// limit; the caller may retry once space is freed), else 500 StorageError "<what>". `what` says
+// what was not done; the failure's own words (paths, database messages) belong in the log.
+Response StorageErrorResponse(StatusCode code, std::string_view what);
 
 // An IMF-fixdate (RFC 9110 section 5.6.7), e.g. "Wed, 25 Nov 2026 12:05:20 GMT".
 std::string FormatHttpDate(std::int64_t unix_seconds);

@@ -8,6 +8,7 @@
 #include <array>
 #include <ctime>
 #include <random>
+#include <sstream>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -265,9 +266,9 @@ HttpServer::HttpServer(Runtime& runtime, Router router, HttpServerOptions option
 
 HttpServer::~HttpServer() = default;
 
-boost::system::result<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& runtime, const tcp::endpoint& endpoint,
-                                                                      Router router, HttpServerOptions options,
-                                                                      MetricsRegistry& metrics) {
+StatusOr<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& runtime, const tcp::endpoint& endpoint,
+                                                         Router router, HttpServerOptions options,
+                                                         MetricsRegistry& metrics) {
   const std::string service = options.service;
   router.Add(http::verb::get, "/health", [service](Request&) -> asio::awaitable<Response> {
     co_return JsonResponse(http::status::ok, json::object{{"status", "ok"}, {"service", service}});
@@ -300,7 +301,11 @@ boost::system::result<std::unique_ptr<HttpServer>> HttpServer::Create(Runtime& r
     }
     if (!ec) acceptor->bind(bind_to, ec);
     if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return ec;
+    if (ec) {
+      std::ostringstream address;
+      address << bind_to;
+      return Status(StatusCode::kUnavailable, "cannot listen on " + address.str() + ": " + ec.message());
+    }
     // Every further acceptor joins the port the first one got (port 0 resolves once).
     bind_to.port(acceptor->local_endpoint().port());
     server->acceptors_.push_back(std::move(acceptor));

@@ -34,11 +34,11 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/system/result.hpp>
 
 #include "common/metrics.h"
 #include "common/router.h"
 #include "common/runtime.h"
+#include "common/status.h"
 #include "common/trusted_proxies.h"
 
 namespace plyr {
@@ -69,11 +69,11 @@ class HttpServer {
  public:
   // Binds `endpoint` (port 0: the OS picks one) on every context of `runtime`: one SO_REUSEPORT
   // acceptor per context in the per-core model, one acceptor otherwise. Adds /health and
-  // /metrics to `router`. `runtime` and `metrics` must outlive the server.
-  static boost::system::result<std::unique_ptr<HttpServer>> Create(Runtime& runtime,
-                                                                   const asio::ip::tcp::endpoint& endpoint,
-                                                                   Router router, HttpServerOptions options,
-                                                                   MetricsRegistry& metrics);
+  // /metrics to `router`. `runtime` and `metrics` must outlive the server. Unavailable (with the
+  // address and the system's reason) when the address cannot be bound.
+  static StatusOr<std::unique_ptr<HttpServer>> Create(Runtime& runtime, const asio::ip::tcp::endpoint& endpoint,
+                                                      Router router, HttpServerOptions options,
+                                                      MetricsRegistry& metrics);
   ~HttpServer();
 
   // The bound port (useful after binding port 0).

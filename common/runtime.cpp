@@ -1,6 +1,6 @@
 #include "common/runtime.h"
 
-#include <boost/system/errc.hpp>
+#include <system_error>
 
 #ifdef BOOST_ASIO_HAS_IO_URING
 #include <liburing.h>
@@ -16,13 +16,13 @@ const char* IoBackendName() {
 #endif
 }
 
-boost::system::result<IoUringProbe> ProbeIoUring() {
+StatusOr<IoUringProbe> ProbeIoUring() {
   IoUringProbe probe;
 #ifdef BOOST_ASIO_HAS_IO_URING
   io_uring ring{};
   // The shim's io_uring_queue_init, as Asio calls it: liburing keeps the flags the kernel took.
   int rc = io_uring_queue_init(8, &ring, 0);
-  if (rc < 0) return boost::system::error_code(-rc, boost::system::system_category());
+  if (rc < 0) return Status(StatusCode::kUnavailable, std::system_category().message(-rc));
   probe.cooperative_task_run = (ring.flags & IORING_SETUP_COOP_TASKRUN) != 0;
   io_uring_queue_exit(&ring);
 #endif

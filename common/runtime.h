@@ -20,9 +20,9 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/system/result.hpp>
 
 #include "common/net.h"
+#include "common/status.h"
 
 namespace plyr {
 
@@ -46,8 +46,8 @@ struct IoUringProbe {
 // Creates and tears down a small io_uring instance, the way Asio creates its rings. Fails with
 // the kernel's error (for example EPERM under a seccomp profile or kernel.io_uring_disabled,
 // ENOSYS on old kernels) so start-up can say so plainly instead of failing deep inside Asio.
-// Always succeeds on an epoll build.
-boost::system::result<IoUringProbe> ProbeIoUring();
+// Always succeeds on an epoll build. Unavailable, with the kernel's reason, otherwise.
+StatusOr<IoUringProbe> ProbeIoUring();
 
 class Runtime {
  public:

@@ -6,10 +6,10 @@
 
 namespace plyr {
 
-boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
+StatusOr<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text) {
   auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon + 1 == text.size()) {
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "\"" + std::string(text) + "\" is not host:port");
   }
   std::string_view host = text.substr(0, colon);
   std::string_view port_text = text.substr(colon + 1);
@@ -17,27 +17,21 @@ boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_vi
   unsigned port = 0;
   auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (ec != std::errc() || end != port_text.data() + port_text.size() || port > 65535) {
-    return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+    return Status(StatusCode::kInvalidArgument, "the port of \"" + std::string(text) + "\" is not a number up to 65535");
   }
   boost::system::error_code aec;
   auto address = asio::ip::make_address(std::string(host), aec);
-  if (aec) return aec;
+  if (aec) {
+    return Status(StatusCode::kInvalidArgument, "the host of \"" + std::string(text) + "\" is not an IP address");
+  }
   return asio::ip::tcp::endpoint(address, static_cast<unsigned short>(port));
 }
 
 StatusOr<std::unique_ptr<HttpServer>> ListenForService(ServiceEnv& env, const std::string& listen, Router router,
                                                        const HttpServerOptions& options) {
   auto endpoint = ParseListenAddress(listen);
-  if (!endpoint) {
-    return Status(StatusCode::kInvalidArgument,
-                  options.service + ".listen is not host:port with an IP address: " + listen);
-  }
-  auto server = HttpServer::Create(env.runtime, *endpoint, std::move(router), options, env.metrics);
-  if (!server) {
-    return Status(StatusCode::kUnavailable,
-                  "cannot listen on " + listen + ": " + server.error().message());
-  }
-  return std::move(*server);
+  if (!endpoint.ok()) return Status(StatusCode::kInvalidArgument, options.service + ".listen: " + endpoint.status().message());
+  return HttpServer::Create(env.runtime, *endpoint, std::move(router), options, env.metrics);
 }
 
 unsigned WorkerThreads(unsigned configured) {

@@ -6,7 +6,6 @@
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/system/result.hpp>
 
 #include "common/http_client.h"
 #include "common/http_server.h"
@@ -34,7 +33,8 @@ class Service {
 };
 
 // Parses "host:port" ("127.0.0.1:8410", "[::1]:0"); the host must be an IP address.
-boost::system::result<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
+// InvalidArgument saying what is wrong otherwise.
+StatusOr<asio::ip::tcp::endpoint> ParseListenAddress(std::string_view text);
 
 // Starts a service's listener on `listen` ("host:port", the value of the `<service>.listen`
 // setting) with `options` (the environment's server defaults with the service's own changes).

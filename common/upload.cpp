@@ -26,7 +26,7 @@ asio::awaitable<std::variant<std::unique_ptr<BlobStore::Writer>, Response>> Rece
   auto writer = store.Begin(co_await asio::this_coro::executor);
   if (!writer) {
     spdlog::error("{}: cannot create an upload file error=\"{}\"", log_name, writer.status().message());
-    co_return ErrorResponse(http::status::insufficient_storage, "StorageError", "cannot store the upload");
+    co_return StorageErrorResponse(writer.status().code(), "cannot store the upload");
   }
   std::vector<char> buffer(kUploadChunk);
   for (;;) {
@@ -35,10 +35,10 @@ asio::awaitable<std::variant<std::unique_ptr<BlobStore::Writer>, Response>> Rece
     const std::size_t n = std::get<std::size_t>(got);
     if (n == 0) break;
     if ((*writer)->size() + n > limit) co_return TooLarge(limit);
-    if (auto ec = co_await (*writer)->Write(std::span<const char>(buffer.data(), n))) {
-      spdlog::error("{}: upload write failed error=\"{}\"", log_name, ec.message());
-      co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                              "cannot store the upload: " + ec.message());
+    const std::span<const char> bytes(buffer.data(), n);
+    if (Status written = co_await (*writer)->Write(bytes); !written.ok()) {
+      spdlog::error("{}: upload write failed error=\"{}\"", log_name, written.message());
+      co_return StorageErrorResponse(written.code(), "cannot store the upload");
     }
   }
   co_return std::move(*writer);

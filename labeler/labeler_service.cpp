@@ -242,15 +242,10 @@ std::variant<LabelQuery, Response> ParseQueryLabels(const Request& request) {
   return std::move(*query);
 }
 
-// A failed emit: nothing of it was stored. 507 when the disk is full (the caller may retry once
-// space is freed), else 500; the database's own words go to the log, not to the client.
+// A failed emit: nothing of it was stored, and no seq was used.
 Response EmitFailed(const Status& status) {
   spdlog::error("emit failed: {}", status.ToString());
-  if (status.code() == StatusCode::kResourceExhausted) {
-    return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                         "the label log cannot grow: the disk is full; nothing was stored");
-  }
-  return ErrorResponse(http::status::internal_server_error, "InternalError", "storing the labels failed");
+  return StorageErrorResponse(status.code(), "the labels were not stored");
 }
 
 }  // namespace

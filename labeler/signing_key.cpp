@@ -451,7 +451,7 @@ StatusOr<std::unique_ptr<SigningKey>> SigningKey::Load(const fs::path& path) {
                   "signing key file " + path.string() + " is accessible by group or others; chmod 600 it");
   }
   auto text = ReadSmallFile(path, kMaxKeyFileBytes);
-  if (!text) return Status(StatusCode::kInternal, "cannot read " + path.string() + ": " + text.error().message());
+  if (!text.ok()) return text.status();
   const WipeOnExit wipe_text(&*text);
 
   SecretArena arena;
@@ -517,10 +517,9 @@ Status SigningKey::Save(const fs::path& path) const {
     if (!serializer.done()) std::abort();  // cannot happen: the document has a fixed small size
     out[size++] = '\n';
   }
-  const error_code ec = WriteFileAtomically(path, std::string_view(out, size), 0600);
+  Status written = WriteFileAtomically(path, std::string_view(out, size), 0600);
   sodium_memzero(out, sizeof out);
-  if (ec) return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
-  return OkStatus();
+  return written;
 }
 
 std::string SigningKey::Multikey() const {

@@ -96,16 +96,6 @@ std::string MultipartBoundary() {
   return fmt::format("plyr{:016x}", rng());
 }
 
-// A failed write of the catalog or the blobs: 507 when the disk is full (the caller may retry
-// once space is freed; nothing of the request was stored), else 500. The cause goes to the log.
-Response StorageFailure(StatusCode code, std::string_view what) {
-  if (code == StatusCode::kResourceExhausted) {
-    return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                         std::string(what) + ": the disk is full");
-  }
-  return ErrorResponse(http::status::internal_server_error, "StorageError", std::string(what));
-}
-
 }  // namespace
 
 void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSettings& s) {
@@ -443,7 +433,7 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
   Stored stored = co_await RunBlocking(*blocking_pool_, std::move(store));
   if (!stored.error.empty()) {
     spdlog::error("upload: {}", stored.error);
-    co_return StorageFailure(stored.code, "cannot store the upload");
+    co_return StorageErrorResponse(stored.code, "cannot store the upload");
   }
   co_return JsonResponse(stored.existed ? http::status::ok : http::status::created,
                          json::object{{"file_id", stored.file.file_id},
@@ -554,7 +544,7 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
       co_return ErrorResponse(http::status::conflict, "FileOfAnotherTrack", put.message());
     }
     spdlog::error("catalog write failed error=\"{}\"", put.message());
-    co_return StorageFailure(put.code(), "cannot record the track");
+    co_return StorageErrorResponse(put.code(), "cannot record the track");
   }
   auto record = catalog_->FindFile(file_id);
   co_return JsonResponse(http::status::ok, TrackJson(track, record ? record->size : 0));
@@ -585,6 +575,9 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
     StatusCode code = StatusCode::kOk;  // when not ok
     bool existed = false;
     std::vector<std::string> files_removed;
+    // Files the track no longer names but which could not be removed (a full disk): unreferenced
+    // now, so DELETE /v1/files or the garbage collection removes them later.
+    std::vector<std::pair<std::string, StatusCode>> files_not_removed;
   };
   std::function<Removed()> remove = [this, file_id, with_files] {
     Removed out;
@@ -603,22 +596,32 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
       Catalog::FileRemoval removal;
       if (Status s = RemoveFileNow(f, &removal); !s.ok()) {
         spdlog::error("streamer: removing file failed file_id={} error=\"{}\"", f, s.message());
-        out.ok = false;
-        out.code = s.code();
-        return out;
+        out.files_not_removed.emplace_back(f, s.code());
+        continue;
       }
       out.files_removed.push_back(f);
     }
     return out;
   };
   const Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
-  if (!removed.ok) co_return StorageFailure(removed.code, "cannot remove the track");
+  if (!removed.ok) co_return StorageErrorResponse(removed.code, "cannot remove the track");
   if (!removed.existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
   if (with_files) {
     json::array files;
     for (const auto& f : removed.files_removed) files.emplace_back(f);
-    co_return JsonResponse(http::status::ok,
-                           json::object{{"file_id", file_id}, {"deleted", true}, {"files_removed", std::move(files)}});
+    json::object body{{"file_id", file_id}, {"deleted", true}, {"files_removed", std::move(files)}};
+    if (!removed.files_not_removed.empty()) {
+      // The track is gone either way: answering an error would make a retry find nothing to delete.
+      json::array left;
+      for (const auto& [f, code] : removed.files_not_removed) {
+        left.emplace_back(json::object{
+            {"file_id", f},
+            {"error", "StorageError"},
+            {"message", code == StatusCode::kResourceExhausted ? "the disk is full" : "the file could not be removed"}});
+      }
+      body["files_not_removed"] = std::move(left);
+    }
+    co_return JsonResponse(http::status::ok, body);
   }
   Response r;
   r.header.result(http::status::no_content);
@@ -687,7 +690,7 @@ asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
                                           {"tracks", strings(out.naming)}});
     case http::status::internal_server_error:
       spdlog::error("streamer: delete file_id={} error=\"{}\"", file_id, out.error);
-      co_return StorageFailure(out.code, "cannot remove the file");
+      co_return StorageErrorResponse(out.code, "cannot remove the file");
     default:
       co_return JsonResponse(http::status::ok, json::object{{"file_id", file_id},
                                                            {"deleted", true},

@@ -76,7 +76,8 @@ TEST(ServeCommand, EveryBadSettingIsOneClearLineAndExitStatusTwo) {
       {"[http]\nio_timeout_ms = \"soon\"\n", {}, "http.io_timeout_ms: must be a whole number"},
       {"[streamer]\nlisten = 8410\n", {}, "streamer.listen: must be a string"},
       {"", {"--threads", "many"}, "--threads: 'many' is not a number"},
-      {"", {"--streamer-listen", "localhost"}, "streamer.listen is not host:port"},
+      {"", {"--streamer-listen", "localhost"}, "streamer.listen: \"localhost\" is not host:port"},
+      {"", {"--streamer-listen", "localhost:1"}, "streamer.listen: the host of \"localhost:1\" is not an IP address"},
       {"admin_token = \"short\"\n", {}, "at least 24 characters"},
       {"", {"--http-trusted-proxies", "10.0.0.0/33"}, "not an IP address or network: 10.0.0.0/33"},
   };

@@ -187,9 +187,7 @@ StatusOr<std::string> ResolveCallbackKey(const std::string& configured, const fs
     if (!key.empty()) return key;
   }
   std::string key = RandomHex(32);
-  if (auto ec = WriteFileAtomically(path, key + "\n", 0600)) {
-    return Status(StatusCode::kInternal, "cannot write " + path.string() + ": " + ec.message());
-  }
+  if (Status written = WriteFileAtomically(path, key + "\n", 0600); !written.ok()) return written;
   return key;
 }
 
@@ -559,10 +557,7 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
     auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
     if (!committed.ok()) {
       spdlog::error("transcoder: {}", committed.status().message());
-      co_return ErrorResponse(committed.status().code() == StatusCode::kResourceExhausted
-                                  ? http::status::insufficient_storage
-                                  : http::status::internal_server_error,
-                              "StorageError", "cannot store the upload");
+      co_return StorageErrorResponse(committed.status().code(), "cannot store the upload");
     }
     input = {{"file_id", committed->file_id}, {"size", committed->size}};
     if (!content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/")) {
@@ -580,11 +575,7 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
   record.callback = CallbackState::kNone;
   if (auto s = co_await Persist(record, /*insert=*/true); !s.ok()) {
     spdlog::error("transcoder: cannot record a job error=\"{}\"", s.message());
-    if (s.code() == StatusCode::kResourceExhausted) {
-      co_return ErrorResponse(http::status::insufficient_storage, "StorageError",
-                              "cannot record the job: the disk is full");
-    }
-    co_return ErrorResponse(http::status::internal_server_error, "StorageError", "cannot record the job");
+    co_return StorageErrorResponse(s.code(), "cannot record the job");
   }
   {
     std::lock_guard lock(mutex_);
@@ -1387,8 +1378,8 @@ asio::awaitable<Response> TranscoderService::DropInTranscode(Request& request) {
       co_return DropInError(http::status::bad_request, "bad request: " + s.message());
     }
     if (!collector.pending().empty()) {
-      if (auto ec = co_await (*writer)->Write(collector.pending())) {
-        co_return DropInError(http::status::internal_server_error, "io error: " + ec.message());
+      if (Status written = co_await (*writer)->Write(collector.pending()); !written.ok()) {
+        co_return DropInError(http::status::internal_server_error, "io error: " + written.message());
       }
       collector.pending().clear();
     }
@@ -1428,8 +1419,8 @@ asio::awaitable<Response> TranscoderService::DropInTranscode(Request& request) {
   } else {
     const RenditionOutput& out = result->renditions.front();
     auto fd = OpenFile(out.path, O_RDONLY);
-    if (!fd) {
-      response = DropInError(http::status::internal_server_error, "io error: " + fd.error().message());
+    if (!fd.ok()) {
+      response = DropInError(http::status::internal_server_error, "io error: " + fd.status().message());
     } else {
       response.header.result(http::status::ok);
       response.header.set(http::field::content_type, out.spec.content_type);

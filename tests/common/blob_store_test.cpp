@@ -19,15 +19,18 @@ StatusOr<BlobInfo> Store(BlobStore& store, const std::vector<std::string>& parts
   EXPECT_TRUE(writer);
   auto fut = asio::co_spawn(
       ctx,
-      [&]() -> asio::awaitable<boost::system::error_code> {
+      [&]() -> asio::awaitable<bool> {
         for (const auto& p : parts) {
-          if (auto ec = co_await (*writer)->Write(std::span<const char>(p.data(), p.size()))) co_return ec;
+          const std::span<const char> bytes(p.data(), p.size());
+          Status written = co_await (*writer)->Write(bytes);
+          EXPECT_TRUE(written.ok()) << written.ToString();
+          if (!written.ok()) co_return false;
         }
-        co_return boost::system::error_code{};
+        co_return true;
       },
       asio::use_future);
   ctx.run();
-  EXPECT_FALSE(fut.get());
+  EXPECT_TRUE(fut.get());
   if (!commit) return Status(StatusCode::kCancelled, "not committed");
   return (*writer)->Commit();
 }

@@ -136,7 +136,7 @@ class TestServer {
     options.access_log = false;
     auto server =
         HttpServer::Create(runtime_, {asio::ip::make_address("127.0.0.1"), 0}, std::move(router), options, metrics_);
-    EXPECT_TRUE(server) << server.error().message();
+    EXPECT_TRUE(server.ok()) << server.status().ToString();
     server_ = std::move(server.value());
     server_->Start();
     thread_ = std::thread([this] { runtime_.Run(); });

@@ -262,7 +262,7 @@ TEST(Base58, RandomRoundTrip) {
 // --- key file ---
 
 void WriteKeyFile(const std::filesystem::path& path, const std::string& contents, int mode = 0600) {
-  ASSERT_FALSE(WriteFileAtomically(path, contents, mode));
+  ASSERT_TRUE(WriteFileAtomically(path, contents, mode).ok());
 }
 
 unsigned FileMode(const std::filesystem::path& path) {
@@ -296,7 +296,7 @@ TEST(SigningKeyFile, FormatIsCurveAndHex) {
   Status saved = key->Save(path);
   ASSERT_TRUE(saved.ok()) << saved.ToString();
   const auto text = ReadSmallFile(path);
-  ASSERT_TRUE(text);
+  ASSERT_TRUE(text.ok());
   const auto doc = boost::json::parse(*text).as_object();
   EXPECT_EQ(doc.size(), 2u);
   EXPECT_EQ(doc.at("curve").as_string(), "k256");

@@ -401,11 +401,13 @@ class Soak {
         const std::string id = tracks.front();
         const auto r = Fetch(Port("streamer"), "DELETE", "/v1/tracks/" + id + "?files=1", Auth(), {}, 10s);
         ledger_.Count("delete track", r);
-        // 200: gone. A lost answer: gone or not, unknown; no longer streamed, and at the end either
-        // gone or whole. A 5xx (a full disk) removed nothing: the track stays and is tried again.
+        // 200: gone, unless listed in files_not_removed (a full disk after the track's removal):
+        // then, as after a lost answer, gone or not is unknown; no longer streamed, and at the end
+        // either gone or whole. A 5xx (a full disk) removed nothing: the track stays and is tried
+        // again.
         if (r.status == 200 || !r.transport_ok) {
           std::lock_guard lock(ledger_.mutex);
-          if (r.status == 200) {
+          if (r.status == 200 && r.body.find("files_not_removed") == std::string::npos) {
             ledger_.deleted_files.push_back(id);
           } else {
             ledger_.uncertain_files[id] = ledger_.files[id];
@@ -414,6 +416,9 @@ class Soak {
           ledger_.tracks.erase(ledger_.tracks.begin());
         } else if (r.status == 404) {
           ledger_.Violation("acknowledged track " + id + " was gone before its delete");
+          std::lock_guard lock(ledger_.mutex);
+          ledger_.files.erase(id);
+          ledger_.tracks.erase(ledger_.tracks.begin());
         }
         continue;
       }

@@ -444,6 +444,28 @@ TEST_F(StreamerTest, AFullDiskIs507ForEveryWriteAndPassesWhenSpaceReturns) {
   EXPECT_TRUE(process_->Running());
 }
 
+TEST_F(StreamerTest, ATrackRemovedWhoseFileCannotBeIsStill200AndNamesTheFileLeft) {
+  const std::string id = AddTrack(RandomBytes(3000, 43), "none");
+  // Put a directory where the blob was: unlink fails (EISDIR), as a file the disk cannot let go of.
+  namespace fs = std::filesystem;
+  const fs::path blob = process_->data_dir() / "streamer" / "blobs" / id.substr(0, 2) / id;
+  ASSERT_TRUE(fs::remove(blob));
+  ASSERT_TRUE(fs::create_directory(blob));
+  ASSERT_TRUE(fs::create_directory(blob / "x"));
+  auto removed = Fetch(port_, "DELETE", "/v1/tracks/" + id + "?files=1", Admin());
+  ASSERT_EQ(removed.status, 200) << removed.body;
+  const auto body = boost::json::parse(removed.body).as_object();
+  EXPECT_TRUE(body.at("files_removed").as_array().empty()) << removed.body;
+  ASSERT_EQ(body.at("files_not_removed").as_array().size(), 1u) << removed.body;
+  EXPECT_EQ(body.at("files_not_removed").as_array()[0].at("file_id").as_string(), id) << removed.body;
+  EXPECT_EQ(body.at("files_not_removed").as_array()[0].at("error").as_string(), "StorageError") << removed.body;
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/tracks/" + id, Admin()).status, 404) << "the track is gone";
+  // Once the obstacle is gone, the file (named by no track now) is removed as any other.
+  fs::remove_all(blob);
+  EXPECT_EQ(Fetch(port_, "DELETE", "/v1/files/" + id, Admin()).status, 200);
+  EXPECT_EQ(Fetch(port_, "GET", "/v1/files/" + id, Admin()).status, 404);
+}
+
 TEST_F(StreamerTest, EverythingSurvivesARestart) {
   const std::string bytes = RandomBytes(50000, 15);
   const std::string id = AddTrack(bytes, "copyright");

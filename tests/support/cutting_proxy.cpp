@@ -8,23 +8,11 @@
 
 #include <stdexcept>
 
+#include "tests/support/test_http_client.h"
+
 namespace plyr::testing {
 
 namespace {
-
-int ConnectLoopback(unsigned short port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // Writes all of `data` unless the socket fails (a cut shuts it down, which ends a blocked send).
 bool SendAll(int fd, const char* data, std::size_t size) {

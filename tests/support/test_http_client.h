@@ -27,6 +27,10 @@ HttpResult Fetch(unsigned short port, const std::string& method, const std::stri
                  const Headers& headers = {}, const std::string& body = {},
                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// A blocking TCP connection to 127.0.0.1:port, its descriptor (the caller closes it), or -1.
+// `receive_buffer` > 0 sets SO_RCVBUF first (a small one makes a slow reader).
+int ConnectLoopback(unsigned short port, int receive_buffer = 0);
+
 // A plain TCP connection to 127.0.0.1:port.
 class RawConnection {
  public:

@@ -11,6 +11,8 @@
 
 #include <random>
 
+#include "tests/support/test_http_client.h"
+
 namespace plyr::testing {
 
 namespace {
@@ -26,14 +28,8 @@ std::string Base64(const unsigned char* data, std::size_t size) {
 
 std::unique_ptr<WsClient> WsClient::Connect(unsigned short port, const std::string& target, std::string* error,
                                             int receive_buffer) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (receive_buffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
+  const int fd = ConnectLoopback(port, receive_buffer);
+  if (fd < 0) {
     *error = "connect failed";
     return nullptr;
   }

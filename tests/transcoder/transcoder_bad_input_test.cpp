@@ -356,7 +356,8 @@ TEST_F(TranscoderBadInputTest, AFullDiskIsAnHttpErrorNotACrash) {
            "\r\nContent-Length: " + std::to_string(form.size()) + "\r\n\r\n" + form);
     const std::string answer = c.ReadUntilClose(std::chrono::seconds(20));
     EXPECT_TRUE(answer.starts_with("HTTP/1.1 500")) << answer.substr(0, 400);
-    EXPECT_NE(answer.find("\"error\":\"io error: File too large\""), std::string::npos) << answer.substr(0, 400);
+    EXPECT_NE(answer.find("\"error\":\"io error: cannot write the upload: File too large\""), std::string::npos)
+        << answer.substr(0, 400);
   }
   EXPECT_EQ(Transcoder("GET", "/health").status, 200);
   EXPECT_EQ(ListJobIds(), before);
