@@ -178,7 +178,7 @@ StatusOr<std::shared_ptr<const BlobStore::OpenBlob>> BlobStore::OpenShared(std::
   if (!blob.ok()) return blob.status();
   auto shared = std::make_shared<const OpenBlob>(std::move(*blob));
   std::lock_guard lock(open_cache_mutex_);
-  if (open_cache_.size() >= open_cache_entries) open_cache_.clear();
+  if (open_cache_.size() >= kOpenCacheEntries) open_cache_.clear();
   return open_cache_.try_emplace(key, shared).first->second;
 }
 

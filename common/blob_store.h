@@ -82,8 +82,9 @@ class BlobStore {
   StatusOr<OpenBlob> OpenForRead(std::string_view id) const;
   // Like OpenForRead, but shares one open descriptor per blob among callers: blobs never change
   // once named, so a descriptor stays valid for as long as anyone holds it. Keeps at most
-  // `open_cache_entries` descriptors cached (the cache is emptied when full). Thread-safe.
+  // kOpenCacheEntries descriptors cached (the cache is emptied when full). Thread-safe.
   StatusOr<std::shared_ptr<const OpenBlob>> OpenShared(std::string_view id);
+  static constexpr std::size_t kOpenCacheEntries = 256;
   bool Contains(std::string_view id) const;
   // Removes a blob (unlink, then the folder fsynced) and forgets its shared descriptor, so that
   // OpenShared and OpenForRead miss at once; a reader already holding the descriptor finishes.
@@ -95,7 +96,6 @@ class BlobStore {
  private:
   explicit BlobStore(std::filesystem::path root) : root_(std::move(root)) {}
   std::filesystem::path root_;
-  static constexpr std::size_t open_cache_entries = 256;
   std::mutex open_cache_mutex_;
   std::unordered_map<std::string, std::shared_ptr<const OpenBlob>> open_cache_;  // guarded by open_cache_mutex_
 };
