@@ -196,11 +196,17 @@ asio::awaitable<sys::error_code> WriteRequest(Stream& stream, http::request<http
 template <typename Stream>
 asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, http::verb method,
                                                               std::size_t body_limit,
-                                                              const std::filesystem::path& response_file) {
+                                                              const std::filesystem::path& response_file,
+                                                              std::uint64_t response_file_limit) {
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(kResponseHeaderLimit);
-  parser.body_limit(body_limit);
+  // Beast checks an announced length against its limit as soon as the header is in, before the
+  // status is known; when a file has a limit of its own, the parser gets the larger one and the
+  // loop below holds each destination to its own.
+  const bool own_file_limit = !response_file.empty() && response_file_limit != 0;
+  const std::uint64_t file_limit = own_file_limit ? response_file_limit : body_limit;
+  parser.body_limit(std::max<std::uint64_t>(body_limit, file_limit));
   // A HEAD answer announces the length a GET would get, and carries no body.
   if (method == http::verb::head) parser.skip(true);
   auto [hec, hn] = co_await http::async_read_header(stream, buffer, parser, kUseTuple);
@@ -217,6 +223,8 @@ asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, ht
     if (!opened) co_return opened.error();
     file = std::move(*opened);
   }
+  const std::uint64_t limit = file.valid() ? file_limit : body_limit;
+  std::uint64_t received = 0;
   std::vector<char> chunk(64 * 1024);
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
@@ -225,6 +233,8 @@ asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, ht
     if (ec == http::error::need_buffer) ec = {};
     if (ec) co_return ec;
     const std::size_t got = chunk.size() - parser.get().body().size;
+    received += got;
+    if (received > limit) co_return sys::error_code(http::error::body_limit);
     if (!file.valid()) {
       response.body.append(chunk.data(), got);
       continue;
@@ -243,14 +253,17 @@ template <typename Stream>
 asio::awaitable<sys::result<HttpClientResponse>> Exchange(Stream& stream, http::request<http::empty_body>& header,
                                                           std::string_view body, const BodyFile* file,
                                                           std::size_t body_limit,
-                                                          const std::filesystem::path& response_file) {
+                                                          const std::filesystem::path& response_file,
+                                                          std::uint64_t response_file_limit) {
   const sys::error_code write_error = co_await WriteRequest(stream, header, body, file);
-  if (!write_error) co_return co_await ReadResponse(stream, header.method(), body_limit, response_file);
+  if (!write_error) {
+    co_return co_await ReadResponse(stream, header.method(), body_limit, response_file, response_file_limit);
+  }
   // A server may refuse an upload early (413, 401) and close before taking it all. Its answer,
   // when it can still be read, says more than the broken pipe. Only for a connection the peer
   // broke: after a file error the peer is still waiting for the body and would never answer.
   if (write_error == asio::error::broken_pipe || write_error == asio::error::connection_reset) {
-    auto early = co_await ReadResponse(stream, header.method(), body_limit, {});
+    auto early = co_await ReadResponse(stream, header.method(), body_limit, {}, 0);
     if (early) co_return early;
   }
   co_return write_error;
@@ -343,10 +356,10 @@ asio::awaitable<sys::result<HttpClientResponse>> HttpClient::SendForCode(asio::a
     auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kUseTuple);
     if (hec) co_return Normalize(hec);
     result = co_await Exchange(tls_stream, header, request.body, file ? &*file : nullptr, request.body_limit,
-                            request.response_file);
+                            request.response_file, request.response_file_limit);
   } else {
     result = co_await Exchange(stream, header, request.body, file ? &*file : nullptr, request.body_limit,
-                              request.response_file);
+                              request.response_file, request.response_file_limit);
   }
   if (!result) co_return Normalize(result.error());
   co_return result;

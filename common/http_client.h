@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -56,6 +57,8 @@ struct HttpClientRequest {
   // When set, a 2xx response's body is written to this file (created or truncated, 0600) as it
   // arrives, never held in memory, and `body` stays empty; other answers land in `body` as usual.
   std::filesystem::path response_file;
+  // Cap on a body written to response_file, when it differs from body_limit (0: body_limit).
+  std::uint64_t response_file_limit = 0;
 };
 
 struct HttpClientResponse {

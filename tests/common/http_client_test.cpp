@@ -456,6 +456,16 @@ TEST_F(HttpClientTest, ASuccessfulBodyCanGoToAFile) {
   response = Send(request);
   ASSERT_FALSE(response);
   EXPECT_EQ(response.status().code(), StatusCode::kResourceExhausted);
+
+  // Unless the file has a limit of its own, while error answers keep body_limit.
+  request.response_file_limit = 64 * 1024;
+  response = Send(request);
+  ASSERT_TRUE(response) << response.status().ToString();
+  EXPECT_EQ(response->status, 200u);
+  request.response_file_limit = 64 * 1024 - 1;
+  response = Send(request);
+  ASSERT_FALSE(response);
+  EXPECT_EQ(response.status().code(), StatusCode::kResourceExhausted);
 }
 
 }  // namespace

@@ -51,8 +51,6 @@ PlyrProcess::~PlyrProcess() {
   if (pid_ > 0) Kill();
 }
 
-namespace {
-
 pid_t Spawn(const std::vector<std::string>& args, const fs::path& log_path) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
@@ -74,8 +72,6 @@ std::string ReadAll(const fs::path& p) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-}  // namespace
 
 bool PlyrProcess::StartServe(const std::vector<std::string>& extra, std::chrono::milliseconds timeout) {
   std::error_code ec;

@@ -29,6 +29,12 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Starts argv[0] (a path) with stdout and stderr appended to `log_path` and stdin from
+// /dev/null; returns its pid, or posix_spawn's error negated.
+pid_t Spawn(const std::vector<std::string>& args, const std::filesystem::path& log_path);
+// The whole file (empty if it cannot be read).
+std::string ReadAll(const std::filesystem::path& path);
+
 class PlyrProcess {
  public:
   // `args` follow "plyr-core"; e.g. {"serve", "streamer", "--supporter-url", url}.

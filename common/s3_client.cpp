@@ -1,0 +1,176 @@
+#include "common/s3_client.h"
+
+#include <charconv>
+#include <ctime>
+
+#include <boost/url/parse.hpp>
+
+namespace plyr {
+
+namespace {
+
+// The text of the first <tag>…</tag> in an S3 error document (empty if none). S3's errors are
+// flat: <Error><Code>NoSuchKey</Code><Message>…</Message>…</Error>.
+std::string XmlField(std::string_view xml, std::string_view tag) {
+  const std::string open = "<" + std::string(tag) + ">", close = "</" + std::string(tag) + ">";
+  const auto start = xml.find(open);
+  if (start == std::string_view::npos) return {};
+  const auto end = xml.find(close, start + open.size());
+  if (end == std::string_view::npos) return {};
+  return std::string(xml.substr(start + open.size(), end - start - open.size()));
+}
+
+// A non-2xx answer as a Status (see the header for the codes).
+Status StoreRefused(const HttpClientResponse& response, std::string_view what) {
+  std::string code = XmlField(response.body, "Code");
+  if (code.empty()) code = "HTTP " + std::to_string(response.status);
+  const std::string message = std::string(what) + ": the store answered " + code;
+  if (response.status == 404) return Status(StatusCode::kNotFound, message);
+  if (response.status == 403) return Status(StatusCode::kFailedPrecondition, message);
+  if (response.status == 416) return Status(StatusCode::kInvalidArgument, message);
+  if (response.status >= 500) return Status(StatusCode::kUnavailable, message);
+  return Status(StatusCode::kInternal, message);
+}
+
+// S3 bucket names: 3-63 of a-z 0-9 . - (the rules every S3-compatible store accepts).
+bool IsBucketName(std::string_view name) {
+  if (name.size() < 3 || name.size() > 63) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::int64_t Now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+StatusOr<std::unique_ptr<S3Client>> S3Client::Create(HttpClient& http, S3Settings settings) {
+  while (!settings.endpoint.empty() && settings.endpoint.back() == '/') settings.endpoint.pop_back();
+  auto url = boost::urls::parse_uri(settings.endpoint);
+  if (!url || (url->scheme_id() != boost::urls::scheme::http && url->scheme_id() != boost::urls::scheme::https) ||
+      url->host().empty() || !url->encoded_path().empty() || url->has_query() || url->has_userinfo()) {
+    return Status(StatusCode::kInvalidArgument, "the S3 endpoint must be http(s)://host[:port], without a path");
+  }
+  if (!IsBucketName(settings.bucket)) {
+    return Status(StatusCode::kInvalidArgument, "the S3 bucket must be 3-63 characters of a-z, 0-9, '.' and '-'");
+  }
+  if (settings.credentials.access_key_id.empty() || settings.credentials.secret_access_key.empty()) {
+    return Status(StatusCode::kInvalidArgument, "the S3 access key id and secret access key are both required");
+  }
+  if (settings.region.empty()) return Status(StatusCode::kInvalidArgument, "the S3 region is empty");
+  std::string host(url->encoded_host_and_port());
+  return std::unique_ptr<S3Client>(new S3Client(http, std::move(settings), std::move(host)));
+}
+
+S3Client::S3Client(HttpClient& http, S3Settings settings, std::string host)
+    : http_(http), settings_(std::move(settings)), host_(std::move(host)) {}
+
+std::string S3Client::PathOf(std::string_view key) const { return "/" + settings_.bucket + "/" + std::string(key); }
+
+asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_executor executor,
+                                                             const HttpClientRequest& unsigned_request,
+                                                             std::string_view key, std::string_view payload_sha256) {
+  HttpClientRequest request = unsigned_request;
+  aws::SignableRequest signable;
+  signable.method = std::string(http::to_string(request.method));
+  signable.path = PathOf(key);
+  signable.headers = request.headers;
+  signable.headers.emplace_back("host", host_);
+  signable.headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256));
+  signable.payload_sha256 = std::string(payload_sha256);
+  const aws::Scope scope{settings_.region, "s3"};
+  request.headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256));
+  for (auto& header : aws::SignHeaders(std::move(signable), settings_.credentials, scope, Now())) {
+    request.headers.push_back(std::move(header));
+  }
+  request.url = settings_.endpoint + aws::UriEncode(PathOf(key), true);
+  request.timeout = settings_.timeout;
+  co_return co_await http_.Send(executor, request);
+}
+
+asio::awaitable<Status> S3Client::PutFile(asio::any_io_executor executor, std::string key, std::filesystem::path path,
+                                          std::string content_type, std::string payload_sha256) {
+  HttpClientRequest request;
+  request.method = http::verb::put;
+  request.body_file = std::move(path);
+  if (!content_type.empty()) request.headers.emplace_back("Content-Type", std::move(content_type));
+  std::string hash = payload_sha256.empty() ? std::string(aws::kUnsignedPayload) : std::move(payload_sha256);
+  auto response = co_await Send(executor, request, key, hash);
+  if (!response.ok()) co_return response.status();
+  if (response->status / 100 != 2) co_return StoreRefused(*response, "PUT " + key);
+  co_return OkStatus();
+}
+
+asio::awaitable<Status> S3Client::PutBytes(asio::any_io_executor executor, std::string key, std::string bytes,
+                                           std::string content_type) {
+  HttpClientRequest request;
+  request.method = http::verb::put;
+  std::string hash = aws::Sha256Hex(bytes);
+  request.body = std::move(bytes);
+  if (!content_type.empty()) request.headers.emplace_back("Content-Type", std::move(content_type));
+  auto response = co_await Send(executor, request, key, hash);
+  if (!response.ok()) co_return response.status();
+  if (response->status / 100 != 2) co_return StoreRefused(*response, "PUT " + key);
+  co_return OkStatus();
+}
+
+asio::awaitable<StatusOr<S3Object>> S3Client::Head(asio::any_io_executor executor, std::string key) {
+  HttpClientRequest request;
+  request.method = http::verb::head;
+  auto response = co_await Send(executor, request, key, aws::kEmptyPayloadSha256);
+  if (!response.ok()) co_return response.status();
+  if (response->status != 200) co_return StoreRefused(*response, "HEAD " + key);
+  S3Object object;
+  const std::string_view length = response->Header("Content-Length");
+  std::from_chars(length.data(), length.data() + length.size(), object.size);
+  object.etag = std::string(response->Header("ETag"));
+  object.content_type = std::string(response->Header("Content-Type"));
+  co_return object;
+}
+
+asio::awaitable<StatusOr<std::string>> S3Client::GetRange(asio::any_io_executor executor, std::string key,
+                                                          std::uint64_t offset, std::uint64_t length) {
+  if (length == 0 || length > kMaxRangeBytes) {
+    co_return Status(StatusCode::kInvalidArgument, "a ranged read is 1 byte to 8 MiB");
+  }
+  HttpClientRequest request;
+  request.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+  request.body_limit = kMaxRangeBytes + 64 * 1024;  // the range, or an error document
+  auto response = co_await Send(executor, request, key, aws::kEmptyPayloadSha256);
+  if (!response.ok()) co_return response.status();
+  // 206 for the range; 200 (the whole object) from a store that ignores Range on a small one.
+  if (response->status == 200) co_return response->body.substr(std::min<std::uint64_t>(offset, response->body.size()), length);
+  if (response->status != 206) co_return StoreRefused(*response, "GET " + key);
+  co_return std::move(response->body);
+}
+
+asio::awaitable<Status> S3Client::GetToFile(asio::any_io_executor executor, std::string key,
+                                            std::filesystem::path path) {
+  HttpClientRequest request;
+  request.response_file = std::move(path);
+  request.body_limit = 64 * 1024;  // an error document
+  request.response_file_limit = UINT64_MAX;  // the object, streamed to the file
+  auto response = co_await Send(executor, request, key, aws::kEmptyPayloadSha256);
+  if (!response.ok()) co_return response.status();
+  if (response->status != 200) co_return StoreRefused(*response, "GET " + key);
+  co_return OkStatus();
+}
+
+asio::awaitable<Status> S3Client::Delete(asio::any_io_executor executor, std::string key) {
+  HttpClientRequest request;
+  request.method = http::verb::delete_;
+  auto response = co_await Send(executor, request, key, aws::kEmptyPayloadSha256);
+  if (!response.ok()) co_return response.status();
+  if (response->status / 100 != 2 && response->status != 404) co_return StoreRefused(*response, "DELETE " + key);
+  co_return OkStatus();
+}
+
+std::string S3Client::PresignedGetUrl(std::string_view key, int expires_seconds, std::int64_t unix_seconds) const {
+  const std::string path = PathOf(key);
+  return settings_.endpoint + aws::UriEncode(path, true) + "?" +
+         aws::PresignedQuery("GET", host_, path, {}, settings_.credentials, aws::Scope{settings_.region, "s3"},
+                             unix_seconds, expires_seconds);
+}
+
+}  // namespace plyr

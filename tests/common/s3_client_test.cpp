@@ -1,0 +1,184 @@
+// S3Client against a real S3-compatible server on loopback (s3rver; tests/support/s3_test_server.h).
+#include "common/s3_client.h"
+
+#include <array>
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <random>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include "tests/support/process.h"
+#include "tests/support/s3_test_server.h"
+#include "tests/support/test_http_client.h"
+
+namespace plyr {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::S3TestServer;
+
+std::string RandomBytes(std::size_t size, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string out(size, '\0');
+  for (auto& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
+class S3ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start()) << server_.error();
+    client_ = MakeClient(S3TestServer::kAccessKeyId);
+    ASSERT_NE(client_, nullptr);
+  }
+
+  std::unique_ptr<S3Client> MakeClient(const std::string& access_key_id) {
+    S3Settings settings;
+    settings.endpoint = server_.endpoint();
+    settings.bucket = server_.bucket();
+    settings.region = "us-east-1";
+    settings.credentials = {access_key_id, S3TestServer::kSecretAccessKey, ""};
+    settings.timeout = 10s;
+    auto client = S3Client::Create(http_, settings);
+    EXPECT_TRUE(client.ok()) << client.status().ToString();
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+
+  // Runs one call on its own io_context on this thread, bounded even if the call never ends.
+  template <typename T, typename Call>
+  T Run(Call call) {
+    asio::io_context io;
+    std::optional<T> result;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const asio::any_io_executor executor = io.get_executor();
+          result.emplace(co_await call(executor));
+        },
+        asio::detached);
+    io.run_for(30s);
+    if (!result) {
+      ADD_FAILURE() << "the call did not complete within 30 s";
+      return T(Status(StatusCode::kDeadlineExceeded, "the test's bound"));
+    }
+    return std::move(*result);
+  }
+
+  Status Put(const std::string& key, const std::string& bytes) {
+    return Run<Status>([&](asio::any_io_executor e) { return client_->PutBytes(e, key, bytes, "audio/mpeg"); });
+  }
+  StatusOr<std::string> GetRange(S3Client& client, const std::string& key, std::uint64_t offset, std::uint64_t length) {
+    return Run<StatusOr<std::string>>(
+        [&](asio::any_io_executor e) { return client.GetRange(e, key, offset, length); });
+  }
+
+  S3TestServer server_;
+  HttpClient http_;
+  std::unique_ptr<S3Client> client_;
+  testing::TempDir dir_;
+};
+
+TEST_F(S3ClientTest, ObjectsGoUpComeDownInRangesAndGo) {
+  const std::string bytes = RandomBytes(300'000, 1);
+  ASSERT_TRUE(Put("audio/0123456789abcdef", bytes).ok());
+
+  auto head = Run<StatusOr<S3Object>>([&](asio::any_io_executor e) { return client_->Head(e, "audio/0123456789abcdef"); });
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->size, bytes.size());
+  EXPECT_EQ(head->content_type, "audio/mpeg");
+
+  auto range = GetRange(*client_, "audio/0123456789abcdef", 1000, 5000);
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  EXPECT_EQ(*range, bytes.substr(1000, 5000));
+  auto tail = GetRange(*client_, "audio/0123456789abcdef", bytes.size() - 10, 100);
+  ASSERT_TRUE(tail.ok()) << tail.status().ToString();
+  EXPECT_EQ(*tail, bytes.substr(bytes.size() - 10)) << "a range past the end stops at the end";
+
+  const auto file = dir_.path() / "down";
+  Status got = Run<Status>([&](asio::any_io_executor e) { return client_->GetToFile(e, "audio/0123456789abcdef", file); });
+  ASSERT_TRUE(got.ok()) << got.ToString();
+  EXPECT_EQ(testing::ReadAll(file), bytes);
+
+  Status deleted = Run<Status>([&](asio::any_io_executor e) { return client_->Delete(e, "audio/0123456789abcdef"); });
+  ASSERT_TRUE(deleted.ok()) << deleted.ToString();
+  auto gone = Run<StatusOr<S3Object>>([&](asio::any_io_executor e) { return client_->Head(e, "audio/0123456789abcdef"); });
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().code(), StatusCode::kNotFound);
+  deleted = Run<Status>([&](asio::any_io_executor e) { return client_->Delete(e, "audio/0123456789abcdef"); });
+  EXPECT_TRUE(deleted.ok()) << "deleting what is gone is done: " << deleted.ToString();
+}
+
+TEST_F(S3ClientTest, AFileIsStreamedUpWithItsHash) {
+  const std::string bytes = RandomBytes(3 << 20, 2);
+  const auto path = dir_.path() / "up";
+  std::ofstream(path, std::ios::binary) << bytes;
+  const std::string hash = aws::Sha256Hex(bytes);
+  Status put = Run<Status>([&](asio::any_io_executor e) { return client_->PutFile(e, "blobs/up", path, "audio/flac", hash); });
+  ASSERT_TRUE(put.ok()) << put.ToString();
+  auto range = GetRange(*client_, "blobs/up", (2 << 20) + 7, 4096);
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  EXPECT_EQ(*range, bytes.substr((2 << 20) + 7, 4096));
+}
+
+TEST_F(S3ClientTest, APresignedUrlServesTheObjectToAPlainClient) {
+  const std::string bytes = RandomBytes(20'000, 3);
+  ASSERT_TRUE(Put("audio/presigned key", bytes).ok());
+  const std::string url = client_->PresignedGetUrl("audio/presigned key", 600, std::time(nullptr));
+  const std::string target = url.substr(url.find('/', std::string("http://").size()));
+  auto r = testing::Fetch(server_.port(), "GET", target, {{"Range", "bytes=100-199"}});
+  ASSERT_EQ(r.status, 206) << r.body;
+  EXPECT_EQ(r.body, bytes.substr(100, 100));
+}
+
+TEST_F(S3ClientTest, FailuresAreCodedByWhatTheCallerCanDo) {
+  auto missing = GetRange(*client_, "no/such/key", 0, 10);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("NoSuchKey"), std::string::npos) << missing.status().message();
+
+  ASSERT_TRUE(Put("small", "0123456789").ok());
+  auto beyond = GetRange(*client_, "small", 100, 10);
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.status().code(), StatusCode::kInvalidArgument) << beyond.status().ToString();
+
+  auto stranger = MakeClient("NOT-A-KEY");
+  ASSERT_NE(stranger, nullptr);
+  auto refused = GetRange(*stranger, "small", 0, 10);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kFailedPrecondition) << refused.status().ToString();
+
+  server_.Stop();
+  auto down = GetRange(*client_, "small", 0, 10);
+  ASSERT_FALSE(down.ok());
+  EXPECT_EQ(down.status().code(), StatusCode::kUnavailable) << down.status().ToString();
+}
+
+TEST(S3ClientSettingsTest, BadSettingsAreRefusedUpFront) {
+  HttpClient http;
+  const auto make = [&](std::string endpoint, std::string bucket, std::string key) {
+    S3Settings s;
+    s.endpoint = std::move(endpoint);
+    s.bucket = std::move(bucket);
+    s.credentials = {std::move(key), "secret", ""};
+    return S3Client::Create(http, s);
+  };
+  EXPECT_TRUE(make("https://acct.r2.cloudflarestorage.com/", "plyr-audio", "k").ok());
+  const std::vector<std::array<std::string, 3>> bad = {{"ftp://host", "plyr", "k"},
+                                                       {"https://host/bucket", "plyr", "k"},
+                                                       {"https://host", "Plyr_Audio", "k"},
+                                                       {"https://host", "plyr", ""},
+                                                       {"not a url", "plyr", "k"}};
+  for (const auto& [endpoint, bucket, key] : bad) {
+    auto refused = make(endpoint, bucket, key);
+    ASSERT_FALSE(refused.ok()) << endpoint << " " << bucket << " " << key;
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace plyr
