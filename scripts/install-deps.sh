@@ -25,7 +25,7 @@ esac
 run_packages=(
   build-essential cmake ninja-build ccache pkg-config git curl ca-certificates
   libboost1.81-all-dev libboost-json1.81-dev
-  liburing-dev libssl-dev libsodium-dev libsqlite3-dev libcbor-dev libsecp256k1-dev
+  liburing-dev libssl-dev libsodium-dev libsqlite3-dev libpq-dev libcbor-dev libsecp256k1-dev
   libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev prometheus-cpp-dev
   libavformat-dev libavcodec-dev libavfilter-dev libswresample-dev libavutil-dev
   libchromaprint-dev
@@ -34,6 +34,7 @@ test_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   ffmpeg libchromaprint-tools clang
   nginx-light wrk chromium
+  postgresql
 )
 
 packages=("${run_packages[@]}")
