@@ -2,6 +2,7 @@
 #include "common/pg_db.h"
 
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -17,12 +18,11 @@ using testing::PgTestServer;
 class PgDbTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new PgTestServer();
+    server_ = std::make_unique<PgTestServer>();
     ASSERT_TRUE(server_->Start()) << server_->error();
   }
   static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
+    server_.reset();
   }
   void SetUp() override {
     ASSERT_NE(server_, nullptr);
@@ -33,11 +33,11 @@ class PgDbTest : public ::testing::Test {
     url_ = server_->url(lower);
   }
 
-  static PgTestServer* server_;
+  static std::unique_ptr<PgTestServer> server_;
   std::string url_;
 };
 
-PgTestServer* PgDbTest::server_ = nullptr;
+std::unique_ptr<PgTestServer> PgDbTest::server_;
 
 TEST_F(PgDbTest, StatementsTakeParametersAndAnswerRows) {
   auto db = PgDb::Open(url_, 2);
