@@ -50,6 +50,29 @@ std::int64_t PgResult::Int(int row, int column) const {
   return value;
 }
 
+std::string PgResult::Bytes(int row, int column) const {
+  const std::string_view text = Text(row, column);
+  if (text.size() < 2 || text[0] != '\\' || text[1] != 'x') return {};
+  const auto nibble = [](char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; };
+  std::string out((text.size() - 2) / 2, '\0');
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    out[i] = static_cast<char>(nibble(text[2 + 2 * i]) << 4 | nibble(text[3 + 2 * i]));
+  }
+  return out;
+}
+
+std::string PgBytea(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
 StatusOr<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params) {
   std::vector<const char*> values;
   values.reserve(params.size());

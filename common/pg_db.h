@@ -42,6 +42,8 @@ class PgResult {
   std::string_view Text(int row, int column) const;
   // The value as a number; 0 for NULL or text that is not one.
   std::int64_t Int(int row, int column) const;
+  // The bytes of a BYTEA value (sent as text in hex form: "\x0a1b…").
+  std::string Bytes(int row, int column) const;
   // Rows a command changed (INSERT, UPDATE, DELETE).
   std::int64_t affected() const { return affected_; }
 
@@ -55,6 +57,9 @@ class PgResult {
 };
 
 using PgParams = std::vector<std::optional<std::string>>;
+
+// `bytes` as a BYTEA parameter's text ("\x" and two hex digits a byte).
+std::string PgBytea(std::string_view bytes);
 
 // One connection, lent by PgDb for one call or one transaction. Not thread-safe.
 class PgConnection {

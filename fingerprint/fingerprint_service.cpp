@@ -144,7 +144,7 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
 
   auto db = SqliteDb::Open(dir / "references.db");
   if (!db.ok()) return Status(db.status().code(), "cannot open the reference database: " + db.status().message());
-  auto store = ReferenceStore::Open(std::move(*db));
+  auto store = OpenSqliteReferenceStore(std::move(*db));
   if (!store.ok()) return store.status();
   service->store_ = std::move(*store);
 

@@ -2,7 +2,6 @@
 
 #include <openssl/evp.h>
 
-#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -11,23 +10,32 @@ namespace plyr::fingerprint {
 
 namespace {
 
-constexpr std::array<const char*, 2> kSchema = {
-    "CREATE TABLE IF NOT EXISTS refs ("
-    "  row INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, artist TEXT NOT NULL, owner_did TEXT NOT NULL,"
-    "  isrc TEXT NOT NULL, external_ids TEXT NOT NULL, duration_ms INTEGER NOT NULL,"
-    "  items_hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, items BLOB NOT NULL) STRICT",
-    "CREATE INDEX IF NOT EXISTS refs_by_isrc ON refs(isrc) WHERE isrc != ''",
+// Version 1 is the schema of the builds before migrations (IF NOT EXISTS: adopted as it is).
+constexpr Migration kMigrations[] = {
+    {"references and their items",
+     "CREATE TABLE IF NOT EXISTS refs ("
+     "  row INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, artist TEXT NOT NULL, owner_did TEXT NOT NULL,"
+     "  isrc TEXT NOT NULL, external_ids TEXT NOT NULL, duration_ms INTEGER NOT NULL,"
+     "  items_hash TEXT NOT NULL UNIQUE, created_ms INTEGER NOT NULL, items BLOB NOT NULL) STRICT;"
+     "CREATE INDEX IF NOT EXISTS refs_by_isrc ON refs(isrc) WHERE isrc != ''",
+     "CREATE TABLE IF NOT EXISTS refs ("
+     "  row BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+     "  id TEXT NOT NULL UNIQUE, title TEXT NOT NULL, artist TEXT NOT NULL, owner_did TEXT NOT NULL,"
+     "  isrc TEXT NOT NULL, external_ids TEXT NOT NULL, duration_ms BIGINT NOT NULL,"
+     "  items_hash TEXT NOT NULL UNIQUE, created_ms BIGINT NOT NULL, items BYTEA NOT NULL);"
+     "CREATE INDEX IF NOT EXISTS refs_by_isrc ON refs(isrc) WHERE isrc <> ''"},
 };
 
 constexpr std::string_view kColumns =
     "row, id, title, artist, owner_did, isrc, external_ids, duration_ms, items_hash, created_ms";
 
-// A full disk stays ResourceExhausted (507 to the caller, who may retry once space is freed);
-// anything else is Internal.
+// A full disk stays ResourceExhausted (507 to the caller, who may retry once space is freed), a
+// schema newer than this build FailedPrecondition; anything else is Internal.
 Status DbError(const Status& failed) {
-  const StatusCode code =
-      failed.code() == StatusCode::kResourceExhausted ? StatusCode::kResourceExhausted : StatusCode::kInternal;
+  const StatusCode code = failed.code() == StatusCode::kResourceExhausted || failed.code() == StatusCode::kFailedPrecondition
+                              ? failed.code()
+                              : StatusCode::kInternal;
   return Status(code, "reference database: " + failed.message());
 }
 
@@ -51,7 +59,24 @@ ReferenceRecord FromRow(const SqlRow& row, bool with_items) {
   return r;
 }
 
+class SqliteReferenceStore final : public ReferenceStore {
+ public:
+  explicit SqliteReferenceStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  Status Insert(ReferenceRecord& record) override;
+  Status InsertMany(std::vector<ReferenceRecord>& records) override;
+  Status Delete(const std::string& id) override;
+  StatusOr<ReferenceRecord> Get(const std::string& id, bool with_items) const override;
+  StatusOr<std::vector<ReferenceRecord>> List(std::int64_t before_row, std::size_t limit) const override;
+  Status LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
+                 std::size_t batch_size) const override;
+
+ private:
+  std::unique_ptr<SqliteDb> db_;
+};
+
 }  // namespace
+
+std::span<const Migration> ReferenceStoreMigrations() { return kMigrations; }
 
 std::string ReferenceStore::HashItems(const media::FingerprintItems& items) {
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -66,14 +91,14 @@ std::string ReferenceStore::HashItems(const media::FingerprintItems& items) {
   return hex;
 }
 
-StatusOr<std::unique_ptr<ReferenceStore>> ReferenceStore::Open(std::unique_ptr<SqliteDb> db) {
-  for (const char* statement : kSchema) {
-    if (Status created = db->Run(statement); !created.ok()) return DbError(created);
+StatusOr<std::unique_ptr<ReferenceStore>> OpenSqliteReferenceStore(std::unique_ptr<SqliteDb> db) {
+  if (auto migrated = Migrate(*db, kReferenceStoreName, kMigrations); !migrated.ok()) {
+    return DbError(migrated.status());
   }
-  return std::unique_ptr<ReferenceStore>(new ReferenceStore(std::move(db)));
+  return std::unique_ptr<ReferenceStore>(new SqliteReferenceStore(std::move(db)));
 }
 
-Status ReferenceStore::Insert(ReferenceRecord& r) {
+Status SqliteReferenceStore::Insert(ReferenceRecord& r) {
   r.items_hash = HashItems(r.items);
   std::string existing;
   const Status stored = db_->Transaction([&] {
@@ -97,10 +122,17 @@ Status ReferenceStore::Insert(ReferenceRecord& r) {
   return OkStatus();
 }
 
-Status ReferenceStore::InsertMany(std::vector<ReferenceRecord>& records) {
+Status SqliteReferenceStore::InsertMany(std::vector<ReferenceRecord>& records) {
   const Status stored = db_->Transaction([&] {
     for (auto& r : records) {
       r.items_hash = HashItems(r.items);
+      std::string existing;
+      Status found = db_->Run("SELECT id FROM refs WHERE items_hash = ?1", {r.items_hash},
+                              [&](const SqlRow& row) { existing = row.Text(0); });
+      if (!found.ok()) return found;
+      if (!existing.empty()) {
+        return Status(StatusCode::kAlreadyExists, "a fingerprint of the batch is already registered as reference " + existing);
+      }
       const std::string_view bytes(reinterpret_cast<const char*>(r.items.data()), r.items.size() * 4);
       Status inserted = db_->Run("INSERT INTO refs (id, title, artist, owner_did, isrc, external_ids, duration_ms, "
                                  "items_hash, created_ms, items) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
@@ -112,11 +144,12 @@ Status ReferenceStore::InsertMany(std::vector<ReferenceRecord>& records) {
     }
     return OkStatus();
   });
+  if (stored.code() == StatusCode::kAlreadyExists) return stored;
   if (!stored.ok()) return DbError(stored);
   return OkStatus();
 }
 
-Status ReferenceStore::Delete(const std::string& id) {
+Status SqliteReferenceStore::Delete(const std::string& id) {
   bool found = false;
   const Status deleted = db_->Transaction([&] {
     Status looked_up = db_->Run("SELECT 1 FROM refs WHERE id = ?1", {id}, [&](const SqlRow&) { found = true; });
@@ -128,7 +161,7 @@ Status ReferenceStore::Delete(const std::string& id) {
   return OkStatus();
 }
 
-StatusOr<ReferenceRecord> ReferenceStore::Get(const std::string& id, bool with_items) const {
+StatusOr<ReferenceRecord> SqliteReferenceStore::Get(const std::string& id, bool with_items) const {
   std::optional<ReferenceRecord> found;
   const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE id = ?1";
   if (Status read = db_->Run(sql, {id}, [&](const SqlRow& row) { found = FromRow(row, with_items); }); !read.ok()) {
@@ -138,7 +171,7 @@ StatusOr<ReferenceRecord> ReferenceStore::Get(const std::string& id, bool with_i
   return std::move(*found);
 }
 
-StatusOr<std::vector<ReferenceRecord>> ReferenceStore::List(std::int64_t before_row, std::size_t limit) const {
+StatusOr<std::vector<ReferenceRecord>> SqliteReferenceStore::List(std::int64_t before_row, std::size_t limit) const {
   std::vector<ReferenceRecord> out;
   const std::string sql = "SELECT " + std::string(kColumns) + " FROM refs WHERE row < ?1 ORDER BY row DESC LIMIT ?2";
   const std::int64_t before = before_row > 0 ? before_row : std::numeric_limits<std::int64_t>::max();
@@ -150,7 +183,7 @@ StatusOr<std::vector<ReferenceRecord>> ReferenceStore::List(std::int64_t before_
   return out;
 }
 
-Status ReferenceStore::LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
+Status SqliteReferenceStore::LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
                                std::size_t batch_size) const {
   std::int64_t after = 0;
   const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE row > ?1 ORDER BY row LIMIT ?2";

@@ -1,16 +1,24 @@
-// ReferenceStore: the registered reference works in SQLite (WAL, synchronous=FULL), the index's
-// source of truth. A reference is committed before it is acknowledged, so it survives kill -9;
-// the in-memory index is rebuilt from here at start.
+// ReferenceStore: the registered reference works, the index's source of truth, on SQLite (the
+// embedded default: WAL, synchronous=FULL) or on PostgreSQL (database.url). A reference is
+// committed before it is acknowledged, so it survives kill -9; the in-memory index is rebuilt
+// from here at start. Both implementations pass the same tests
+// (tests/fingerprint/reference_store_test.cpp).
+//
+// Failures: AlreadyExists, NotFound as stated per call; ResourceExhausted for a full disk;
+// Unavailable when PostgreSQL cannot be reached; Internal otherwise. Thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/media/chromaprint.h"
+#include "common/migrations.h"
+#include "common/pg_db.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 
@@ -32,28 +40,34 @@ struct ReferenceRecord {
 
 class ReferenceStore {
  public:
-  static StatusOr<std::unique_ptr<ReferenceStore>> Open(std::unique_ptr<SqliteDb> db);
+  virtual ~ReferenceStore() = default;
 
   // Inserts and commits; fills record.row. AlreadyExists when the same items are registered
   // (the message names the existing id).
-  Status Insert(ReferenceRecord& record);
+  virtual Status Insert(ReferenceRecord& record) = 0;
   // Inserts many in one transaction (bulk loading) and fills their rows; nothing is inserted when
   // one of them is already stored.
-  Status InsertMany(std::vector<ReferenceRecord>& records);
+  virtual Status InsertMany(std::vector<ReferenceRecord>& records) = 0;
   // NotFound when there is no such id.
-  Status Delete(const std::string& id);
+  virtual Status Delete(const std::string& id) = 0;
   // Metadata without the items unless `with_items`.
-  StatusOr<ReferenceRecord> Get(const std::string& id, bool with_items) const;
+  virtual StatusOr<ReferenceRecord> Get(const std::string& id, bool with_items) const = 0;
   // Newest first, after `before_row` (0: from the newest), at most `limit`.
-  StatusOr<std::vector<ReferenceRecord>> List(std::int64_t before_row, std::size_t limit) const;
+  virtual StatusOr<std::vector<ReferenceRecord>> List(std::int64_t before_row, std::size_t limit) const = 0;
   // Every reference with its items, in row order, handed over in batches (for loading the index).
-  Status LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch, std::size_t batch_size) const;
+  virtual Status LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
+                         std::size_t batch_size) const = 0;
 
   static std::string HashItems(const media::FingerprintItems& items);
-
- private:
-  explicit ReferenceStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  std::unique_ptr<SqliteDb> db_;
 };
+
+// The schema, per version, in both dialects (common/migrations.h); its store name in
+// schema_migrations is kReferenceStoreName.
+inline constexpr std::string_view kReferenceStoreName = "fingerprint.references";
+std::span<const Migration> ReferenceStoreMigrations();
+
+// Opens the store on `db`, migrating its schema first.
+StatusOr<std::unique_ptr<ReferenceStore>> OpenSqliteReferenceStore(std::unique_ptr<SqliteDb> db);
+StatusOr<std::unique_ptr<ReferenceStore>> OpenPgReferenceStore(std::shared_ptr<PgDb> db);
 
 }  // namespace plyr::fingerprint

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
       if (!fs::exists(db_path)) {
         fs::create_directories(data / "fingerprint", ec);
         auto db = SqliteDb::Open(db_path);
-        auto store = db.ok() ? ReferenceStore::Open(std::move(*db))
+        auto store = db.ok() ? OpenSqliteReferenceStore(std::move(*db))
                              : StatusOr<std::unique_ptr<ReferenceStore>>(db.status());
         if (!store.ok()) {
           std::cerr << "cannot create " << db_path << ": " << store.status().message() << "\n";

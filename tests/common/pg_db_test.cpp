@@ -62,6 +62,20 @@ TEST_F(PgDbTest, StatementsTakeParametersAndAnswerRows) {
   EXPECT_NE(wrong.status().message().find("SQLSTATE 42601"), std::string::npos) << wrong.status().message();
 }
 
+TEST_F(PgDbTest, BytesRoundTripThroughBytea) {
+  auto db = PgDb::Open(url_, 1);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE b (v BYTEA NOT NULL)").ok());
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes += static_cast<char>(i);
+  bytes += std::string("\0\\x00'\"", 6);
+  ASSERT_TRUE((*db)->Exec("INSERT INTO b VALUES ($1)", {PgBytea(bytes)}).ok());
+  auto read = (*db)->Exec("SELECT v, length(v) FROM b");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->Int(0, 1), static_cast<std::int64_t>(bytes.size()));
+  EXPECT_EQ(read->Bytes(0, 0), bytes);
+}
+
 TEST_F(PgDbTest, AFailedTransactionLeavesNothing) {
   auto db = PgDb::Open(url_, 1);
   ASSERT_TRUE(db.ok()) << db.status().ToString();
