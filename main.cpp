@@ -60,6 +60,8 @@ struct ServeSettings {
   std::size_t max_connections = 10'000;
   std::int64_t drain_timeout_ms = 10'000;
   std::string trusted_proxies;
+  std::string database_url;
+  int database_connections = 4;
   std::vector<std::string> services;
 };
 
@@ -100,6 +102,11 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
             "On SIGTERM/SIGINT, how long in-flight requests may finish");
   file.Bind(serve, "http.trusted_proxies", s.trusted_proxies,
             "Reverse proxies (addresses, networks) whose X-Forwarded-For names the client, e.g. 127.0.0.1,10.0.0.0/8");
+  file.BindSecret(serve, "database.url", s.database_url,
+                  "PostgreSQL URL (postgres://user:password@host:port/database) for the stores that run on it "
+                  "(so far the fingerprint references); empty: SQLite in the data folder");
+  file.Bind(serve, "database.connections", s.database_connections,
+            "PostgreSQL connections each service keeps (1-64)");
   // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
   // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
   serve.add_option("services", s.services, "Services to run: " + ServiceNames() + " (default: all)");
@@ -182,7 +189,13 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
     spdlog::critical("http.trusted_proxies: {}", proxies.status().message());
     return 2;
   }
+  if (s.database_connections < 1 || s.database_connections > 64) {
+    spdlog::critical("database.connections: must be 1 to 64, not {}", s.database_connections);
+    return 2;
+  }
   ServiceEnv env{runtime, metrics, http_client, s.data_dir, token->value, defaults};
+  env.database_url = s.database_url;
+  env.database_connections = s.database_connections;
 
   const auto& wanted = s.services.empty() ? kAllServices : s.services;
   std::vector<std::unique_ptr<Service>> services;

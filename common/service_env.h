@@ -22,7 +22,16 @@ struct ServiceEnv {
   std::filesystem::path data_dir;
   std::string admin_token;
   HttpServerOptions server_defaults;  // limits, deadlines, logging; each service sets `service`
+  // PostgreSQL for the stores that run on it (database.url; empty: SQLite in data_dir), and the
+  // connections each service's pool keeps.
+  std::string database_url = {};
+  int database_connections = 4;
 };
+
+// The refusal of a service whose state cannot live in PostgreSQL yet, when database.url is set:
+// InvalidArgument naming `what` (a silent SQLite beside a shared database would split the state
+// of instances meant to share it). OK when database.url is empty.
+Status RefuseDatabaseUrl(const ServiceEnv& env, std::string_view what);
 
 // A running service: its listener and whatever state it owns.
 class Service {

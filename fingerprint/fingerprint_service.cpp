@@ -101,6 +101,22 @@ FingerprintService::~FingerprintService() {
   if (blocking_pool_) blocking_pool_->join();
 }
 
+namespace {
+
+// The references on PostgreSQL when database.url names it, else in SQLite in the data folder.
+StatusOr<std::unique_ptr<ReferenceStore>> OpenStore(const ServiceEnv& env, const fs::path& dir) {
+  if (env.database_url.empty()) {
+    auto db = SqliteDb::Open(dir / "references.db");
+    if (!db.ok()) return Status(db.status().code(), "cannot open the reference database: " + db.status().message());
+    return OpenSqliteReferenceStore(std::move(*db));
+  }
+  auto db = PgDb::Open(env.database_url, env.database_connections);
+  if (!db.ok()) return Status(db.status().code(), "the reference database: " + db.status().message());
+  return OpenPgReferenceStore(std::shared_ptr<PgDb>(std::move(*db)));
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(ServiceEnv& env,
                                                                           const FingerprintSettings& settings) {
   std::unique_ptr<FingerprintService> service(new FingerprintService(env, settings));
@@ -142,9 +158,7 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   if (!uploads.ok()) return Status(uploads.status().code(), "the query store: " + uploads.status().message());
   service->uploads_ = std::move(*uploads);
 
-  auto db = SqliteDb::Open(dir / "references.db");
-  if (!db.ok()) return Status(db.status().code(), "cannot open the reference database: " + db.status().message());
-  auto store = OpenSqliteReferenceStore(std::move(*db));
+  auto store = OpenStore(env, dir);
   if (!store.ok()) return store.status();
   service->store_ = std::move(*store);
 

@@ -152,6 +152,7 @@ LabelerService::~LabelerService() {
 }
 
 StatusOr<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env, const LabelerSettings& settings) {
+  if (Status refused = RefuseDatabaseUrl(env, "the labeler's label log"); !refused.ok()) return refused;
   std::unique_ptr<LabelerService> service(new LabelerService(env, settings));
   const auto dir = env.data_dir / "labeler";
   std::error_code fec;

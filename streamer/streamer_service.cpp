@@ -136,6 +136,7 @@ StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settin
 StreamerService::~StreamerService() = default;
 
 StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& env, const StreamerSettings& settings) {
+  if (Status refused = RefuseDatabaseUrl(env, "the streamer's track catalog"); !refused.ok()) return refused;
   std::unique_ptr<StreamerService> service(new StreamerService(env, settings));
   service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
   const auto dir = env.data_dir / "streamer";

@@ -286,6 +286,7 @@ TranscoderService::~TranscoderService() {
 
 StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEnv& env,
                                                                       const TranscoderSettings& settings) {
+  if (Status refused = RefuseDatabaseUrl(env, "the transcoder's job queue"); !refused.ok()) return refused;
   std::unique_ptr<TranscoderService> service(new TranscoderService(env, settings));
   auto ladder = ParseLadder(settings.renditions);
   if (!ladder.ok()) return Status(StatusCode::kInvalidArgument, "transcoder.renditions: " + ladder.status().message());
