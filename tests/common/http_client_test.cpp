@@ -33,6 +33,7 @@
 #include "common/http_server.h"
 #include "tests/support/drain.h"
 #include "tests/support/process.h"
+#include "tests/support/run_coroutine.h"
 
 namespace plyr {
 namespace {
@@ -179,24 +180,9 @@ std::string WriteRandomFile(const std::filesystem::path& path, std::uint64_t byt
 
 class HttpClientTest : public ::testing::Test {
  protected:
-  // Runs one call on its own io_context on this thread, bounded even if the call never ends.
   template <typename Call>
   StatusOr<HttpClientResponse> Run(Call call) {
-    asio::io_context io;
-    std::optional<StatusOr<HttpClientResponse>> result;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          const asio::any_io_executor executor = io.get_executor();
-          result.emplace(co_await call(executor));
-        },
-        asio::detached);
-    io.run_for(30s);
-    if (!result) {
-      ADD_FAILURE() << "the call did not complete within 30 s";
-      return Status(StatusCode::kDeadlineExceeded, "the test's bound");
-    }
-    return std::move(*result);
+    return testing::RunCoroutine<StatusOr<HttpClientResponse>>(std::move(call));
   }
   StatusOr<HttpClientResponse> Send(const HttpClientRequest& request) {
     return Run([&](asio::any_io_executor executor) { return client_.Send(executor, request); });

@@ -15,7 +15,6 @@
 namespace plyr {
 namespace {
 
-using testing::PgTestServer;
 
 // Version 1 makes a table, version 2 adds a column and records that it ran (in `ran`), so a
 // migration run twice would show.
@@ -78,26 +77,17 @@ TEST(SqliteMigrationsTest, AFailedMigrationLeavesTheLastWholeVersion) {
 
 class PgMigrationsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    server_ = std::make_unique<PgTestServer>();
-    ASSERT_TRUE(server_->Start()) << server_->error();
-  }
-  static void TearDownTestSuite() {
-    server_.reset();
-  }
-  std::unique_ptr<PgDb> FreshDatabase(const std::string& name, int connections = 1) {
-    EXPECT_TRUE(server_->CreateDatabase(name)) << server_->error();
-    auto db = PgDb::Open(server_->url(name), connections);
+  static std::unique_ptr<PgDb> FreshDatabase(int connections = 1) {
+    const std::string url = testing::FreshPgDatabase();
+    if (url.empty()) return nullptr;
+    auto db = PgDb::Open(url, connections);
     EXPECT_TRUE(db.ok()) << db.status().ToString();
     return db.ok() ? std::move(*db) : nullptr;
   }
-  static std::unique_ptr<PgTestServer> server_;
 };
 
-std::unique_ptr<PgTestServer> PgMigrationsTest::server_;
-
 TEST_F(PgMigrationsTest, FromEmptyFromThePreviousVersionAndNeverBackwards) {
-  auto db = FreshDatabase("migrations_steps");
+  auto db = FreshDatabase();
   ASSERT_NE(db, nullptr);
   ASSERT_EQ(*Migrate(*db, "notes", std::span(kMigrations, 1)), 0);
   ASSERT_TRUE(db->Exec("INSERT INTO notes (id, body) VALUES (1, 'kept')").ok());
@@ -112,7 +102,7 @@ TEST_F(PgMigrationsTest, FromEmptyFromThePreviousVersionAndNeverBackwards) {
   ASSERT_FALSE(older_build.ok());
   EXPECT_EQ(older_build.status().code(), StatusCode::kFailedPrecondition);
 
-  auto other = FreshDatabase("migrations_broken");
+  auto other = FreshDatabase();
   ASSERT_NE(other, nullptr);
   auto broken = Migrate(*other, "notes", kBroken);
   ASSERT_FALSE(broken.ok());
@@ -122,18 +112,19 @@ TEST_F(PgMigrationsTest, FromEmptyFromThePreviousVersionAndNeverBackwards) {
 }
 
 TEST_F(PgMigrationsTest, InstancesStartingAtOnceRunEachMigrationOnce) {
-  ASSERT_TRUE(server_->CreateDatabase("migrations_race")) << server_->error();
+  const std::string url = testing::FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
   std::atomic<int> failures{0};
   std::vector<std::thread> instances;
   for (int i = 0; i < 4; ++i) {
     instances.emplace_back([&] {
-      auto db = PgDb::Open(server_->url("migrations_race"), 1);
+      auto db = PgDb::Open(url, 1);
       if (!db.ok() || !Migrate(**db, "notes", kMigrations).ok()) ++failures;
     });
   }
   for (auto& t : instances) t.join();
   EXPECT_EQ(failures.load(), 0);
-  auto db = PgDb::Open(server_->url("migrations_race"), 1);
+  auto db = PgDb::Open(url, 1);
   ASSERT_TRUE(db.ok());
   EXPECT_EQ((*db)->Exec("SELECT count(*) FROM ran")->Int(0, 0), 1);
   EXPECT_EQ(*SchemaVersion(**db, "notes"), 2);

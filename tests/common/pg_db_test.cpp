@@ -17,27 +17,15 @@ using testing::PgTestServer;
 
 class PgDbTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    server_ = std::make_unique<PgTestServer>();
-    ASSERT_TRUE(server_->Start()) << server_->error();
-  }
-  static void TearDownTestSuite() {
-    server_.reset();
-  }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    const std::string name = std::string("t_") + ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    std::string lower;
-    for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    ASSERT_TRUE(server_->CreateDatabase(lower)) << server_->error();
-    url_ = server_->url(lower);
+    url_ = testing::FreshPgDatabase();
+    ASSERT_FALSE(url_.empty());
+    server_ = testing::SharedPgServer();
   }
 
-  static std::unique_ptr<PgTestServer> server_;
+  PgTestServer* server_ = nullptr;
   std::string url_;
 };
-
-std::unique_ptr<PgTestServer> PgDbTest::server_;
 
 TEST_F(PgDbTest, StatementsTakeParametersAndAnswerRows) {
   auto db = PgDb::Open(url_, 2);

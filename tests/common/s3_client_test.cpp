@@ -4,15 +4,12 @@
 #include <array>
 #include <chrono>
 #include <fstream>
-#include <optional>
 #include <random>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
 
 #include "tests/support/process.h"
+#include "tests/support/run_coroutine.h"
 #include "tests/support/s3_test_server.h"
 #include "tests/support/test_http_client.h"
 
@@ -49,24 +46,9 @@ class S3ClientTest : public ::testing::Test {
     return client.ok() ? std::move(*client) : nullptr;
   }
 
-  // Runs one call on its own io_context on this thread, bounded even if the call never ends.
   template <typename T, typename Call>
   T Run(Call call) {
-    asio::io_context io;
-    std::optional<T> result;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-          const asio::any_io_executor executor = io.get_executor();
-          result.emplace(co_await call(executor));
-        },
-        asio::detached);
-    io.run_for(30s);
-    if (!result) {
-      ADD_FAILURE() << "the call did not complete within 30 s";
-      return T(Status(StatusCode::kDeadlineExceeded, "the test's bound"));
-    }
-    return std::move(*result);
+    return testing::RunCoroutine<T>(std::move(call));
   }
 
   Status Put(const std::string& key, const std::string& bytes) {

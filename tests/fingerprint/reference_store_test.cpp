@@ -16,22 +16,14 @@
 namespace plyr::fingerprint {
 namespace {
 
-using plyr::testing::PgTestServer;
 using plyr::testing::TempDir;
 
 class ReferenceStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
-  static void TearDownTestSuite() { server_.reset(); }
-
   void SetUp() override {
     if (GetParam() == "postgres") {
-      // Started by the first PostgreSQL test of the process, shared by the rest.
-      if (server_ == nullptr) {
-        server_ = std::make_unique<PgTestServer>();
-        ASSERT_TRUE(server_->Start()) << server_->error();
-      }
-      database_ = "refs_" + std::to_string(++databases_);
-      ASSERT_TRUE(server_->CreateDatabase(database_)) << server_->error();
+      url_ = plyr::testing::FreshPgDatabase();
+      ASSERT_FALSE(url_.empty());
     }
     store_ = Open();
     ASSERT_NE(store_, nullptr);
@@ -47,7 +39,7 @@ class ReferenceStoreTest : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(store.ok()) << store.status().ToString();
       return store.ok() ? std::move(*store) : nullptr;
     }
-    auto db = PgDb::Open(server_->url(database_), 2);
+    auto db = PgDb::Open(url_, 2);
     EXPECT_TRUE(db.ok()) << db.status().ToString();
     if (!db.ok()) return nullptr;
     auto store = OpenPgReferenceStore(std::shared_ptr<PgDb>(std::move(*db)));
@@ -70,15 +62,11 @@ class ReferenceStoreTest : public ::testing::TestWithParam<std::string> {
     return r;
   }
 
-  static std::unique_ptr<PgTestServer> server_;
-  static int databases_;
   TempDir dir_;
-  std::string database_;
+  std::string url_;
   std::unique_ptr<ReferenceStore> store_;
 };
 
-std::unique_ptr<PgTestServer> ReferenceStoreTest::server_;
-int ReferenceStoreTest::databases_ = 0;
 
 TEST_P(ReferenceStoreTest, ARegisteredReferenceReadsBackWholeAndSurvivesAReopen) {
   ReferenceRecord a = Record("00000000000000a1", 1);

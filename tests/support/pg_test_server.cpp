@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <memory>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace plyr::testing {
 
@@ -121,6 +125,37 @@ bool PgTestServer::CreateDatabase(const std::string& name) {
 
 std::string PgTestServer::url(const std::string& database) const {
   return "postgres://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database;
+}
+
+PgTestServer* SharedPgServer() {
+  static std::unique_ptr<PgTestServer> server;
+  if (server == nullptr) {
+    auto started = std::make_unique<PgTestServer>();
+    if (!started->Start()) {
+      ADD_FAILURE() << started->error();
+      return nullptr;
+    }
+    server = std::move(started);
+  }
+  return server.get();
+}
+
+std::string FreshPgDatabase() {
+  PgTestServer* server = SharedPgServer();
+  if (server == nullptr) return {};
+  static int created = 0;
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = "t" + std::to_string(++created) + "_";
+  for (const char* part : {test->test_suite_name(), test->name()}) {
+    for (const char* c = part; *c != '\0' && name.size() < 60; ++c) {
+      name += std::isalnum(static_cast<unsigned char>(*c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(*c))) : '_';
+    }
+  }
+  if (!server->CreateDatabase(name)) {
+    ADD_FAILURE() << server->error();
+    return {};
+  }
+  return server->url(name);
 }
 
 }  // namespace plyr::testing

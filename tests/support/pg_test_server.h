@@ -42,4 +42,12 @@ class PgTestServer {
   std::string error_;
 };
 
+// One server for the tests of this process, started by the first caller (ctest runs one test a
+// process; a binary run by hand shares it among its tests) and stopped at exit. Null, with a test
+// failure saying why, when it cannot start.
+PgTestServer* SharedPgServer();
+// A fresh database on the shared server, named after the running test; its URL, or empty (with
+// a test failure) when there is none.
+std::string FreshPgDatabase();
+
 }  // namespace plyr::testing
