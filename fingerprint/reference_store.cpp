@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -69,6 +70,8 @@ class SqliteReferenceStore final : public ReferenceStore {
   StatusOr<std::vector<ReferenceRecord>> List(std::int64_t before_row, std::size_t limit) const override;
   Status LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
                  std::size_t batch_size) const override;
+  StatusOr<std::vector<std::int64_t>> Rows() const override;
+  StatusOr<std::vector<ReferenceRecord>> GetRows(const std::vector<std::int64_t>& rows) const override;
 
  private:
   std::unique_ptr<SqliteDb> db_;
@@ -198,6 +201,27 @@ Status SqliteReferenceStore::LoadAll(const std::function<void(std::vector<Refere
     after = records.back().row;
     batch(std::move(records));
   }
+}
+
+StatusOr<std::vector<std::int64_t>> SqliteReferenceStore::Rows() const {
+  std::vector<std::int64_t> rows;
+  if (Status read = db_->Run("SELECT row FROM refs ORDER BY row", {}, [&](const SqlRow& row) { rows.push_back(row.Int(0)); });
+      !read.ok()) {
+    return DbError(read);
+  }
+  return rows;
+}
+
+StatusOr<std::vector<ReferenceRecord>> SqliteReferenceStore::GetRows(const std::vector<std::int64_t>& rows) const {
+  std::vector<ReferenceRecord> out;
+  const std::string sql = "SELECT " + std::string(kColumns) + ", items FROM refs WHERE row = ?1";
+  for (std::int64_t wanted : rows) {
+    if (Status read = db_->Run(sql, {wanted}, [&](const SqlRow& row) { out.push_back(FromRow(row, true)); }); !read.ok()) {
+      return DbError(read);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const ReferenceRecord& a, const ReferenceRecord& b) { return a.row < b.row; });
+  return out;
 }
 
 }  // namespace plyr::fingerprint

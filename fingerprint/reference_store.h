@@ -58,8 +58,18 @@ class ReferenceStore {
   virtual Status LoadAll(const std::function<void(std::vector<ReferenceRecord>&&)>& batch,
                          std::size_t batch_size) const = 0;
 
+  // Every stored row, ascending (to compare an index with the store).
+  virtual StatusOr<std::vector<std::int64_t>> Rows() const = 0;
+  // The references stored under `rows`, with their items, in row order (rows not stored are left out).
+  virtual StatusOr<std::vector<ReferenceRecord>> GetRows(const std::vector<std::int64_t>& rows) const = 0;
+
   static std::string HashItems(const media::FingerprintItems& items);
 };
+
+// On PostgreSQL every committed insert and delete is announced on this channel ("add <row>",
+// "del <row>"), in the same transaction, so instances sharing the database update their indexes
+// (common/pg_listener.h).
+inline constexpr std::string_view kReferenceChannel = "plyr_fingerprint_refs";
 
 // The schema, per version, in both dialects (common/migrations.h); its store name in
 // schema_migrations is kReferenceStoreName.

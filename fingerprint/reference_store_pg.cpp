@@ -1,6 +1,7 @@
 // The reference store on PostgreSQL: the same table as on SQLite (BYTEA items, an identity row),
 // reached through a PgDb pool. Every call blocks on the network: the service calls it from its
 // worker threads.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -68,9 +69,12 @@ class PgReferenceStore final : public ReferenceStore {
 
   Status Insert(ReferenceRecord& r) override {
     r.items_hash = HashItems(r.items);
-    // One statement, so two instances registering the same work at once cannot both win.
-    auto inserted = db_->Exec(std::string(kInsert) + " ON CONFLICT (items_hash) DO NOTHING RETURNING row",
-                              InsertParams(r));
+    // One statement, so two instances registering the same work at once cannot both win; the
+    // announcement goes out with the commit.
+    auto inserted = db_->Exec("WITH added AS (" + std::string(kInsert) +
+                                  " ON CONFLICT (items_hash) DO NOTHING RETURNING row) "
+                                  "SELECT row, pg_notify($11, 'add ' || row) FROM added",
+                              WithChannel(InsertParams(r)));
     if (!inserted.ok()) return DbError(inserted.status());
     if (inserted->rows() == 1) {
       r.row = inserted->Int(0, 0);
@@ -86,7 +90,9 @@ class PgReferenceStore final : public ReferenceStore {
     const Status stored = db_->Transaction([&](PgConnection& c) -> Status {
       for (auto& r : records) {
         r.items_hash = HashItems(r.items);
-        auto inserted = c.Exec(std::string(kInsert) + " RETURNING row", InsertParams(r));
+        auto inserted = c.Exec("WITH added AS (" + std::string(kInsert) +
+                                   " RETURNING row) SELECT row, pg_notify($11, 'add ' || row) FROM added",
+                               WithChannel(InsertParams(r)));
         if (!inserted.ok()) return inserted.status();
         r.row = inserted->Int(0, 0);
       }
@@ -97,9 +103,12 @@ class PgReferenceStore final : public ReferenceStore {
   }
 
   Status Delete(const std::string& id) override {
-    auto deleted = db_->Exec("DELETE FROM refs WHERE id = $1", {id});
+    auto deleted = db_->Exec(
+        "WITH removed AS (DELETE FROM refs WHERE id = $1 RETURNING row) "
+        "SELECT row, pg_notify($2, 'del ' || row) FROM removed",
+        {id, std::string(kReferenceChannel)});
     if (!deleted.ok()) return DbError(deleted.status());
-    if (deleted->affected() == 0) return Status(StatusCode::kNotFound, "no reference with this id");
+    if (deleted->rows() == 0) return Status(StatusCode::kNotFound, "no reference with this id");
     return OkStatus();
   }
 
@@ -137,7 +146,40 @@ class PgReferenceStore final : public ReferenceStore {
     }
   }
 
+  StatusOr<std::vector<std::int64_t>> Rows() const override {
+    auto read = db_->Exec("SELECT row FROM refs ORDER BY row");
+    if (!read.ok()) return DbError(read.status());
+    std::vector<std::int64_t> rows;
+    rows.reserve(static_cast<std::size_t>(read->rows()));
+    for (int i = 0; i < read->rows(); ++i) rows.push_back(read->Int(i, 0));
+    return rows;
+  }
+
+  StatusOr<std::vector<ReferenceRecord>> GetRows(const std::vector<std::int64_t>& rows) const override {
+    std::vector<ReferenceRecord> out;
+    // In slices, so that one statement's answer stays a few megabytes.
+    constexpr std::size_t kSlice = 256;
+    for (std::size_t start = 0; start < rows.size(); start += kSlice) {
+      std::string list = "{";
+      for (std::size_t i = start; i < std::min(rows.size(), start + kSlice); ++i) {
+        list += (i == start ? "" : ",") + std::to_string(rows[i]);
+      }
+      list += "}";
+      auto read = db_->Exec("SELECT " + std::string(kColumns) + ", items FROM refs WHERE row = ANY($1::bigint[]) ORDER BY row",
+                            {list});
+      if (!read.ok()) return DbError(read.status());
+      for (int i = 0; i < read->rows(); ++i) out.push_back(FromRow(*read, i, true));
+    }
+    std::sort(out.begin(), out.end(), [](const ReferenceRecord& a, const ReferenceRecord& b) { return a.row < b.row; });
+    return out;
+  }
+
  private:
+  static PgParams WithChannel(PgParams params) {
+    params.emplace_back(std::string(kReferenceChannel));
+    return params;
+  }
+
   std::shared_ptr<PgDb> db_;
 };
 

@@ -2,13 +2,17 @@
 // temporary folder) and PostgreSQL (a throw-away cluster, tests/support/pg_test_server.h).
 #include "fingerprint/reference_store.h"
 
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <random>
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "common/pg_db.h"
+#include "common/pg_listener.h"
 #include "common/sqlite_db.h"
 #include "tests/support/pg_test_server.h"
 #include "tests/support/process.h"
@@ -17,6 +21,21 @@ namespace plyr::fingerprint {
 namespace {
 
 using plyr::testing::TempDir;
+
+ReferenceRecord Record(const std::string& id, unsigned seed, std::size_t items = 400) {
+  ReferenceRecord r;
+  r.id = id;
+  r.title = "Title " + id;
+  r.artist = "Artist";
+  r.owner_did = "did:plc:owner";
+  r.isrc = "USRC1700000" + std::to_string(seed % 10);
+  r.external_ids_json = R"({"mbid":"x"})";
+  r.duration_s = 12.345;
+  r.created_ms = 1700000000000 + seed;
+  std::mt19937 rng(seed);
+  for (std::size_t i = 0; i < items; ++i) r.items.push_back(static_cast<std::uint32_t>(rng()));
+  return r;
+}
 
 class ReferenceStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -47,20 +66,6 @@ class ReferenceStoreTest : public ::testing::TestWithParam<std::string> {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  static ReferenceRecord Record(const std::string& id, unsigned seed, std::size_t items = 400) {
-    ReferenceRecord r;
-    r.id = id;
-    r.title = "Title " + id;
-    r.artist = "Artist";
-    r.owner_did = "did:plc:owner";
-    r.isrc = "USRC1700000" + std::to_string(seed % 10);
-    r.external_ids_json = R"({"mbid":"x"})";
-    r.duration_s = 12.345;
-    r.created_ms = 1700000000000 + seed;
-    std::mt19937 rng(seed);
-    for (std::size_t i = 0; i < items; ++i) r.items.push_back(static_cast<std::uint32_t>(rng()));
-    return r;
-  }
 
   TempDir dir_;
   std::string url_;
@@ -149,6 +154,61 @@ TEST_P(ReferenceStoreTest, ADeleteIsFinal) {
   ReferenceRecord again = Record("00000000000000a3", 1);
   ASSERT_TRUE(store_->Insert(again).ok());
   EXPECT_GT(again.row, a.row);
+}
+
+TEST_P(ReferenceStoreTest, RowsListWhatIsStoredAndGetRowsReadsThemWhole) {
+  std::vector<ReferenceRecord> batch = {Record("00000000000000c1", 31), Record("00000000000000c2", 32),
+                                        Record("00000000000000c3", 33)};
+  ASSERT_TRUE(store_->InsertMany(batch).ok());
+  ASSERT_TRUE(store_->Delete("00000000000000c2").ok());
+  auto rows = store_->Rows();
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*rows, (std::vector<std::int64_t>{batch[0].row, batch[2].row}));
+  auto got = store_->GetRows({batch[2].row, batch[1].row, batch[0].row, 999999});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->size(), 2u);
+  EXPECT_EQ((*got)[0].id, "00000000000000c1");
+  EXPECT_EQ((*got)[1].items, batch[2].items);
+}
+
+TEST(ReferenceStoreOnPostgresTest, EveryCommittedChangeIsAnnounced) {
+  const std::string url = plyr::testing::FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  auto db = PgDb::Open(url, 1);
+  ASSERT_TRUE(db.ok());
+  auto store = OpenPgReferenceStore(std::shared_ptr<PgDb>(std::move(*db)));
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  std::mutex mutex;
+  std::vector<std::string> heard;
+  auto listener = PgListener::Start(url, std::string(kReferenceChannel), [&](bool resync, const std::string& payload) {
+    std::lock_guard lock(mutex);
+    if (!resync) heard.push_back(payload);
+  });
+  ASSERT_TRUE(listener.ok());
+  const auto wait_for = [&](std::size_t n) {
+    for (int i = 0; i < 500; ++i) {
+      {
+        std::lock_guard lock(mutex);
+        if (heard.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  // Changes before the listener listens would not be heard.
+  while ((*listener)->connections() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ReferenceRecord a = Record("00000000000000d1", 41);
+  ASSERT_TRUE((*store)->Insert(a).ok());
+  ReferenceRecord twice = Record("00000000000000d2", 41);
+  EXPECT_EQ((*store)->Insert(twice).code(), StatusCode::kAlreadyExists);
+  std::vector<ReferenceRecord> batch = {Record("00000000000000d3", 42)};
+  ASSERT_TRUE((*store)->InsertMany(batch).ok());
+  ASSERT_TRUE((*store)->Delete("00000000000000d1").ok());
+  ASSERT_TRUE(wait_for(3));
+  std::lock_guard lock(mutex);
+  EXPECT_EQ(heard, (std::vector<std::string>{"add " + std::to_string(a.row), "add " + std::to_string(batch[0].row),
+                                             "del " + std::to_string(a.row)}))
+      << "a refused insert announces nothing";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReferenceStoreTest, ::testing::Values("sqlite", "postgres"),
