@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <unordered_set>
 
 #include <boost/json.hpp>
 #include <boost/url/parse.hpp>
@@ -97,6 +98,7 @@ FingerprintService::FingerprintService(ServiceEnv& env, const FingerprintSetting
     : env_(env), settings_(settings) {}
 
 FingerprintService::~FingerprintService() {
+  listener_.reset();
   if (worker_pool_) worker_pool_->join();
   if (blocking_pool_) blocking_pool_->join();
 }
@@ -217,6 +219,17 @@ StatusOr<std::unique_ptr<FingerprintService>> FingerprintService::Create(Service
   service->index_bytes_gauge_ = &bytes_family.Add({});
   service->references_gauge_->Set(static_cast<double>(stats.references));
   service->index_bytes_gauge_->Set(static_cast<double>(stats.memory_bytes));
+
+  // Instances sharing a PostgreSQL database hear of each other's changes.
+  if (!env.database_url.empty()) {
+    FingerprintService* self = service.get();
+    auto listener = PgListener::Start(env.database_url, std::string(kReferenceChannel),
+                                      [self](bool resync, const std::string& payload) {
+                                        self->OnReferenceChange(resync, payload);
+                                      });
+    if (!listener.ok()) return listener.status();
+    service->listener_ = std::move(*listener);
+  }
   return service;
 }
 
@@ -479,13 +492,8 @@ asio::awaitable<Response> FingerprintService::AddReference(Request& request) {
   std::function<StatusOr<ReferenceRecord>()> insert = [this, record = std::move(record)]() mutable
       -> StatusOr<ReferenceRecord> {
     if (Status s = store_->Insert(record); !s.ok()) return s;
-    // Committed: now visible to matching.
-    index_->Add(static_cast<ReferenceIndex::RefId>(record.row), record.items);
-    {
-      std::lock_guard lock(refs_mutex_);
-      RememberLocked(static_cast<ReferenceIndex::RefId>(record.row),
-                     RefInfo{record.id, record.title, record.artist, record.owner_did, record.isrc, record.duration_s});
-    }
+    ReferenceRecord indexed = record;
+    IndexReference(std::move(indexed));
     return std::move(record);
   };
   auto inserted = co_await RunBlocking(*blocking_pool_, std::move(insert));
@@ -496,9 +504,6 @@ asio::awaitable<Response> FingerprintService::AddReference(Request& request) {
     spdlog::error("fingerprint: cannot store a reference error=\"{}\"", inserted.status().message());
     co_return ErrorResponseFor(inserted.status());
   }
-  const auto stats = index_->stats();
-  references_gauge_->Set(static_cast<double>(stats.references));
-  index_bytes_gauge_->Set(static_cast<double>(stats.memory_bytes));
   spdlog::info("fingerprint: reference added id={} items={}", inserted->id, inserted->items.size());
   json::object out{{"id", inserted->id},           {"title", inserted->title},
                    {"artist", inserted->artist},   {"owner_did", inserted->owner_did},
@@ -575,25 +580,106 @@ asio::awaitable<Response> FingerprintService::DeleteReference(Request& request) 
   if (!IsValidRefId(id)) co_return Refuse(http::status::not_found, "NotFound", "no reference with this id");
   std::function<Status()> remove = [this, id] {
     if (Status s = store_->Delete(id); !s.ok()) return s;
-    // Committed: gone from matching once the matches in flight finish (they hold the index).
     std::optional<ReferenceIndex::RefId> row;
     {
       std::lock_guard lock(refs_mutex_);
-      if (auto it = row_by_id_.find(id); it != row_by_id_.end()) {
-        row = it->second;
-        refs_.erase(it->second);
-        row_by_id_.erase(it);
-      }
+      if (auto it = row_by_id_.find(id); it != row_by_id_.end()) row = it->second;
     }
-    if (row) index_->Remove(*row);
+    if (row) UnindexRow(*row);
     return OkStatus();
   };
   Status removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
   if (!removed.ok()) co_return ErrorResponseFor(removed);
-  const auto stats = index_->stats();
-  references_gauge_->Set(static_cast<double>(stats.references));
   spdlog::info("fingerprint: reference removed id={}", id);
   co_return JsonResponse(http::status::ok, json::object{{"id", id}, {"deleted", true}});
+}
+
+void FingerprintService::IndexReference(ReferenceRecord&& r) {
+  const auto row = static_cast<ReferenceIndex::RefId>(r.row);
+  index_->Add(row, r.items);  // replaces an earlier one of the same row
+  {
+    std::lock_guard lock(refs_mutex_);
+    RememberLocked(row, RefInfo{r.id, r.title, r.artist, r.owner_did, r.isrc, r.duration_s});
+  }
+  UpdateIndexGauges();
+}
+
+void FingerprintService::UnindexRow(ReferenceIndex::RefId row) {
+  {
+    std::lock_guard lock(refs_mutex_);
+    auto it = refs_.find(row);
+    if (it == refs_.end()) return;
+    row_by_id_.erase(it->second.id);
+    refs_.erase(it);
+  }
+  index_->Remove(row);
+  UpdateIndexGauges();
+}
+
+void FingerprintService::UpdateIndexGauges() {
+  const auto stats = index_->stats();
+  references_gauge_->Set(static_cast<double>(stats.references));
+  index_bytes_gauge_->Set(static_cast<double>(stats.memory_bytes));
+}
+
+void FingerprintService::OnReferenceChange(bool resync, const std::string& payload) {
+  if (resync) {
+    SyncWithStore();
+    return;
+  }
+  std::int64_t row = 0;
+  const bool add = payload.starts_with("add "), del = payload.starts_with("del ");
+  if ((!add && !del) || std::from_chars(payload.data() + 4, payload.data() + payload.size(), row).ec != std::errc()) {
+    spdlog::warn("fingerprint: an announcement not understood payload=\"{}\"", payload);
+    return;
+  }
+  if (del) {
+    UnindexRow(static_cast<ReferenceIndex::RefId>(row));
+    return;
+  }
+  {
+    std::lock_guard lock(refs_mutex_);
+    if (refs_.contains(static_cast<ReferenceIndex::RefId>(row))) return;  // this instance's own
+  }
+  auto records = store_->GetRows({row});
+  if (!records.ok()) {
+    // The next resync (a reconnect) or announcement catches up; matching goes on meanwhile.
+    spdlog::warn("fingerprint: cannot read an announced reference row={} error=\"{}\"", row,
+                 records.status().message());
+    return;
+  }
+  for (auto& r : *records) IndexReference(std::move(r));
+}
+
+void FingerprintService::SyncWithStore() {
+  auto stored = store_->Rows();
+  if (!stored.ok()) {
+    spdlog::warn("fingerprint: cannot compare the index with the database error=\"{}\"", stored.status().message());
+    return;
+  }
+  std::vector<std::int64_t> missing;
+  std::vector<ReferenceIndex::RefId> gone;
+  {
+    std::lock_guard lock(refs_mutex_);
+    std::unordered_set<std::int64_t> in_store(stored->begin(), stored->end());
+    for (std::int64_t row : *stored) {
+      if (!refs_.contains(static_cast<ReferenceIndex::RefId>(row))) missing.push_back(row);
+    }
+    for (const auto& [row, info] : refs_) {
+      if (!in_store.contains(static_cast<std::int64_t>(row))) gone.push_back(row);
+    }
+  }
+  for (auto row : gone) UnindexRow(row);
+  auto records = store_->GetRows(missing);
+  if (!records.ok()) {
+    spdlog::warn("fingerprint: cannot read references to index error=\"{}\"", records.status().message());
+    return;
+  }
+  for (auto& r : *records) IndexReference(std::move(r));
+  if (!missing.empty() || !gone.empty()) {
+    spdlog::info("fingerprint: index brought in line with the database added={} removed={}", records->size(),
+                 gone.size());
+  }
 }
 
 void FingerprintService::RememberLocked(ReferenceIndex::RefId row, RefInfo info) {

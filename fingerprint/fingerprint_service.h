@@ -33,6 +33,7 @@
 #include <prometheus/gauge.h>
 
 #include "common/blob_store.h"
+#include "common/pg_listener.h"
 #include "common/service_env.h"
 #include "common/settings.h"
 #include "common/status.h"
@@ -109,6 +110,17 @@ class FingerprintService final : public Service {
   std::string RefIdFor(ReferenceIndex::RefId row) const;
   // Adds a reference to refs_ and row_by_id_; the caller holds refs_mutex_ (or runs alone, at start).
   void RememberLocked(ReferenceIndex::RefId row, RefInfo info);
+  // A committed reference becomes visible to matching; a removed one stops being (once the
+  // matches in flight, which hold the index, finish). Both are idempotent: a change this
+  // instance made also comes back to it from the database's announcements.
+  void IndexReference(ReferenceRecord&& record);
+  void UnindexRow(ReferenceIndex::RefId row);
+  // From the database's announcements (PostgreSQL: other instances' changes), on the listener's
+  // thread: "add <row>", "del <row>", or a resync after the listener (re)connected.
+  void OnReferenceChange(bool resync, const std::string& payload);
+  // Brings the index in line with the store: adds what it lacks, removes what is gone.
+  void SyncWithStore();
+  void UpdateIndexGauges();
 
   ServiceEnv& env_;
   FingerprintSettings settings_;
@@ -131,6 +143,8 @@ class FingerprintService final : public Service {
   prometheus::Family<prometheus::Counter>* matches_ = nullptr;
   prometheus::Gauge* references_gauge_ = nullptr;
   prometheus::Gauge* index_bytes_gauge_ = nullptr;
+  // Last, so that it stops (with its thread) before anything it touches goes.
+  std::unique_ptr<PgListener> listener_;
 };
 
 }  // namespace plyr::fingerprint

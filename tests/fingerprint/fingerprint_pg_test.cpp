@@ -1,6 +1,8 @@
 // The fingerprint service with its references on PostgreSQL (database.url): a throw-away cluster
 // (tests/support/pg_test_server.h) and the real binary on loopback.
 #include <chrono>
+#include <iostream>
+#include <thread>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -44,6 +46,77 @@ TEST(FingerprintOnPostgresTest, ReferencesLiveInTheDatabaseNotTheDataFolder) {
   ASSERT_EQ(matched.status, 200) << matched.body;
   EXPECT_NE(matched.body.find(id), std::string::npos) << matched.body;
   EXPECT_FALSE(std::filesystem::exists(second_dir.path() / "fingerprint" / "references.db"));
+}
+
+// Polls `check` every 50 ms until it holds or `bound` passes.
+template <typename Check>
+bool Eventually(Check check, std::chrono::milliseconds bound = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + bound;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (check()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST(FingerprintOnPostgresTest, TwoInstancesSeeEachOthersReferencesPromptly) {
+  PgTestServer pg;
+  ASSERT_TRUE(pg.Start()) << pg.error();
+  ASSERT_TRUE(pg.CreateDatabase("shared")) << pg.error();
+  const std::string url = pg.url("shared");
+  TempDir a_dir, b_dir;
+  PlyrProcess a(a_dir.path()), b(b_dir.path());
+  ASSERT_TRUE(a.StartServe({"fingerprint", "--database-url", url})) << a.log();
+  ASSERT_TRUE(b.StartServe({"fingerprint", "--database-url", url})) << b.log();
+  const auto work = MakeMelody(22, 40, "pg-w22.flac");
+  const std::string excerpt = ReadBytes(
+      MakeMedia("pg-w22-excerpt.mp3", {"-ss", "15", "-t", "10", "-i", work.string(), "-c:a", "libmp3lame", "-b:a", "64k"}));
+  const auto match_on_b = [&] {
+    auto r = Fetch(b.port("fingerprint"), "POST", "/v1/match", {{"Authorization", "Bearer " + b.admin_token()}},
+                   excerpt, std::chrono::seconds(60));
+    return r.status == 200 ? ParseJson(r.body) : boost::json::value();
+  };
+  const auto b_finds = [&](const std::string& id) {
+    const auto answer = match_on_b();
+    const auto* matches = JsonAt(answer, {"matches"});
+    if (matches == nullptr || !matches->is_array()) return false;
+    for (const auto& m : matches->as_array()) {
+      if (JsonStr(m, {"reference_id"}) == id) return true;
+    }
+    return false;
+  };
+
+  // Registered through A: B matches it without a restart.
+  auto registered = Fetch(a.port("fingerprint"), "POST", "/v1/references?title=Shared&artist=Test",
+                          {{"Authorization", "Bearer " + a.admin_token()}}, ReadBytes(work), std::chrono::seconds(60));
+  ASSERT_EQ(registered.status, 201) << registered.body;
+  const std::string id = JsonStr(ParseJson(registered.body), {"id"});
+  const auto registered_at = std::chrono::steady_clock::now();
+  EXPECT_TRUE(Eventually([&] { return b_finds(id); })) << b.log();
+  std::cout << "seen by the other instance after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - registered_at)
+                   .count()
+            << " ms\n";
+
+  // Deleted through A: B stops matching it.
+  EXPECT_EQ(Fetch(a.port("fingerprint"), "DELETE", "/v1/references/" + id,
+                  {{"Authorization", "Bearer " + a.admin_token()}})
+                .status,
+            200);
+  EXPECT_TRUE(Eventually([&] { return !b_finds(id); })) << b.log();
+
+  // What B missed while it was down is caught up when it comes back: registered through A meanwhile.
+  b.Kill();
+  auto again = Fetch(a.port("fingerprint"), "POST", "/v1/references?title=Again&artist=Test",
+                     {{"Authorization", "Bearer " + a.admin_token()}}, ReadBytes(work), std::chrono::seconds(60));
+  ASSERT_EQ(again.status, 201) << again.body;
+  const std::string again_id = JsonStr(ParseJson(again.body), {"id"});
+  PlyrProcess b2(b_dir.path());
+  ASSERT_TRUE(b2.StartServe({"fingerprint", "--database-url", url})) << b2.log();
+  auto r = Fetch(b2.port("fingerprint"), "POST", "/v1/match", {{"Authorization", "Bearer " + b2.admin_token()}},
+                 excerpt, std::chrono::seconds(60));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(again_id), std::string::npos) << r.body;
 }
 
 TEST(FingerprintOnPostgresTest, BadDatabaseSettingsStopTheStartWithOneClearLine) {
