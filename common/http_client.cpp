@@ -101,6 +101,7 @@ bool IsFieldValue(std::string_view s) {
 
 struct BodyFile {
   UniqueFd fd;
+  std::uint64_t start = 0;  // where in the file the body begins
   std::uint64_t size = 0;
 };
 
@@ -111,7 +112,7 @@ sys::result<UniqueFd> OpenForExchange(const std::filesystem::path& path, int fla
   return UniqueFd(fd);
 }
 
-sys::result<BodyFile> OpenBodyFile(const std::filesystem::path& path) {
+sys::result<BodyFile> OpenBodyFile(const std::filesystem::path& path, std::uint64_t offset, std::uint64_t length) {
   // O_NONBLOCK: opening a FIFO by mistake must not block the I/O thread waiting for a writer
   // (it is then refused below); on a regular file the flag changes nothing.
   auto fd = OpenForExchange(path, O_RDONLY | O_NONBLOCK);
@@ -120,7 +121,10 @@ sys::result<BodyFile> OpenBodyFile(const std::filesystem::path& path) {
   if (::fstat(fd->get(), &st) != 0) return LastError();
   // Only a regular file has a size to announce in Content-Length.
   if (!S_ISREG(st.st_mode)) return Errc(sys::errc::invalid_argument);
-  return BodyFile{std::move(*fd), static_cast<std::uint64_t>(st.st_size)};
+  const auto file_size = static_cast<std::uint64_t>(st.st_size);
+  if (offset > file_size) return Errc(sys::errc::invalid_argument);
+  const std::uint64_t rest = file_size - offset;
+  return BodyFile{std::move(*fd), offset, length == 0 ? rest : std::min(length, rest)};
 }
 
 // Resolves `host`, giving up at `deadline`. getaddrinfo cannot be interrupted, so on timeout the
@@ -164,7 +168,7 @@ asio::awaitable<sys::error_code> WriteFileBody(Stream& stream, const BodyFile& f
   std::uint64_t offset = 0;
   while (offset < file.size) {
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(file.size - offset, chunk.size()));
-    const ssize_t n = ::pread(file.fd.get(), chunk.data(), want, static_cast<off_t>(offset));
+    const ssize_t n = ::pread(file.fd.get(), chunk.data(), want, static_cast<off_t>(file.start + offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       co_return LastError();
@@ -325,7 +329,7 @@ asio::awaitable<sys::result<HttpClientResponse>> HttpClient::SendForCode(asio::a
 
   std::optional<BodyFile> file;
   if (!request.body_file.empty()) {
-    auto opened = OpenBodyFile(request.body_file);
+    auto opened = OpenBodyFile(request.body_file, request.body_file_offset, request.body_file_length);
     if (!opened) co_return opened.error();
     file = std::move(*opened);
     header.content_length(file->size);

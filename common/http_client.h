@@ -51,6 +51,10 @@ struct HttpClientRequest {
   // its size at the start of the call; it is never held whole in memory. It is opened before any
   // network I/O, so a bad path costs no connection.
   std::filesystem::path body_file;
+  // A slice of body_file: from this offset (past the end: InvalidArgument), this many bytes (0:
+  // to the end; fewer when the file ends first).
+  std::uint64_t body_file_offset = 0;
+  std::uint64_t body_file_length = 0;
   // Total deadline: resolve, connect, TLS, request, response. milliseconds::max() means none.
   std::chrono::milliseconds timeout{30'000};
   std::size_t body_limit = 1 << 20;  // cap on the response body

@@ -1,9 +1,13 @@
 #include "common/s3_client.h"
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 
 #include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/file_util.h"
 
 namespace plyr {
 
@@ -70,7 +74,8 @@ std::string S3Client::PathOf(std::string_view key) const { return "/" + settings
 
 asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_executor executor,
                                                              const HttpClientRequest& unsigned_request,
-                                                             std::string_view key, std::string_view payload_sha256) {
+                                                             std::string_view key, std::string_view payload_sha256,
+                                                             const aws::NameValues& query) {
   HttpClientRequest request = unsigned_request;
   aws::SignableRequest signable;
   signable.method = std::string(http::to_string(request.method));
@@ -79,12 +84,16 @@ asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_execut
   signable.headers.emplace_back("host", host_);
   signable.headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256));
   signable.payload_sha256 = std::string(payload_sha256);
+  signable.query = query;
   const aws::Scope scope{settings_.region, "s3"};
   request.headers.emplace_back("x-amz-content-sha256", std::string(payload_sha256));
   for (auto& header : aws::SignHeaders(std::move(signable), settings_.credentials, scope, Now())) {
     request.headers.push_back(std::move(header));
   }
   request.url = settings_.endpoint + aws::UriEncode(PathOf(key), true);
+  for (std::size_t i = 0; i < query.size(); ++i) {
+    request.url += (i == 0 ? "?" : "&") + aws::UriEncode(query[i].first, false) + "=" + aws::UriEncode(query[i].second, false);
+  }
   request.timeout = settings_.timeout;
   co_return co_await http_.Send(executor, request);
 }
@@ -100,6 +109,80 @@ asio::awaitable<Status> S3Client::PutFile(asio::any_io_executor executor, std::s
   if (!response.ok()) co_return response.status();
   if (response->status / 100 != 2) co_return StoreRefused(*response, "PUT " + key);
   co_return OkStatus();
+}
+
+asio::awaitable<Status> S3Client::PutFileMultipart(asio::any_io_executor executor, std::string key,
+                                                   std::filesystem::path path, std::string content_type,
+                                                   std::uint64_t part_bytes) {
+  std::error_code ec;
+  const std::uint64_t size = std::filesystem::file_size(path, ec);
+  if (ec) co_return FileError("cannot upload " + path.filename().string(), ec.value());
+  constexpr std::uint64_t kMaxPartBytes = 5ull << 30, kMaxParts = 10'000;
+  part_bytes = std::clamp(part_bytes, kMinPartBytes, kMaxPartBytes);
+  part_bytes = std::max(part_bytes, (size + kMaxParts - 1) / kMaxParts);
+
+  HttpClientRequest create;
+  create.method = http::verb::post;
+  if (!content_type.empty()) create.headers.emplace_back("Content-Type", std::move(content_type));
+  const aws::NameValues create_query = {{"uploads", ""}};
+  auto created = co_await Send(executor, create, key, aws::kEmptyPayloadSha256, create_query);
+  if (!created.ok()) co_return created.status();
+  if (created->status != 200) co_return StoreRefused(*created, "starting the upload of " + key);
+  const std::string upload_id = XmlField(created->body, "UploadId");
+  if (upload_id.empty()) co_return Status(StatusCode::kInternal, "the store started an upload without an UploadId");
+
+  std::string parts_xml;
+  Status failed;
+  for (std::uint64_t offset = 0, number = 1; offset < size || number == 1; offset += part_bytes, ++number) {
+    HttpClientRequest part;
+    part.method = http::verb::put;
+    part.body_file = path;
+    part.body_file_offset = offset;
+    part.body_file_length = std::min(part_bytes, size - offset);
+    const aws::NameValues part_query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+    auto sent = co_await Send(executor, part, key, aws::kUnsignedPayload, part_query);
+    if (!sent.ok()) {
+      failed = sent.status();
+      break;
+    }
+    if (sent->status != 200) {
+      failed = StoreRefused(*sent, "part " + std::to_string(number) + " of " + key);
+      break;
+    }
+    parts_xml += "<Part><PartNumber>" + std::to_string(number) + "</PartNumber><ETag>" +
+                 std::string(sent->Header("ETag")) + "</ETag></Part>";
+    if (size == 0) break;  // an empty file is one empty part
+  }
+  if (failed.ok()) {
+    HttpClientRequest complete;
+    complete.method = http::verb::post;
+    complete.body = "<CompleteMultipartUpload>" + parts_xml + "</CompleteMultipartUpload>";
+    complete.headers.emplace_back("Content-Type", "application/xml");
+    const std::string body_hash = aws::Sha256Hex(complete.body);
+    const aws::NameValues complete_query = {{"uploadId", upload_id}};
+    auto completed = co_await Send(executor, complete, key, body_hash, complete_query);
+    if (!completed.ok()) {
+      failed = completed.status();
+    } else if (completed->status != 200 || completed->body.find("<Error>") != std::string::npos) {
+      // S3 may answer 200 and put the error in the body (it decides after the headers are out).
+      failed = StoreRefused(*completed, "completing the upload of " + key);
+    }
+  }
+  if (failed.ok()) co_return OkStatus();
+  co_await AbortMultipart(executor, key, upload_id);
+  co_return failed;
+}
+
+asio::awaitable<void> S3Client::AbortMultipart(asio::any_io_executor executor, const std::string& key,
+                                               const std::string& upload_id) {
+  HttpClientRequest abort;
+  abort.method = http::verb::delete_;
+  const aws::NameValues query = {{"uploadId", upload_id}};
+  auto aborted = co_await Send(executor, abort, key, aws::kEmptyPayloadSha256, query);
+  if (!aborted.ok() || aborted->status / 100 != 2) {
+    // Left to the bucket's lifecycle rule for incomplete uploads (docs/deployment.md).
+    spdlog::warn("s3: cannot abort the upload of key={} upload_id={}", key, upload_id);
+  }
 }
 
 asio::awaitable<Status> S3Client::PutBytes(asio::any_io_executor executor, std::string key, std::string bytes,

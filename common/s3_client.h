@@ -53,6 +53,12 @@ class S3Client {
   // has it (the store then checks the bytes), else empty (UNSIGNED-PAYLOAD).
   asio::awaitable<Status> PutFile(asio::any_io_executor executor, std::string key, std::filesystem::path path,
                                   std::string content_type, std::string payload_sha256);
+  // Uploads a file of any size as `key` in parts of `part_bytes` (5 MiB to 5 GiB, raised so that
+  // there are at most 10 000 parts), each streamed from its slice of the file: never whole in
+  // memory. A failure aborts the upload, so no parts are left behind on the store.
+  asio::awaitable<Status> PutFileMultipart(asio::any_io_executor executor, std::string key,
+                                           std::filesystem::path path, std::string content_type,
+                                           std::uint64_t part_bytes = kDefaultPartBytes);
   // Uploads small `bytes` as `key`.
   asio::awaitable<Status> PutBytes(asio::any_io_executor executor, std::string key, std::string bytes,
                                    std::string content_type);
@@ -69,13 +75,18 @@ class S3Client {
   std::string PresignedGetUrl(std::string_view key, int expires_seconds, std::int64_t unix_seconds) const;
 
   static constexpr std::uint64_t kMaxRangeBytes = 8 << 20;
+  static constexpr std::uint64_t kMinPartBytes = 5 << 20;  // S3's floor for every part but the last
+  static constexpr std::uint64_t kDefaultPartBytes = 16 << 20;
 
  private:
   S3Client(HttpClient& http, S3Settings settings, std::string host);
   // Signs and sends `request` (method, body, headers other than host) for `key`.
   asio::awaitable<StatusOr<HttpClientResponse>> Send(asio::any_io_executor executor,
                                                      const HttpClientRequest& unsigned_request, std::string_view key,
-                                                     std::string_view payload_sha256);
+                                                     std::string_view payload_sha256, const aws::NameValues& query = {});
+  // Abandons a multipart upload (its parts are dropped by the store); best effort.
+  asio::awaitable<void> AbortMultipart(asio::any_io_executor executor, const std::string& key,
+                                       const std::string& upload_id);
   std::string PathOf(std::string_view key) const;
 
   HttpClient& http_;

@@ -107,6 +107,41 @@ TEST_F(S3ClientTest, AFileIsStreamedUpWithItsHash) {
   EXPECT_EQ(*range, bytes.substr((2 << 20) + 7, 4096));
 }
 
+TEST_F(S3ClientTest, ALargeFileGoesUpInPartsStreamedFromDisk) {
+  const std::string bytes = RandomBytes((12 << 20) + 12345, 4);
+  const auto path = dir_.path() / "large";
+  std::ofstream(path, std::ios::binary) << bytes;
+  Status put = Run<Status>([&](asio::any_io_executor e) {
+    return client_->PutFileMultipart(e, "blobs/large", path, "audio/wav", S3Client::kMinPartBytes);
+  });
+  ASSERT_TRUE(put.ok()) << put.ToString();
+  auto head = Run<StatusOr<S3Object>>([&](asio::any_io_executor e) { return client_->Head(e, "blobs/large"); });
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->size, bytes.size());
+  // Across the first part boundary, and the whole object.
+  auto across = GetRange(*client_, "blobs/large", S3Client::kMinPartBytes - 100, 200);
+  ASSERT_TRUE(across.ok()) << across.status().ToString();
+  EXPECT_EQ(*across, bytes.substr(S3Client::kMinPartBytes - 100, 200));
+  const auto down = dir_.path() / "large-down";
+  ASSERT_TRUE(Run<Status>([&](asio::any_io_executor e) { return client_->GetToFile(e, "blobs/large", down); }).ok());
+  EXPECT_TRUE(testing::ReadAll(down) == bytes);
+
+  // An empty file is one empty part.
+  const auto empty = dir_.path() / "empty";
+  std::ofstream(empty, std::ios::binary).flush();
+  ASSERT_TRUE(Run<Status>([&](asio::any_io_executor e) {
+                return client_->PutFileMultipart(e, "blobs/empty", empty, "", S3Client::kMinPartBytes);
+              }).ok());
+  auto empty_head = Run<StatusOr<S3Object>>([&](asio::any_io_executor e) { return client_->Head(e, "blobs/empty"); });
+  ASSERT_TRUE(empty_head.ok()) << empty_head.status().ToString();
+  EXPECT_EQ(empty_head->size, 0u);
+
+  Status missing = Run<Status>([&](asio::any_io_executor e) {
+    return client_->PutFileMultipart(e, "blobs/none", dir_.path() / "no-such-file", "", S3Client::kMinPartBytes);
+  });
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
+}
+
 TEST_F(S3ClientTest, APresignedUrlServesTheObjectToAPlainClient) {
   const std::string bytes = RandomBytes(20'000, 3);
   ASSERT_TRUE(Put("audio/presigned key", bytes).ok());
