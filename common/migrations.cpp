@@ -100,6 +100,10 @@ StatusOr<int> Migrate(PgDb& db, std::string_view store, std::span<const Migratio
       }
       const int version = current + 1;
       const Migration& m = migrations[static_cast<std::size_t>(current)];
+      if (m.postgres.empty()) {
+        return Status(StatusCode::kUnimplemented,
+                      std::string(store) + " has no PostgreSQL schema yet (version " + std::to_string(version) + ")");
+      }
       for (const std::string& statement : Statements(m.postgres)) {
         if (auto s = c.Exec(statement); !s.ok()) return Named(s.status(), store, version, m.description);
       }

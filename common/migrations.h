@@ -26,7 +26,8 @@ class PgDb;
 
 struct Migration {
   std::string_view description;  // "create refs", "index refs by isrc"
-  // The statements of each dialect, separated by ';' (no ';' inside a statement).
+  // The statements of each dialect, separated by ';' (no ';' inside a statement). An empty
+  // `postgres`: the store does not run on PostgreSQL yet (Migrate refuses with Unimplemented).
   std::string_view sqlite;
   std::string_view postgres;
 };

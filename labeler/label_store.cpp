@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/migrations.h"
 #include "labeler/label_cbor.h"
 #include "labeler/signing_key.h"
 
@@ -24,21 +25,24 @@ Status InvalidLabel() {
   return Status(StatusCode::kInvalidArgument, "a label without its signature or CBOR, or with an unreadable exp");
 }
 
-// Schema version 1. Beyond the signed fields, `exp_ms` holds `exp` as Unix milliseconds (parsed
+// Version 1 of the schema (common/migrations.h; builds before migrations marked it with PRAGMA
+// user_version = 1, which is still written so that they can open the log). Beyond the signed fields, `exp_ms` holds `exp` as Unix milliseconds (parsed
 // once at append), because ATProto datetimes with offsets or other fraction lengths do not compare
 // as strings. STRICT makes SQLite refuse a value of the wrong type (a sig bound as TEXT, say)
 // instead of storing it. Two indexes, because every index is written on each append: (uri, src,
 // val) serves queryLabels by uri (exact and prefix range) and the state queries by uri; (src, val,
 // uri) serves the state query by value.
 constexpr std::int64_t kSchemaVersion = 1;
-constexpr std::array<const char*, 3> kSchema = {
-    "CREATE TABLE IF NOT EXISTS labels ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  src TEXT NOT NULL, uri TEXT NOT NULL, cid TEXT, val TEXT NOT NULL, neg INTEGER NOT NULL,"
-    "  cts TEXT NOT NULL, exp TEXT, sig BLOB NOT NULL, cbor BLOB NOT NULL,"
-    "  exp_ms INTEGER, CHECK ((exp IS NULL) = (exp_ms IS NULL))) STRICT",
-    "CREATE INDEX IF NOT EXISTS labels_by_uri ON labels(uri, src, val)",
-    "CREATE INDEX IF NOT EXISTS labels_by_value ON labels(src, val, uri)",
+constexpr Migration kMigrations[] = {
+    {"the label log",
+     "CREATE TABLE IF NOT EXISTS labels ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  src TEXT NOT NULL, uri TEXT NOT NULL, cid TEXT, val TEXT NOT NULL, neg INTEGER NOT NULL,"
+     "  cts TEXT NOT NULL, exp TEXT, sig BLOB NOT NULL, cbor BLOB NOT NULL,"
+     "  exp_ms INTEGER, CHECK ((exp IS NULL) = (exp_ms IS NULL))) STRICT;"
+     "CREATE INDEX IF NOT EXISTS labels_by_uri ON labels(uri, src, val);"
+     "CREATE INDEX IF NOT EXISTS labels_by_value ON labels(src, val, uri)",
+     ""},
 };
 
 constexpr std::string_view kColumns = "seq, src, uri, cid, val, neg, cts, exp, sig, cbor";
@@ -377,14 +381,13 @@ StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::pa
     return Status(StatusCode::kFailedPrecondition, "label log: schema version " + std::to_string(version) +
                                                        " is newer than this build's " + std::to_string(kSchemaVersion));
   }
-  const Status schema = db.Transaction([&] {
-    for (const char* sql : kSchema) {
-      if (Status created = db.Run(sql); !created.ok()) return created;
-    }
-    // PRAGMA takes no parameters; the value is a compile-time constant.
-    return db.Run("PRAGMA user_version = " + std::to_string(kSchemaVersion));
-  });
-  if (!schema.ok()) return Status(schema.code(), "label log schema: " + schema.message());
+  if (auto migrated = Migrate(db, kLabelStoreName, kMigrations); !migrated.ok()) {
+    return Status(migrated.status().code(), "label log schema: " + migrated.status().message());
+  }
+  // PRAGMA takes no parameters; the value is a compile-time constant.
+  if (Status marked = db.Run("PRAGMA user_version = " + std::to_string(kSchemaVersion)); !marked.ok()) {
+    return Status(marked.code(), "label log schema: " + marked.message());
+  }
 
   // The highest seq ever handed out: AUTOINCREMENT keeps it in sqlite_sequence, which an operator
   // restoring an old backup moves past every seq already served (docs/operations.md), so that

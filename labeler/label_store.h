@@ -49,6 +49,9 @@ struct LabelQuery {
   std::size_t limit = 50;
 };
 
+// The label log's name in schema_migrations (common/migrations.h).
+inline constexpr std::string_view kLabelStoreName = "labeler.labels";
+
 class LabelStore {
  public:
   // Opens (creating) the log at `path` and starts the writer thread. Fails with a message that

@@ -1,8 +1,9 @@
 #include "streamer/catalog.h"
 
 #include <algorithm>
-
 #include <mutex>
+
+#include "common/migrations.h"
 
 namespace plyr::streamer {
 
@@ -24,27 +25,28 @@ std::optional<Gate> ParseGate(std::string_view name) {
 
 namespace {
 
-constexpr const char* kSchema[] = {
-    "CREATE TABLE IF NOT EXISTS files ("
-    "  file_id TEXT PRIMARY KEY, size INTEGER NOT NULL, content_type TEXT NOT NULL,"
-    "  created_at INTEGER NOT NULL DEFAULT (unixepoch()))",
-    "CREATE TABLE IF NOT EXISTS tracks ("
-    "  file_id TEXT PRIMARY KEY, owner_did TEXT NOT NULL, gate TEXT NOT NULL, content_type TEXT NOT NULL,"
-    "  updated_at INTEGER NOT NULL DEFAULT (unixepoch()))",
-    "CREATE TABLE IF NOT EXISTS renditions ("
-    "  track_file_id TEXT NOT NULL REFERENCES tracks(file_id) ON DELETE CASCADE,"
-    "  name TEXT NOT NULL, file_id TEXT NOT NULL, content_type TEXT NOT NULL,"
-    "  PRIMARY KEY (track_file_id, name))",
+// Version 1 is the schema of the builds before migrations (IF NOT EXISTS: adopted as it is).
+constexpr Migration kMigrations[] = {
+    {"files, tracks and renditions",
+     "CREATE TABLE IF NOT EXISTS files ("
+     "  file_id TEXT PRIMARY KEY, size INTEGER NOT NULL, content_type TEXT NOT NULL,"
+     "  created_at INTEGER NOT NULL DEFAULT (unixepoch()));"
+     "CREATE TABLE IF NOT EXISTS tracks ("
+     "  file_id TEXT PRIMARY KEY, owner_did TEXT NOT NULL, gate TEXT NOT NULL, content_type TEXT NOT NULL,"
+     "  updated_at INTEGER NOT NULL DEFAULT (unixepoch()));"
+     "CREATE TABLE IF NOT EXISTS renditions ("
+     "  track_file_id TEXT NOT NULL REFERENCES tracks(file_id) ON DELETE CASCADE,"
+     "  name TEXT NOT NULL, file_id TEXT NOT NULL, content_type TEXT NOT NULL,"
+     "  PRIMARY KEY (track_file_id, name))",
+     ""},
 };
 
 }  // namespace
 
 StatusOr<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<SqliteDb> db) {
   std::unique_ptr<Catalog> catalog(new Catalog(std::move(db)));
-  for (const char* sql : kSchema) {
-    if (Status created = catalog->db_->Run(sql); !created.ok()) {
-      return Status(created.code(), "catalog schema: " + created.message());
-    }
+  if (auto migrated = Migrate(*catalog->db_, kCatalogStoreName, kMigrations); !migrated.ok()) {
+    return Status(migrated.status().code(), "catalog schema: " + migrated.status().message());
   }
   if (Status loaded = catalog->Load(); !loaded.ok()) {
     return Status(loaded.code(), "catalog load: " + loaded.message());

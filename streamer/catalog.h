@@ -54,6 +54,9 @@ struct FileRecord {
   std::string content_type;
 };
 
+// The catalog's name in schema_migrations (common/migrations.h).
+inline constexpr std::string_view kCatalogStoreName = "streamer.catalog";
+
 class Catalog {
  public:
   // Opens the catalog in `db`, creating its tables, and loads the mirror. Fails with the

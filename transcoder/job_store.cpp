@@ -1,19 +1,22 @@
 #include "transcoder/job_store.h"
 
-#include <array>
+#include "common/migrations.h"
 
 namespace plyr::transcoder {
 
 namespace {
 
-constexpr std::array<const char*, 2> kSchema = {
-    "CREATE TABLE IF NOT EXISTS jobs ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    "  id TEXT NOT NULL UNIQUE, state TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
-    "  options TEXT NOT NULL, input TEXT NOT NULL, result TEXT, error TEXT,"
-    "  attempts INTEGER NOT NULL DEFAULT 0, callback TEXT NOT NULL DEFAULT 'none',"
-    "  callback_attempts INTEGER NOT NULL DEFAULT 0) STRICT",
-    "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq)",
+// Version 1 is the schema of the builds before migrations (IF NOT EXISTS: adopted as it is).
+constexpr Migration kMigrations[] = {
+    {"jobs",
+     "CREATE TABLE IF NOT EXISTS jobs ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  id TEXT NOT NULL UNIQUE, state TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,"
+     "  options TEXT NOT NULL, input TEXT NOT NULL, result TEXT, error TEXT,"
+     "  attempts INTEGER NOT NULL DEFAULT 0, callback TEXT NOT NULL DEFAULT 'none',"
+     "  callback_attempts INTEGER NOT NULL DEFAULT 0) STRICT;"
+     "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, seq)",
+     ""},
 };
 
 constexpr std::string_view kColumns =
@@ -62,10 +65,8 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 }
 
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(std::unique_ptr<SqliteDb> db) {
-  for (const char* statement : kSchema) {
-    if (Status created = db->Run(statement); !created.ok()) {
-      return Status(created.code(), "job database: " + created.message());
-    }
+  if (auto migrated = Migrate(*db, kJobStoreName, kMigrations); !migrated.ok()) {
+    return Status(migrated.status().code(), "job database: " + migrated.status().message());
   }
   return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
 }

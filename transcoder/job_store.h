@@ -46,6 +46,9 @@ struct JobRecord {
 // Every call fails with "job database: " and SQLite's message, under SqliteDb's code (a full disk
 // is ResourceExhausted): a start never drops a job it could not read (Recover, PendingCallbacks),
 // and a request never reads a failed read as "no such job".
+// The job store's name in schema_migrations (common/migrations.h).
+inline constexpr std::string_view kJobStoreName = "transcoder.jobs";
+
 class JobStore {
  public:
   static StatusOr<std::unique_ptr<JobStore>> Open(std::unique_ptr<SqliteDb> db);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "common/migrations.h"
 #include "streamer/catalog.h"
 #include "tests/support/process.h"
 
@@ -22,6 +23,28 @@ Track GatedTrack() {
   t.content_type = "audio/flac";
   t.renditions["mp3-128"] = Rendition{"00000000000000bb", "audio/mpeg"};
   return t;
+}
+
+TEST(CatalogTest, ADatabaseOfABuildBeforeMigrationsIsAdoptedWithItsRows) {
+  testing::TempDir dir;
+  {
+    // The schema as builds before migrations made it, with a file in it.
+    auto db = SqliteDb::Open(dir.path() / "catalog.db");
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Run("CREATE TABLE files (file_id TEXT PRIMARY KEY, size INTEGER NOT NULL, "
+                           "content_type TEXT NOT NULL, created_at INTEGER NOT NULL DEFAULT (unixepoch()))")
+                    .ok());
+    ASSERT_TRUE((*db)->Run("INSERT INTO files (file_id, size, content_type) VALUES ('0123456789abcdef', 7, 'audio/mpeg')")
+                    .ok());
+  }
+  auto catalog = OpenCatalog(dir.path());
+  ASSERT_NE(catalog, nullptr);
+  auto file = catalog->FindFile("0123456789abcdef");
+  ASSERT_TRUE(file.has_value());
+  EXPECT_EQ(file->size, 7u);
+  auto db = SqliteDb::Open(dir.path() / "catalog.db");
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*SchemaVersion(**db, kCatalogStoreName), 1);
 }
 
 TEST(CatalogTest, GatesRoundTripByName) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/migrations.h"
 #include "tests/support/process.h"
 
 namespace plyr::transcoder {
@@ -23,6 +24,33 @@ JobRecord MakeJob(const std::string& id, JobState state) {
   job.options_json = R"({"owner_did":"did:plc:a"})";
   job.input_json = R"({"file_id":"0123456789abcdef"})";
   return job;
+}
+
+TEST(JobStore, ADatabaseOfABuildBeforeMigrationsIsAdoptedWithItsJobs) {
+  testing::TempDir dir;
+  const auto path = dir.path() / "jobs.db";
+  {
+    // The schema as builds before migrations made it, with a job in it.
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Run("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+                           "state TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL, "
+                           "options TEXT NOT NULL, input TEXT NOT NULL, result TEXT, error TEXT, "
+                           "attempts INTEGER NOT NULL DEFAULT 0, callback TEXT NOT NULL DEFAULT 'none', "
+                           "callback_attempts INTEGER NOT NULL DEFAULT 0) STRICT")
+                    .ok());
+    ASSERT_TRUE((*db)->Run("INSERT INTO jobs (id, state, created_ms, updated_ms, options, input) "
+                           "VALUES ('old', 'done', 1, 1, '{}', '{}')")
+                    .ok());
+  }
+  auto store = OpenStore(path);
+  auto old = store->Find("old");
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  ASSERT_TRUE(old->has_value());
+  EXPECT_EQ((*old)->state, JobState::kDone);
+  auto db = SqliteDb::Open(path);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*SchemaVersion(**db, kJobStoreName), 1);
 }
 
 TEST(JobStore, RecoverRequeuesRunningJobsInOrderAfterReopen) {
