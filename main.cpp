@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,21 @@
 #include "common/admin_token.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/migrations.h"
+#include "common/pg_db.h"
 #include "common/service_env.h"
 #include "common/settings.h"
 #include "fingerprint/fingerprint_command.h"
 #include "fingerprint/fingerprint_service.h"
+#include "fingerprint/reference_store.h"
 #include "labeler/labeler_command.h"
+#include "labeler/label_store.h"
 #include "labeler/labeler_service.h"
 #include "streamer/streamer_command.h"
+#include "streamer/catalog.h"
 #include "streamer/streamer_service.h"
 #include "transcoder/transcode_command.h"
+#include "transcoder/job_store.h"
 #include "transcoder/transcoder_service.h"
 
 namespace {
@@ -308,6 +315,64 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   return 0;
 }
 
+struct MigrateSettings {
+  std::string data_dir = "./data";
+  std::string database_url;
+};
+
+// `plyr-core migrate`: brings every store of an install to this build's schema, without serving:
+// the SQLite databases in the data folder, and the stores that run on PostgreSQL when
+// database.url is set. Each store says the version it was at and is at now.
+int RunMigrate(const MigrateSettings& s) {
+  struct SqliteStore {
+    std::string_view name;
+    std::filesystem::path file;
+    std::span<const Migration> migrations;
+  };
+  const std::filesystem::path data = s.data_dir;
+  std::vector<SqliteStore> sqlite = {
+      {streamer::kCatalogStoreName, data / "streamer" / "catalog.db", streamer::CatalogMigrations()},
+      {labeler::kLabelStoreName, data / "labeler" / "labels.db", labeler::LabelStoreMigrations()},
+      {transcoder::kJobStoreName, data / "transcoder" / "jobs.db", transcoder::JobStoreMigrations()},
+  };
+  const auto report = [](std::string_view name, std::string_view where, int before, std::size_t now) {
+    std::cout << name << " (" << where << "): version " << before << " -> " << now << "\n";
+  };
+  int failures = 0;
+  std::unique_ptr<PgDb> pg;
+  if (!s.database_url.empty()) {
+    auto opened = PgDb::Open(s.database_url, 1);
+    if (!opened.ok()) {
+      std::cerr << "plyr-core: " << opened.status().message() << "\n";
+      return opened.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    pg = std::move(*opened);
+    auto migrated = Migrate(*pg, fingerprint::kReferenceStoreName, fingerprint::ReferenceStoreMigrations());
+    if (migrated.ok()) {
+      report(fingerprint::kReferenceStoreName, "PostgreSQL", *migrated, fingerprint::ReferenceStoreMigrations().size());
+    } else {
+      std::cerr << "plyr-core: " << migrated.status().message() << "\n";
+      ++failures;
+    }
+  } else {
+    sqlite.push_back({fingerprint::kReferenceStoreName, data / "fingerprint" / "references.db",
+                      fingerprint::ReferenceStoreMigrations()});
+  }
+  for (const auto& store : sqlite) {
+    std::error_code ec;
+    std::filesystem::create_directories(store.file.parent_path(), ec);
+    auto db = SqliteDb::Open(store.file);
+    auto migrated = db.ok() ? Migrate(**db, store.name, store.migrations) : StatusOr<int>(db.status());
+    if (!migrated.ok()) {
+      std::cerr << "plyr-core: " << store.name << ": " << migrated.status().message() << "\n";
+      ++failures;
+      continue;
+    }
+    report(store.name, store.file.string(), *migrated, store.migrations.size());
+  }
+  return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -344,6 +409,14 @@ int main(int argc, char** argv) {
       return RunServe(serve_settings, streamer_settings, labeler_settings, transcoder_settings, fingerprint_settings);
     };
   });
+
+  MigrateSettings migrate_settings;
+  CLI::App* migrate = app.add_subcommand(
+      "migrate", "Bring every store to this build's schema (serve does it at start too), and report the versions");
+  file->Bind(*migrate, "data", migrate_settings.data_dir, "Folder holding everything the process persists");
+  file->BindSecret(*migrate, "database.url", migrate_settings.database_url,
+                   "PostgreSQL URL for the stores that run on it; empty: SQLite in the data folder");
+  migrate->callback([&] { action = [&] { return RunMigrate(migrate_settings); }; });
 
   plyr::streamer::AddTicketCommand(app, *file, action);
   plyr::labeler::AddLabelerCommand(app, *file, action);

@@ -362,6 +362,8 @@ LabelStore::LabelStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 LabelStore::~LabelStore() = default;  // Impl's destructor drains the queue and joins the writer
 
+std::span<const Migration> LabelStoreMigrations() { return kMigrations; }
+
 StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path, LabelStoreOptions options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;

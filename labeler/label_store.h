@@ -22,12 +22,14 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <boost/system/result.hpp>
 
+#include "common/migrations.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "labeler/label.h"
@@ -51,6 +53,7 @@ struct LabelQuery {
 
 // The label log's name in schema_migrations (common/migrations.h).
 inline constexpr std::string_view kLabelStoreName = "labeler.labels";
+std::span<const Migration> LabelStoreMigrations();
 
 class LabelStore {
  public:

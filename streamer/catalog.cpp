@@ -43,6 +43,8 @@ constexpr Migration kMigrations[] = {
 
 }  // namespace
 
+std::span<const Migration> CatalogMigrations() { return kMigrations; }
+
 StatusOr<std::unique_ptr<Catalog>> Catalog::Open(std::unique_ptr<SqliteDb> db) {
   std::unique_ptr<Catalog> catalog(new Catalog(std::move(db)));
   if (auto migrated = Migrate(*catalog->db_, kCatalogStoreName, kMigrations); !migrated.ok()) {

@@ -15,11 +15,13 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/migrations.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 
@@ -56,6 +58,7 @@ struct FileRecord {
 
 // The catalog's name in schema_migrations (common/migrations.h).
 inline constexpr std::string_view kCatalogStoreName = "streamer.catalog";
+std::span<const Migration> CatalogMigrations();
 
 class Catalog {
  public:

@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "common/sqlite_db.h"
+#include "tests/support/pg_test_server.h"
 #include "tests/support/process.h"
 
 namespace plyr::testing {
@@ -119,6 +121,50 @@ TEST(ServeCommand, TheJsonLogFormatWritesOneObjectALine) {
   }
   EXPECT_GE(lines, 1u);
   EXPECT_NE(out.find(R"("level":"critical")"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace plyr::testing
+
+namespace plyr::testing {
+namespace {
+
+TEST(MigrateCommand, BringsEveryStoreToThisBuildAndRefusesADowngrade) {
+  TempDir dir;
+  const std::string data = (dir.path() / "data").string();
+  std::string out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"migrate", "--data", data}, &out), 0) << out;
+  for (const char* store : {"streamer.catalog", "labeler.labels", "transcoder.jobs", "fingerprint.references"}) {
+    EXPECT_NE(out.find(std::string(store) + " ("), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find("version 0 -> 1"), std::string::npos) << out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"migrate", "--data", data}, &out), 0) << out;
+  EXPECT_EQ(out.find("version 0 -> 1"), std::string::npos) << "nothing twice: " << out;
+
+  // A database a newer build migrated further: refused, named, exit status 1.
+  auto db = SqliteDb::Open(dir.path() / "data" / "transcoder" / "jobs.db");
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->Run("UPDATE schema_migrations SET version = 9 WHERE store = 'transcoder.jobs'").ok());
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"migrate", "--data", data}, &out), 1) << out;
+  EXPECT_NE(out.find("transcoder.jobs schema is at version 9, newer than this build's 1"), std::string::npos) << out;
+  // And the service refuses to start on it, rather than write into a schema it does not know.
+  EXPECT_EQ(PlyrProcess::RunToCompletion({"serve", "transcoder", "--data", data, "--transcoder-listen", "127.0.0.1:0"},
+                                         &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("newer than this build's"), std::string::npos) << out;
+}
+
+TEST(MigrateCommand, MigratesThePostgresStoresWhenADatabaseIsNamed) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  TempDir dir;
+  std::string out;
+  ASSERT_EQ(PlyrProcess::RunToCompletion({"migrate", "--data", (dir.path() / "data").string(), "--database-url", url},
+                                         &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("fingerprint.references (PostgreSQL): version 0 -> 1"), std::string::npos) << out;
 }
 
 }  // namespace

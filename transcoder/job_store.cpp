@@ -64,6 +64,8 @@ std::optional<JobState> ParseJobState(std::string_view name) {
   return std::nullopt;
 }
 
+std::span<const Migration> JobStoreMigrations() { return kMigrations; }
+
 StatusOr<std::unique_ptr<JobStore>> JobStore::Open(std::unique_ptr<SqliteDb> db) {
   if (auto migrated = Migrate(*db, kJobStoreName, kMigrations); !migrated.ok()) {
     return Status(migrated.status().code(), "job database: " + migrated.status().message());

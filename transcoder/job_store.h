@@ -12,10 +12,12 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/migrations.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 
@@ -48,6 +50,7 @@ struct JobRecord {
 // and a request never reads a failed read as "no such job".
 // The job store's name in schema_migrations (common/migrations.h).
 inline constexpr std::string_view kJobStoreName = "transcoder.jobs";
+std::span<const Migration> JobStoreMigrations();
 
 class JobStore {
  public:
