@@ -51,7 +51,7 @@ echo "test: asan suite: $((SECONDS - step)) s"
 # are built (their ctest files list the others as not built, which the label filter leaves out).
 step=$SECONDS
 cmake --preset tsan >/dev/null
-cmake --build --preset tsan --target common_tests labeler_tests transcoder_tests
+cmake --build --preset tsan --target common_tests labeler_tests transcoder_tests pg_tests
 ctest --preset tsan -j "$(nproc)" || failed+=("tsan")
 echo "test: tsan build and tests: $((SECONDS - step)) s; all: $((SECONDS - started)) s"
 
