@@ -24,6 +24,30 @@ std::string XmlField(std::string_view xml, std::string_view tag) {
   return std::string(xml.substr(start + open.size(), end - start - open.size()));
 }
 
+// XML character data with its five predefined entities decoded (keys may hold any character).
+std::string XmlText(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '&') {
+      static constexpr std::pair<std::string_view, char> kEntities[] = {
+          {"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}, {"&quot;", '"'}, {"&apos;", '\''}};
+      bool decoded = false;
+      for (const auto& [entity, c] : kEntities) {
+        if (text.substr(i, entity.size()) == entity) {
+          out += c;
+          i += entity.size() - 1;
+          decoded = true;
+          break;
+        }
+      }
+      if (decoded) continue;
+    }
+    out += text[i];
+  }
+  return out;
+}
+
 // A non-2xx answer as a Status (see the header for the codes).
 Status StoreRefused(const HttpClientResponse& response, std::string_view what) {
   std::string code = XmlField(response.body, "Code");
@@ -70,7 +94,9 @@ StatusOr<std::unique_ptr<S3Client>> S3Client::Create(HttpClient& http, S3Setting
 S3Client::S3Client(HttpClient& http, S3Settings settings, std::string host)
     : http_(http), settings_(std::move(settings)), host_(std::move(host)) {}
 
-std::string S3Client::PathOf(std::string_view key) const { return "/" + settings_.bucket + "/" + std::string(key); }
+std::string S3Client::PathOf(std::string_view key) const {
+  return key.empty() ? "/" + settings_.bucket : "/" + settings_.bucket + "/" + std::string(key);
+}
 
 asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_executor executor,
                                                              const HttpClientRequest& unsigned_request,
@@ -238,6 +264,34 @@ asio::awaitable<Status> S3Client::GetToFile(asio::any_io_executor executor, std:
   if (!response.ok()) co_return response.status();
   if (response->status != 200) co_return StoreRefused(*response, "GET " + key);
   co_return OkStatus();
+}
+
+asio::awaitable<StatusOr<S3Listing>> S3Client::List(asio::any_io_executor executor, std::string prefix,
+                                                    std::string token, int max_keys) {
+  HttpClientRequest request;
+  request.body_limit = 4 << 20;  // a page of 1 000 keys is a few hundred KiB
+  aws::NameValues query = {{"list-type", "2"}, {"max-keys", std::to_string(std::clamp(max_keys, 1, 1000))}};
+  if (!prefix.empty()) query.emplace_back("prefix", prefix);
+  if (!token.empty()) query.emplace_back("continuation-token", token);
+  auto response = co_await Send(executor, request, "", aws::kEmptyPayloadSha256, query);
+  if (!response.ok()) co_return response.status();
+  if (response->status != 200) co_return StoreRefused(*response, "listing " + prefix + "*");
+  S3Listing listing;
+  std::string_view body = response->body;
+  for (auto at = body.find("<Contents>"); at != std::string_view::npos; at = body.find("<Contents>")) {
+    const auto end = body.find("</Contents>", at);
+    if (end == std::string_view::npos) break;
+    const std::string_view entry = body.substr(at, end - at);
+    std::uint64_t size = 0;
+    const std::string size_text = XmlField(entry, "Size");
+    std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
+    listing.objects.emplace_back(XmlText(XmlField(entry, "Key")), size);
+    body.remove_prefix(end);
+  }
+  if (XmlField(response->body, "IsTruncated") == "true") {
+    listing.next_token = XmlText(XmlField(response->body, "NextContinuationToken"));
+  }
+  co_return listing;
 }
 
 asio::awaitable<Status> S3Client::Delete(asio::any_io_executor executor, std::string key) {

@@ -18,6 +18,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -41,6 +43,13 @@ struct S3Object {
   std::uint64_t size = 0;
   std::string etag;
   std::string content_type;
+};
+
+// One page of a listing: keys in UTF-8 binary order, and where the next page starts (empty: no
+// more).
+struct S3Listing {
+  std::vector<std::pair<std::string, std::uint64_t>> objects;  // key, size
+  std::string next_token;
 };
 
 class S3Client {
@@ -68,6 +77,10 @@ class S3Client {
                                                   std::uint64_t offset, std::uint64_t length);
   // The whole object into `path` (created or truncated).
   asio::awaitable<Status> GetToFile(asio::any_io_executor executor, std::string key, std::filesystem::path path);
+  // Keys starting with `prefix`, at most `max_keys` (1-1000) a page, from `token` (empty: the
+  // first page; else the previous page's next_token).
+  asio::awaitable<StatusOr<S3Listing>> List(asio::any_io_executor executor, std::string prefix, std::string token,
+                                            int max_keys = 1000);
   // Removes `key`; a key that is not there is removed already (S3 answers 204 either way).
   asio::awaitable<Status> Delete(asio::any_io_executor executor, std::string key);
 
@@ -87,6 +100,7 @@ class S3Client {
   // Abandons a multipart upload (its parts are dropped by the store); best effort.
   asio::awaitable<void> AbortMultipart(asio::any_io_executor executor, const std::string& key,
                                        const std::string& upload_id);
+  // "/bucket/key"; "/bucket" for the empty key (the bucket itself: listings).
   std::string PathOf(std::string_view key) const;
 
   HttpClient& http_;

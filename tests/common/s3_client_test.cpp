@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -140,6 +141,27 @@ TEST_F(S3ClientTest, ALargeFileGoesUpInPartsStreamedFromDisk) {
     return client_->PutFileMultipart(e, "blobs/none", dir_.path() / "no-such-file", "", S3Client::kMinPartBytes);
   });
   EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
+}
+
+TEST_F(S3ClientTest, AListingPagesThroughAPrefixInKeyOrder) {
+  for (const std::string key : {"audio/c", "audio/a&b", "audio/e", "audio/b", "audio/d", "other/x"}) {
+    ASSERT_TRUE(Put(key, std::string(key.size(), 'x')).ok()) << key;
+  }
+  std::vector<std::pair<std::string, std::uint64_t>> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = Run<StatusOr<S3Listing>>([&](asio::any_io_executor e) { return client_->List(e, "audio/", token, 2); });
+    ASSERT_TRUE(page.ok()) << page.status().ToString();
+    EXPECT_LE(page->objects.size(), 2u);
+    seen.insert(seen.end(), page->objects.begin(), page->objects.end());
+    token = page->next_token;
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_EQ(pages, 3);
+  const std::vector<std::pair<std::string, std::uint64_t>> want = {
+      {"audio/a&b", 9}, {"audio/b", 7}, {"audio/c", 7}, {"audio/d", 7}, {"audio/e", 7}};
+  EXPECT_EQ(seen, want);
 }
 
 TEST_F(S3ClientTest, APresignedUrlServesTheObjectToAPlainClient) {

@@ -26,7 +26,8 @@ bool S3TestServer::Start() {
   const fs::path log = dir_.path() / "s3rver.log";
   const fs::path objects = dir_.path() / "objects";
   fs::create_directories(objects);
-  pid_ = Spawn({"/usr/bin/env", "node", script.string(), "--directory", objects.string(), "--address", "127.0.0.1",
+  // s3rver makes listing continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
+  pid_ = Spawn({"/usr/bin/env", "node", "--openssl-legacy-provider", script.string(), "--directory", objects.string(), "--address", "127.0.0.1",
                 "--port", "0", "--silent", "--configure-bucket", bucket_},
                log);
   if (pid_ <= 0) {
