@@ -140,6 +140,11 @@ StatusOr<PgConnection*> PgDb::Acquire() {
     connection = free_.back();
     free_.pop_back();
   }
+  // A session the server ended while it sat idle (a restart, an idle timeout) has its goodbye
+  // and end-of-file waiting unread: reading what is there (libpq does not block) shows it, so
+  // the statement goes to a fresh session instead of failing.
+  // Twice: the first read takes the server's last message, the second meets the end of file.
+  for (int i = 0; i < 2 && ConnectionOk(connection->conn_.get()); ++i) PQconsumeInput(connection->conn_.get());
   if (!ConnectionOk(connection->conn_.get())) {
     // The server restarted or the network dropped the session: connect again.
     PQreset(connection->conn_.get());

@@ -3,7 +3,9 @@
 //
 // Calls block on the network: make them from worker threads (RunBlocking), never from the I/O
 // threads. Thread-safe: each call takes a free connection (waiting, bounded, when all are busy)
-// and gives it back. A connection found broken is re-established on its next use.
+// and gives it back. A connection the server closed while it sat idle (a restart) is
+// re-established before its next use; one that breaks during a statement fails that statement
+// (Unavailable: it may or may not have run) and is re-established on the next.
 //
 // Statements take text parameters ($1, $2, …; std::nullopt is NULL) and return text values.
 // Failures, by SQLSTATE: AlreadyExists for a unique violation (23505); Unavailable when the

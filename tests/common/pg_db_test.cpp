@@ -120,6 +120,18 @@ TEST_F(PgDbTest, AServerRestartIsUnavailableThenReconnects) {
   EXPECT_TRUE(up.ok()) << up.status().ToString();
 }
 
+TEST_F(PgDbTest, AfterAServerRestartTheFirstStatementGoesToAFreshSession) {
+  auto db = PgDb::Open(url_, 2);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Exec("SELECT 1").ok());
+  server_->Stop();
+  ASSERT_TRUE(server_->Start()) << server_->error();
+  for (int i = 0; i < 2; ++i) {
+    auto first = (*db)->Exec("SELECT 1");
+    EXPECT_TRUE(first.ok()) << "statement " << i << ": " << first.status().ToString();
+  }
+}
+
 TEST(PgDbOpenTest, BadUrlsAndUnreachableServersAreClear) {
   auto malformed = PgDb::Open("postgres://user:secret@[not-closed/db", 1);
   ASSERT_FALSE(malformed.ok());
