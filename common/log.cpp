@@ -22,8 +22,9 @@ namespace {
 bool IsKeyChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'; }
 
 // True when `v` is a number as JSON writes one: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-// (so ".9", "+5", "007", "inf" and "1." stay strings) that a double holds finite: "5e7777777"
-// stays a string, as JSON readers refuse or overflow on it.
+// (so ".9", "+5", "007", "inf" and "1." stay strings) that a double holds finite, with an exponent
+// of at most 308: "5e7777777" and "0e309" (a finite zero) stay strings, as JSON readers refuse
+// them or read them wrong (Boost.JSON 1.81 reads 0e309 as NaN).
 bool LooksLikeNumber(std::string_view v) {
   if (v.empty() || v.size() > 24) return false;
   std::size_t i = 0;
@@ -45,7 +46,11 @@ bool LooksLikeNumber(std::string_view v) {
   if (i < v.size() && (v[i] == 'e' || v[i] == 'E')) {
     ++i;
     if (i < v.size() && (v[i] == '+' || v[i] == '-')) ++i;
-    if (digits() == 0) return false;
+    const std::size_t exponent_start = i;
+    const std::size_t exponent_digits = digits();
+    int exponent = 0;
+    std::from_chars(v.data() + exponent_start, v.data() + i, exponent);
+    if (exponent_digits == 0 || exponent_digits > 3 || exponent > 308) return false;
   }
   if (i != v.size()) return false;
   double parsed = 0;
