@@ -492,8 +492,7 @@ asio::awaitable<Response> FingerprintService::AddReference(Request& request) {
   std::function<StatusOr<ReferenceRecord>()> insert = [this, record = std::move(record)]() mutable
       -> StatusOr<ReferenceRecord> {
     if (Status s = store_->Insert(record); !s.ok()) return s;
-    ReferenceRecord indexed = record;
-    IndexReference(std::move(indexed));
+    IndexReference(record);
     return std::move(record);
   };
   auto inserted = co_await RunBlocking(*blocking_pool_, std::move(insert));
@@ -594,7 +593,7 @@ asio::awaitable<Response> FingerprintService::DeleteReference(Request& request) 
   co_return JsonResponse(http::status::ok, json::object{{"id", id}, {"deleted", true}});
 }
 
-void FingerprintService::IndexReference(ReferenceRecord&& r) {
+void FingerprintService::IndexReference(const ReferenceRecord& r) {
   const auto row = static_cast<ReferenceIndex::RefId>(r.row);
   index_->Add(row, r.items);  // replaces an earlier one of the same row
   {
@@ -648,7 +647,7 @@ void FingerprintService::OnReferenceChange(bool resync, const std::string& paylo
                  records.status().message());
     return;
   }
-  for (auto& r : *records) IndexReference(std::move(r));
+  for (const auto& r : *records) IndexReference(r);
 }
 
 void FingerprintService::SyncWithStore() {
@@ -675,7 +674,7 @@ void FingerprintService::SyncWithStore() {
     spdlog::warn("fingerprint: cannot read references to index error=\"{}\"", records.status().message());
     return;
   }
-  for (auto& r : *records) IndexReference(std::move(r));
+  for (const auto& r : *records) IndexReference(r);
   if (!missing.empty() || !gone.empty()) {
     spdlog::info("fingerprint: index brought in line with the database added={} removed={}", records->size(),
                  gone.size());

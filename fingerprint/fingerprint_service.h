@@ -113,7 +113,7 @@ class FingerprintService final : public Service {
   // A committed reference becomes visible to matching; a removed one stops being (once the
   // matches in flight, which hold the index, finish). Both are idempotent: a change this
   // instance made also comes back to it from the database's announcements.
-  void IndexReference(ReferenceRecord&& record);
+  void IndexReference(const ReferenceRecord& record);
   void UnindexRow(ReferenceIndex::RefId row);
   // From the database's announcements (PostgreSQL: other instances' changes), on the listener's
   // thread: "add <row>", "del <row>", or a resync after the listener (re)connected.
