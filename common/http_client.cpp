@@ -287,6 +287,140 @@ bool AllowsEmptyContentLength(http::verb method) {
   return method == http::verb::post || method == http::verb::put || method == http::verb::patch;
 }
 
+// What every call does before its first byte goes out: the request checked and its header built,
+// the body file opened (a bad path costs no connection), the peer resolved and connected.
+struct Prepared {
+  http::request<http::empty_body> header;
+  std::optional<BodyFile> file;
+  std::string host;
+  bool tls = false;
+  Clock::time_point deadline;
+};
+
+sys::result<Prepared> Prepare(const HttpClientRequest& request) {
+  const auto invalid = Errc(sys::errc::invalid_argument);
+  auto url = boost::urls::parse_uri(request.url);
+  if (!url) return invalid;
+  Prepared prepared;
+  prepared.deadline = DeadlineAfter(request.timeout);
+  prepared.tls = url->scheme_id() == boost::urls::scheme::https;
+  if ((!prepared.tls && url->scheme_id() != boost::urls::scheme::http) || url->host().empty() ||
+      request.method == http::verb::unknown || !IsFieldValue(url->encoded_host_and_port())) {
+    return invalid;
+  }
+  prepared.host = url->host_address();
+  std::string_view target = url->encoded_target();
+  if (target.empty()) target = "/";  // "http://host" asks for the root
+
+  auto& header = prepared.header;
+  header = http::request<http::empty_body>(request.method, target, 11);
+  header.set(http::field::host, url->encoded_host_and_port());
+  header.set(http::field::user_agent, "plyr-core");
+  // One request per connection; saying so lets the server let go of it as soon as it answers.
+  header.keep_alive(false);
+  // A caller's field replaces a default of the same name; several of the same name all go out.
+  for (const auto& [name, value] : request.headers) {
+    if (!IsToken(name) || !IsFieldValue(value) || beast::iequals(name, "Content-Length") ||
+        beast::iequals(name, "Transfer-Encoding")) {
+      return invalid;
+    }
+    header.erase(name);
+  }
+  for (const auto& [name, value] : request.headers) header.insert(name, value);
+
+  if (!request.body_file.empty()) {
+    auto opened = OpenBodyFile(request.body_file, request.body_file_offset, request.body_file_length);
+    if (!opened) return opened.error();
+    prepared.file = std::move(*opened);
+    header.content_length(prepared.file->size);
+  } else if (!request.body.empty() || AllowsEmptyContentLength(request.method)) {
+    header.content_length(request.body.size());
+  }
+  return prepared;
+}
+
+std::string PortOf(const HttpClientRequest& request, bool tls) {
+  auto url = boost::urls::parse_uri(request.url);
+  return url && url->has_port() ? std::string(url->port()) : (tls ? "443" : "80");
+}
+
+// Resolves and connects; the stream's expiry is the call's deadline from here on.
+asio::awaitable<sys::result<std::unique_ptr<beast::tcp_stream>>> Connect(const asio::any_io_executor& executor,
+                                                        const HttpClientRequest& request, const Prepared& prepared) {
+  auto endpoints = co_await Resolve(executor, prepared.host, PortOf(request, prepared.tls), prepared.deadline);
+  if (!endpoints) co_return endpoints.error();
+  auto stream = std::make_unique<beast::tcp_stream>(executor);
+  // One absolute expiry: Beast applies it to every later operation on the stream, so connect,
+  // handshake, each write and each read together end at the deadline.
+  stream->expires_at(prepared.deadline);
+  auto [cec, ep] = co_await stream->async_connect(*endpoints, kUseTuple);
+  if (cec) co_return Normalize(cec);
+  // The header and a small body go out as separate writes; Nagle would hold the body back for
+  // the server's delayed ACK.
+  sys::error_code ignored;
+  stream->socket().set_option(tcp::no_delay(true), ignored);
+  co_return std::move(stream);
+}
+
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// Wraps a connected stream in TLS (SNI, and the peer verified for `host`) and shakes hands.
+asio::awaitable<sys::result<std::unique_ptr<TlsStream>>> StartTls(std::unique_ptr<beast::tcp_stream> stream, asio::ssl::context& tls,
+                                                                  const std::string& host) {
+  auto tls_stream = std::make_unique<TlsStream>(std::move(*stream), tls);
+  if (!SSL_set_tlsext_host_name(tls_stream->native_handle(), host.c_str())) {
+    co_return sys::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+  }
+  tls_stream->set_verify_callback(asio::ssl::host_name_verification(host));
+  auto [hec] = co_await tls_stream->async_handshake(asio::ssl::stream_base::client, kUseTuple);
+  if (hec) co_return Normalize(hec);
+  co_return std::move(tls_stream);
+}
+
+// The connection behind an HttpResponseStream, over plain TCP or TLS.
+template <typename Stream>
+class OpenResponse final : public HttpResponseStream::Body {
+ public:
+  explicit OpenResponse(std::unique_ptr<Stream> stream) : stream_(std::move(stream)) {
+    parser_.header_limit(kResponseHeaderLimit);
+    parser_.body_limit(boost::none);  // the caller reads as much as it wants
+  }
+
+  // Sends the request and reads the response's header.
+  asio::awaitable<sys::result<HttpClientResponse>> Start(http::request<http::empty_body>& header,
+                                                         std::string_view body, const BodyFile* file) {
+    if (auto ec = co_await WriteRequest(*stream_, header, body, file)) co_return ec;
+    if (header.method() == http::verb::head) parser_.skip(true);
+    auto [ec, n] = co_await http::async_read_header(*stream_, buffer_, parser_, kUseTuple);
+    if (ec) co_return Normalize(ec);
+    HttpClientResponse response;
+    response.status = parser_.get().result_int();
+    for (const auto& field : parser_.get()) response.headers.emplace_back(field.name_string(), field.value());
+    co_return response;
+  }
+
+  asio::awaitable<sys::result<std::size_t>> Read(std::span<char> into, std::chrono::milliseconds idle) override {
+    if (parser_.is_done() || into.empty()) co_return std::size_t{0};
+    beast::get_lowest_layer(*stream_).expires_at(DeadlineAfter(idle));
+    parser_.get().body().data = into.data();
+    parser_.get().body().size = into.size();
+    auto [ec, n] = co_await http::async_read_some(*stream_, buffer_, parser_, kUseTuple);
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) co_return Normalize(ec);
+    const std::size_t got = into.size() - parser_.get().body().size;
+    // A read that made no progress without ending the body would loop forever in the caller.
+    if (got == 0 && !parser_.is_done()) co_return co_await Read(into, idle);
+    co_return got;
+  }
+
+  bool done() const override { return parser_.is_done(); }
+
+ private:
+  std::unique_ptr<Stream> stream_;
+  beast::flat_buffer buffer_;
+  http::response_parser<http::buffer_body> parser_;
+};
+
 }  // namespace
 
 asio::awaitable<StatusOr<HttpClientResponse>> HttpClient::Send(asio::any_io_executor executor,
@@ -296,77 +430,73 @@ asio::awaitable<StatusOr<HttpClientResponse>> HttpClient::Send(asio::any_io_exec
   co_return StatusFor(result.error());
 }
 
+HttpResponseStream::HttpResponseStream(HttpClientResponse head, std::unique_ptr<Body> body,
+                                       std::chrono::milliseconds idle_timeout)
+    : head_(std::move(head)), body_(std::move(body)), idle_timeout_(idle_timeout) {}
+
+HttpResponseStream::~HttpResponseStream() = default;
+
+asio::awaitable<StatusOr<std::size_t>> HttpResponseStream::Read(std::span<char> into) {
+  auto got = co_await body_->Read(into, idle_timeout_);
+  if (got) co_return *got;
+  co_return StatusFor(got.error());
+}
+
+bool HttpResponseStream::done() const { return body_->done(); }
+
 asio::awaitable<sys::result<HttpClientResponse>> HttpClient::SendForCode(asio::any_io_executor executor,
                                                                          const HttpClientRequest& request) {
-  const auto deadline = DeadlineAfter(request.timeout);
-  const auto invalid = Errc(sys::errc::invalid_argument);
-  auto url = boost::urls::parse_uri(request.url);
-  if (!url) co_return invalid;
-  const bool tls = url->scheme_id() == boost::urls::scheme::https;
-  if ((!tls && url->scheme_id() != boost::urls::scheme::http) || url->host().empty() ||
-      request.method == http::verb::unknown || !IsFieldValue(url->encoded_host_and_port())) {
-    co_return invalid;
-  }
-  const std::string host = url->host_address();
-  const std::string port = url->has_port() ? std::string(url->port()) : (tls ? "443" : "80");
-  std::string_view target = url->encoded_target();
-  if (target.empty()) target = "/";  // "http://host" asks for the root
-
-  http::request<http::empty_body> header(request.method, target, 11);
-  header.set(http::field::host, url->encoded_host_and_port());
-  header.set(http::field::user_agent, "plyr-core");
-  // One request per connection; saying so lets the server let go of it as soon as it answers.
-  header.keep_alive(false);
-  // A caller's field replaces a default of the same name; several of the same name all go out.
-  for (const auto& [name, value] : request.headers) {
-    if (!IsToken(name) || !IsFieldValue(value) || beast::iequals(name, "Content-Length") ||
-        beast::iequals(name, "Transfer-Encoding")) {
-      co_return invalid;
-    }
-    header.erase(name);
-  }
-  for (const auto& [name, value] : request.headers) header.insert(name, value);
-
-  std::optional<BodyFile> file;
-  if (!request.body_file.empty()) {
-    auto opened = OpenBodyFile(request.body_file, request.body_file_offset, request.body_file_length);
-    if (!opened) co_return opened.error();
-    file = std::move(*opened);
-    header.content_length(file->size);
-  } else if (!request.body.empty() || AllowsEmptyContentLength(request.method)) {
-    header.content_length(request.body.size());
-  }
-
-  auto endpoints = co_await Resolve(executor, host, port, deadline);
-  if (!endpoints) co_return endpoints.error();
-  beast::tcp_stream stream(executor);
-  // One absolute expiry: Beast applies it to every later operation on the stream, so connect,
-  // handshake, each write and each read together end at the deadline.
-  stream.expires_at(deadline);
-  auto [cec, ep] = co_await stream.async_connect(*endpoints, kUseTuple);
-  if (cec) co_return Normalize(cec);
-  // The header and a small body go out as separate writes; Nagle would hold the body back for
-  // the server's delayed ACK.
-  sys::error_code ignored;
-  stream.socket().set_option(tcp::no_delay(true), ignored);
+  auto prepared = Prepare(request);
+  if (!prepared) co_return prepared.error();
+  auto stream = co_await Connect(executor, request, *prepared);
+  if (!stream) co_return stream.error();
+  const BodyFile* file = prepared->file ? &*prepared->file : nullptr;
 
   sys::result<HttpClientResponse> result;
-  if (tls) {
-    beast::ssl_stream<beast::tcp_stream> tls_stream(std::move(stream), *tls_);
-    if (!SSL_set_tlsext_host_name(tls_stream.native_handle(), host.c_str())) {
-      co_return sys::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-    }
-    tls_stream.set_verify_callback(asio::ssl::host_name_verification(host));
-    auto [hec] = co_await tls_stream.async_handshake(asio::ssl::stream_base::client, kUseTuple);
-    if (hec) co_return Normalize(hec);
-    result = co_await Exchange(tls_stream, header, request.body, file ? &*file : nullptr, request.body_limit,
-                            request.response_file, request.response_file_limit);
+  if (prepared->tls) {
+    auto tls_stream = co_await StartTls(std::move(*stream), *tls_, prepared->host);
+    if (!tls_stream) co_return tls_stream.error();
+    result = co_await Exchange(**tls_stream, prepared->header, request.body, file, request.body_limit,
+                               request.response_file, request.response_file_limit);
   } else {
-    result = co_await Exchange(stream, header, request.body, file ? &*file : nullptr, request.body_limit,
-                              request.response_file, request.response_file_limit);
+    result = co_await Exchange(**stream, prepared->header, request.body, file, request.body_limit,
+                               request.response_file, request.response_file_limit);
   }
   if (!result) co_return Normalize(result.error());
   co_return result;
+}
+
+asio::awaitable<StatusOr<std::unique_ptr<HttpResponseStream>>> HttpClient::Open(asio::any_io_executor executor,
+                                                                                const HttpClientRequest& request) {
+  auto opened = co_await OpenForCode(std::move(executor), request);
+  if (opened) co_return std::move(*opened);
+  co_return StatusFor(opened.error());
+}
+
+asio::awaitable<sys::result<std::unique_ptr<HttpResponseStream>>> HttpClient::OpenForCode(
+    asio::any_io_executor executor, const HttpClientRequest& request) {
+  if (!request.response_file.empty()) co_return Errc(sys::errc::invalid_argument);
+  auto prepared = Prepare(request);
+  if (!prepared) co_return prepared.error();
+  auto stream = co_await Connect(executor, request, *prepared);
+  if (!stream) co_return stream.error();
+  const BodyFile* file = prepared->file ? &*prepared->file : nullptr;
+
+  std::unique_ptr<HttpResponseStream::Body> body;
+  sys::result<HttpClientResponse> head;
+  if (prepared->tls) {
+    auto tls_stream = co_await StartTls(std::move(*stream), *tls_, prepared->host);
+    if (!tls_stream) co_return tls_stream.error();
+    auto open = std::make_unique<OpenResponse<TlsStream>>(std::move(*tls_stream));
+    head = co_await open->Start(prepared->header, request.body, file);
+    body = std::move(open);
+  } else {
+    auto open = std::make_unique<OpenResponse<beast::tcp_stream>>(std::move(*stream));
+    head = co_await open->Start(prepared->header, request.body, file);
+    body = std::move(open);
+  }
+  if (!head) co_return head.error();
+  co_return std::make_unique<HttpResponseStream>(std::move(*head), std::move(body), request.timeout);
 }
 
 asio::awaitable<StatusOr<HttpClientResponse>> HttpClient::Get(asio::any_io_executor executor,

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,39 @@ struct HttpClientResponse {
   std::string_view Header(std::string_view name) const;
 };
 
+// A response whose body is read as the caller takes it (HttpClient::Open): the status and header
+// fields are in; the connection stays open until the body ends or this is destroyed (which
+// closes it, so abandoning a body part-way is fine).
+class HttpResponseStream {
+ public:
+  // Status and header fields; `body` stays empty.
+  const HttpClientResponse& head() const { return head_; }
+  // Reads the next bytes of the body into `into` (up to its size); 0 once the body has ended.
+  // Each read must make progress within the request's timeout (DeadlineExceeded otherwise);
+  // a peer that closes before the announced length is Unavailable.
+  asio::awaitable<StatusOr<std::size_t>> Read(std::span<char> into);
+  // True once the whole body has been read.
+  bool done() const;
+
+  // The connection behind it (internal).
+  class Body {
+   public:
+    virtual ~Body() = default;
+    virtual asio::awaitable<boost::system::result<std::size_t>> Read(std::span<char> into,
+                                                                     std::chrono::milliseconds idle) = 0;
+    virtual bool done() const = 0;
+  };
+  HttpResponseStream(HttpClientResponse head, std::unique_ptr<Body> body, std::chrono::milliseconds idle_timeout);
+  ~HttpResponseStream();
+  HttpResponseStream(const HttpResponseStream&) = delete;
+  HttpResponseStream& operator=(const HttpResponseStream&) = delete;
+
+ private:
+  HttpClientResponse head_;
+  std::unique_ptr<Body> body_;
+  std::chrono::milliseconds idle_timeout_;
+};
+
 class HttpClient {
  public:
   HttpClient();
@@ -98,6 +132,13 @@ class HttpClient {
   asio::awaitable<StatusOr<HttpClientResponse>> Send(asio::any_io_executor executor,
                                                      const HttpClientRequest& request);
 
+  // Sends `request` and reads the response's header only; the body is then read through the
+  // stream as the caller wants it, never held here (a proxy's upstream). `request.timeout`
+  // covers everything up to the header and then each read; `body_limit` does not apply and
+  // `response_file` must be empty (InvalidArgument). Failures as for Send.
+  asio::awaitable<StatusOr<std::unique_ptr<HttpResponseStream>>> Open(asio::any_io_executor executor,
+                                                                      const HttpClientRequest& request);
+
   // GETs `url` with `Accept: application/json`: Send() with a GET request. The string `url`
   // views must stay alive until the call completes.
   asio::awaitable<StatusOr<HttpClientResponse>> Get(asio::any_io_executor executor, boost::urls::url_view url,
@@ -108,6 +149,8 @@ class HttpClient {
   // Send, with the failure as the error code of the layer that failed.
   asio::awaitable<boost::system::result<HttpClientResponse>> SendForCode(asio::any_io_executor executor,
                                                                           const HttpClientRequest& request);
+  asio::awaitable<boost::system::result<std::unique_ptr<HttpResponseStream>>> OpenForCode(
+      asio::any_io_executor executor, const HttpClientRequest& request);
   std::unique_ptr<asio::ssl::context> tls_;
 };
 

@@ -90,8 +90,10 @@ std::uint64_t Response::BodyLength() const {
   for (const auto& s : segments) {
     if (auto* str = std::get_if<std::string>(&s)) {
       total += str->size();
+    } else if (auto* file = std::get_if<FileSlice>(&s)) {
+      total += file->length;
     } else {
-      total += std::get<FileSlice>(s).length;
+      total += std::get<StreamSlice>(s).length;
     }
   }
   return total;

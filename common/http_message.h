@@ -102,7 +102,15 @@ struct FileSlice {
   std::uint64_t offset = 0;
   std::uint64_t length = 0;
 };
-using BodySegment = std::variant<std::string, FileSlice>;
+// A slice of a body that comes from elsewhere as it is sent (an object store's answer, proxied):
+// the server asks `read` for the next bytes, at most the span's size, and writes each piece before
+// asking again, until `length` bytes have come. An error or an early end (0) cuts the response
+// off: the header already promised `length` bytes, so the connection is closed.
+struct StreamSlice {
+  std::uint64_t length = 0;
+  std::function<asio::awaitable<StatusOr<std::size_t>>(std::span<char>)> read;
+};
+using BodySegment = std::variant<std::string, FileSlice, StreamSlice>;
 
 struct Response {
   ResponseHeader header;

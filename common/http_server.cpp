@@ -453,6 +453,10 @@ class ResponseWriter {
         result.body_bytes += text->size();
         continue;
       }
+      if (auto* stream = std::get_if<StreamSlice>(&segment)) {
+        if (!co_await SendStreamSlice(*stream, result)) co_return result;
+        continue;
+      }
       auto& slice = std::get<FileSlice>(segment);
       bool ok = options_.file_send_mode == FileSendMode::kSendfile ? co_await SendFileSlice(slice, result)
                                                                    : co_await ReadFileSlice(slice, result);
@@ -502,6 +506,27 @@ class ResponseWriter {
       left -= got;
       result.body_bytes += got;
       if (rec && got < want) co_return false;
+    }
+    co_return true;
+  }
+
+  // A proxied slice: read a piece from the source, send it, repeat. The connection's deadline
+  // restarts for each piece, so a slow source is bounded by its own timeout, not the client's.
+  asio::awaitable<bool> SendStreamSlice(StreamSlice& slice, SendResult& result) {
+    if (chunk_.empty()) chunk_.resize(options_.file_chunk_bytes);
+    std::uint64_t left = slice.length;
+    while (left > 0) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk_.size()));
+      SetDeadline(c_, Clock::time_point::max());
+      auto got = co_await slice.read(std::span<char>(chunk_.data(), want));
+      if (!got.ok() || *got == 0 || *got > want) {
+        spdlog::warn("{}: a proxied body ended {} bytes short: {}", options_.service, left,
+                     got.ok() ? std::string("the source ended early") : got.status().message());
+        co_return false;
+      }
+      if (!co_await WriteWithPending(asio::buffer(chunk_.data(), *got))) co_return false;
+      left -= *got;
+      result.body_bytes += *got;
     }
     co_return true;
   }

@@ -1,7 +1,9 @@
 #include "common/s3_client.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 
 #include <boost/url/parse.hpp>
@@ -46,6 +48,24 @@ std::string XmlText(std::string_view text) {
     out += text[i];
   }
   return out;
+}
+
+// Unix seconds of an ISO 8601 UTC time as S3 writes it ("2026-12-03T14:05:09.000Z"); 0 if it
+// is not one.
+std::int64_t ParseIsoTime(std::string_view text) {
+  std::tm tm{};
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  if (std::sscanf(std::string(text).c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &year, &month, &day, &hour, &minute,
+                  &second) != 6) {
+    return 0;
+  }
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  return static_cast<std::int64_t>(::timegm(&tm));
 }
 
 // A non-2xx answer as a Status (see the header for the codes).
@@ -98,10 +118,8 @@ std::string S3Client::PathOf(std::string_view key) const {
   return key.empty() ? "/" + settings_.bucket : "/" + settings_.bucket + "/" + std::string(key);
 }
 
-asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_executor executor,
-                                                             const HttpClientRequest& unsigned_request,
-                                                             std::string_view key, std::string_view payload_sha256,
-                                                             const aws::NameValues& query) {
+HttpClientRequest S3Client::Signed(const HttpClientRequest& unsigned_request, std::string_view key,
+                                   std::string_view payload_sha256, const aws::NameValues& query) const {
   HttpClientRequest request = unsigned_request;
   aws::SignableRequest signable;
   signable.method = std::string(http::to_string(request.method));
@@ -121,6 +139,14 @@ asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_execut
     request.url += (i == 0 ? "?" : "&") + aws::UriEncode(query[i].first, false) + "=" + aws::UriEncode(query[i].second, false);
   }
   request.timeout = settings_.timeout;
+  return request;
+}
+
+asio::awaitable<StatusOr<HttpClientResponse>> S3Client::Send(asio::any_io_executor executor,
+                                                             const HttpClientRequest& unsigned_request,
+                                                             std::string_view key, std::string_view payload_sha256,
+                                                             const aws::NameValues& query) {
+  const HttpClientRequest request = Signed(unsigned_request, key, payload_sha256, query);
   co_return co_await http_.Send(executor, request);
 }
 
@@ -254,6 +280,33 @@ asio::awaitable<StatusOr<std::string>> S3Client::GetRange(asio::any_io_executor 
   co_return std::move(response->body);
 }
 
+asio::awaitable<StatusOr<std::unique_ptr<HttpResponseStream>>> S3Client::OpenRange(asio::any_io_executor executor,
+                                                                                   std::string key,
+                                                                                   std::uint64_t offset,
+                                                                                   std::uint64_t length) {
+  if (length == 0) co_return Status(StatusCode::kInvalidArgument, "a ranged read is at least 1 byte");
+  HttpClientRequest unsigned_request;
+  unsigned_request.headers.emplace_back("Range",
+                                        "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+  const HttpClientRequest request = Signed(unsigned_request, key, aws::kEmptyPayloadSha256, {});
+  auto opened = co_await http_.Open(executor, request);
+  if (!opened.ok()) co_return opened.status();
+  const unsigned status = (*opened)->head().status;
+  // 206 for the range; 200 (the whole object) only when the range starts at 0, from a store that
+  // ignores Range: the first bytes are then the ones asked for.
+  if (status == 206 || (status == 200 && offset == 0)) co_return std::move(*opened);
+  // An error document: small, read whole for its code.
+  HttpClientResponse refused = (*opened)->head();
+  std::array<char, 4096> piece;
+  while (refused.body.size() < 64 * 1024) {
+    auto got = co_await (*opened)->Read(piece);
+    if (!got.ok() || *got == 0) break;
+    refused.body.append(piece.data(), *got);
+  }
+  if (status / 100 == 2) co_return Status(StatusCode::kInternal, "GET " + key + ": the store ignored the range");
+  co_return StoreRefused(refused, "GET " + key);
+}
+
 asio::awaitable<Status> S3Client::GetToFile(asio::any_io_executor executor, std::string key,
                                             std::filesystem::path path) {
   HttpClientRequest request;
@@ -285,7 +338,8 @@ asio::awaitable<StatusOr<S3Listing>> S3Client::List(asio::any_io_executor execut
     std::uint64_t size = 0;
     const std::string size_text = XmlField(entry, "Size");
     std::from_chars(size_text.data(), size_text.data() + size_text.size(), size);
-    listing.objects.emplace_back(XmlText(XmlField(entry, "Key")), size);
+    listing.objects.push_back(S3ListedObject{XmlText(XmlField(entry, "Key")), size,
+                                             ParseIsoTime(XmlField(entry, "LastModified"))});
     body.remove_prefix(end);
   }
   if (XmlField(response->body, "IsTruncated") == "true") {

@@ -45,10 +45,18 @@ struct S3Object {
   std::string content_type;
 };
 
+struct S3ListedObject {
+  std::string key;
+  std::uint64_t size = 0;
+  std::int64_t last_modified = 0;  // Unix seconds
+
+  bool operator==(const S3ListedObject&) const = default;
+};
+
 // One page of a listing: keys in UTF-8 binary order, and where the next page starts (empty: no
 // more).
 struct S3Listing {
-  std::vector<std::pair<std::string, std::uint64_t>> objects;  // key, size
+  std::vector<S3ListedObject> objects;
   std::string next_token;
 };
 
@@ -75,6 +83,13 @@ class S3Client {
   // Bytes [offset, offset + length) of `key` (at most 8 MiB; fewer when the object ends first).
   asio::awaitable<StatusOr<std::string>> GetRange(asio::any_io_executor executor, std::string key,
                                                   std::uint64_t offset, std::uint64_t length);
+  // Bytes [offset, offset + length) of `key` as a stream, read as the caller takes them (a
+  // proxy): the store has answered 206 when this succeeds. A range past the end is
+  // InvalidArgument; a range running past it is cut short by the store (the stream then ends
+  // early: the caller compares what it got with what it asked for).
+  asio::awaitable<StatusOr<std::unique_ptr<HttpResponseStream>>> OpenRange(asio::any_io_executor executor,
+                                                                           std::string key, std::uint64_t offset,
+                                                                           std::uint64_t length);
   // The whole object into `path` (created or truncated).
   asio::awaitable<Status> GetToFile(asio::any_io_executor executor, std::string key, std::filesystem::path path);
   // Keys starting with `prefix`, at most `max_keys` (1-1000) a page, from `token` (empty: the
@@ -93,6 +108,9 @@ class S3Client {
 
  private:
   S3Client(HttpClient& http, S3Settings settings, std::string host);
+  // `request` (method, body, headers other than host) for `key`, signed, with URL and timeout.
+  HttpClientRequest Signed(const HttpClientRequest& unsigned_request, std::string_view key,
+                           std::string_view payload_sha256, const aws::NameValues& query) const;
   // Signs and sends `request` (method, body, headers other than host) for `key`.
   asio::awaitable<StatusOr<HttpClientResponse>> Send(asio::any_io_executor executor,
                                                      const HttpClientRequest& unsigned_request, std::string_view key,

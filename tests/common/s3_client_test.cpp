@@ -143,10 +143,60 @@ TEST_F(S3ClientTest, ALargeFileGoesUpInPartsStreamedFromDisk) {
   EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
 }
 
+// Reads a stream to its end in pieces of `piece` bytes.
+asio::awaitable<StatusOr<std::string>> ReadToEnd(std::unique_ptr<HttpResponseStream> stream, std::size_t piece) {
+  std::string out;
+  std::vector<char> buffer(piece);
+  for (;;) {
+    auto got = co_await stream->Read(buffer);
+    if (!got.ok()) co_return got.status();
+    if (*got == 0) break;
+    out.append(buffer.data(), *got);
+  }
+  co_return out;
+}
+
+TEST_F(S3ClientTest, ARangeOpenedAsAStreamComesInPiecesAsTheReaderTakesThem) {
+  const std::string bytes = RandomBytes(3'000'000, 4);
+  ASSERT_TRUE(Put("audio/streamed", bytes).ok());
+  auto range = Run<StatusOr<std::string>>([&](asio::any_io_executor e) -> asio::awaitable<StatusOr<std::string>> {
+    auto opened = co_await client_->OpenRange(e, "audio/streamed", 12'345, 2'500'000);
+    if (!opened.ok()) co_return opened.status();
+    EXPECT_EQ((*opened)->head().status, 206u);
+    co_return co_await ReadToEnd(std::move(*opened), 10'000);
+  });
+  ASSERT_TRUE(range.ok()) << range.status().ToString();
+  EXPECT_TRUE(*range == bytes.substr(12'345, 2'500'000));
+
+  // A reader may stop part-way: the connection is dropped with the stream.
+  auto first = Run<StatusOr<std::size_t>>([&](asio::any_io_executor e) -> asio::awaitable<StatusOr<std::size_t>> {
+    auto opened = co_await client_->OpenRange(e, "audio/streamed", 0, bytes.size());
+    if (!opened.ok()) co_return opened.status();
+    std::array<char, 1000> piece;
+    co_return co_await (*opened)->Read(piece);
+  });
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_GT(*first, 0u);
+
+  auto missing = Run<StatusOr<std::string>>([&](asio::any_io_executor e) -> asio::awaitable<StatusOr<std::string>> {
+    auto opened = co_await client_->OpenRange(e, "audio/none", 0, 10);
+    if (!opened.ok()) co_return opened.status();
+    co_return co_await ReadToEnd(std::move(*opened), 10);
+  });
+  EXPECT_EQ(missing.status().code(), StatusCode::kNotFound) << missing.status().ToString();
+  auto beyond = Run<StatusOr<std::string>>([&](asio::any_io_executor e) -> asio::awaitable<StatusOr<std::string>> {
+    auto opened = co_await client_->OpenRange(e, "audio/streamed", bytes.size() + 10, 10);
+    if (!opened.ok()) co_return opened.status();
+    co_return co_await ReadToEnd(std::move(*opened), 10);
+  });
+  EXPECT_EQ(beyond.status().code(), StatusCode::kInvalidArgument) << beyond.status().ToString();
+}
+
 TEST_F(S3ClientTest, AListingPagesThroughAPrefixInKeyOrder) {
   for (const std::string key : {"audio/c", "audio/a&b", "audio/e", "audio/b", "audio/d", "other/x"}) {
     ASSERT_TRUE(Put(key, std::string(key.size(), 'x')).ok()) << key;
   }
+  const auto before = std::time(nullptr);
   std::vector<std::pair<std::string, std::uint64_t>> seen;
   std::string token;
   int pages = 0;
@@ -154,7 +204,10 @@ TEST_F(S3ClientTest, AListingPagesThroughAPrefixInKeyOrder) {
     auto page = Run<StatusOr<S3Listing>>([&](asio::any_io_executor e) { return client_->List(e, "audio/", token, 2); });
     ASSERT_TRUE(page.ok()) << page.status().ToString();
     EXPECT_LE(page->objects.size(), 2u);
-    seen.insert(seen.end(), page->objects.begin(), page->objects.end());
+    for (const auto& object : page->objects) {
+      seen.emplace_back(object.key, object.size);
+      EXPECT_NEAR(static_cast<double>(object.last_modified), static_cast<double>(before), 60) << object.key;
+    }
     token = page->next_token;
     ASSERT_LT(++pages, 10);
   } while (!token.empty());
