@@ -69,6 +69,13 @@ struct ServeSettings {
   std::string trusted_proxies;
   std::string database_url;
   int database_connections = 4;
+  std::string s3_endpoint;
+  std::string s3_bucket;
+  std::string s3_region = "auto";
+  std::string s3_access_key_id;
+  std::string s3_secret_access_key;
+  std::string s3_prefix;
+  std::int64_t s3_timeout_ms = 60'000;
   std::vector<std::string> services;
 };
 
@@ -114,6 +121,18 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
                   "(so far the fingerprint references); empty: SQLite in the data folder");
   file.Bind(serve, "database.connections", s.database_connections,
             "PostgreSQL connections each service keeps (1-64)");
+  file.Bind(serve, "storage.s3.endpoint", s.s3_endpoint,
+            "S3-compatible store for the blobs (https://<account>.r2.cloudflarestorage.com, http://127.0.0.1:9000); "
+            "empty: blobs stay in the data folder");
+  file.Bind(serve, "storage.s3.bucket", s.s3_bucket, "Bucket holding the blobs");
+  file.Bind(serve, "storage.s3.region", s.s3_region, "The bucket's region (R2: auto)");
+  file.Bind(serve, "storage.s3.access_key_id", s.s3_access_key_id, "Access key id for the bucket");
+  file.BindSecret(serve, "storage.s3.secret_access_key", s.s3_secret_access_key, "Secret access key for the bucket");
+  file.Bind(serve, "storage.s3.prefix", s.s3_prefix,
+            "Key prefix of everything plyr-core stores in the bucket (e.g. plyr/); each service adds its name");
+  file.Bind(serve, "storage.s3.timeout_ms", s.s3_timeout_ms,
+            "A request to the store (an upload included) must finish within this; a proxied read must progress")
+      ->check(SettingsFile::NonNegative());
   // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
   // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
   serve.add_option("services", s.services, "Services to run: " + ServiceNames() + " (default: all)");
@@ -203,6 +222,21 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   ServiceEnv env{runtime, metrics, http_client, s.data_dir, token->value, defaults};
   env.database_url = s.database_url;
   env.database_connections = s.database_connections;
+  if (!s.s3_endpoint.empty()) {
+    S3Settings store{s.s3_endpoint, s.s3_bucket, s.s3_region,
+                     aws::Credentials{s.s3_access_key_id, s.s3_secret_access_key, ""},
+                     std::chrono::milliseconds(s.s3_timeout_ms)};
+    if (auto checked = S3Client::Create(http_client, store); !checked.ok()) {
+      spdlog::critical("storage.s3: {}", checked.status().message());
+      return 2;
+    }
+    if (s.s3_timeout_ms < 1000) {
+      spdlog::critical("storage.s3.timeout_ms: must be at least 1000, not {}", s.s3_timeout_ms);
+      return 2;
+    }
+    env.object_store = std::move(store);
+    env.object_prefix = s.s3_prefix;
+  }
 
   const auto& wanted = s.services.empty() ? kAllServices : s.services;
   std::vector<std::unique_ptr<Service>> services;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -11,6 +12,7 @@
 #include "common/http_server.h"
 #include "common/metrics.h"
 #include "common/runtime.h"
+#include "common/s3_client.h"
 #include "common/status.h"
 
 namespace plyr {
@@ -26,6 +28,10 @@ struct ServiceEnv {
   // connections each service's pool keeps.
   std::string database_url = {};
   int database_connections = 4;
+  // The S3-compatible store that holds the blobs (storage.s3.*), when its endpoint is set; else
+  // blobs stay in data_dir. Each service keeps its objects under `object_prefix` + its name.
+  std::optional<S3Settings> object_store = {};
+  std::string object_prefix = {};
 };
 
 // The refusal of a service whose state cannot live in PostgreSQL yet, when database.url is set:

@@ -91,6 +91,58 @@ Response InvalidFileId() {
   return ErrorResponse(http::status::bad_request, "InvalidFileId", "a file id is 16 lowercase hex characters");
 }
 
+// The answer when the object store fails a read: the catalog named the file, so a missing
+// object is a store out of step (logged); anything else is the store being unreachable.
+Response ObjectStoreFailure(const Status& status, std::string_view file_id) {
+  if (status.code() == StatusCode::kNotFound) {
+    spdlog::warn("catalog names a file the object store does not hold file_id={} error=\"{}\"", file_id,
+                 status.message());
+    return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
+  }
+  spdlog::error("object store read failed file_id={} error=\"{}\"", file_id, status.message());
+  Response r = ErrorResponse(http::status::service_unavailable, "StorageUnavailable",
+                             "the audio store cannot be reached; try again shortly");
+  r.header.set(http::field::retry_after, "5");
+  r.header.set(http::field::cache_control, "no-store");
+  return r;
+}
+
+// The answer when a write to the object store fails: 503 when retrying may help.
+Response ObjectStoreWriteFailure(const Status& status, std::string_view what) {
+  if (status.code() == StatusCode::kUnavailable || status.code() == StatusCode::kDeadlineExceeded) {
+    Response r = ErrorResponse(http::status::service_unavailable, "StorageUnavailable",
+                               std::string(what) + ": the object store cannot be reached; try again shortly");
+    r.header.set(http::field::retry_after, "5");
+    return r;
+  }
+  return ErrorResponse(http::status::internal_server_error, "StorageError",
+                       std::string(what) + ": the object store refused the request");
+}
+
+// A range of an object, read from the store as the client takes it.
+struct ProxiedRange {
+  S3Client& store;
+  std::string key;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  std::unique_ptr<HttpResponseStream> stream;  // opened now, or on the first read
+};
+
+asio::awaitable<StatusOr<std::size_t>> ReadProxied(std::shared_ptr<ProxiedRange> range, std::span<char> into) {
+  if (!range->stream) {
+    const auto executor = co_await asio::this_coro::executor;
+    auto opened = co_await range->store.OpenRange(executor, range->key, range->offset, range->length);
+    if (!opened.ok()) co_return opened.status();
+    range->stream = std::move(*opened);
+  }
+  co_return co_await range->stream->Read(into);
+}
+
+StreamSlice ProxiedSlice(std::shared_ptr<ProxiedRange> range) {
+  const std::uint64_t length = range->length;
+  return StreamSlice{length, [range = std::move(range)](std::span<char> into) { return ReadProxied(range, into); }};
+}
+
 std::string MultipartBoundary() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return fmt::format("plyr{:016x}", rng());
@@ -126,6 +178,22 @@ void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSe
             return {};
           },
           ""));
+  file.Bind(command, "streamer.public_redirect", s.public_redirect,
+            "With storage.s3: answer public audio with a redirect to the store: presigned, or a CDN's base URL "
+            "(empty: proxy everything)")
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value.empty() || value == "presigned") return {};
+            if ((value.starts_with("https://") || value.starts_with("http://")) && value.size() <= 512 &&
+                std::none_of(value.begin(), value.end(), [](char c) { return c <= 0x20 || c > 0x7e; })) {
+              return {};
+            }
+            return "must be empty, presigned, or an http(s) base URL";
+          },
+          ""));
+  file.Bind(command, "streamer.presigned_ttl_seconds", s.presigned_ttl_seconds,
+            "How long a presigned redirect stays valid (60-604800)")
+      ->check(CLI::Range(std::int64_t{60}, std::int64_t{604800}));
 }
 
 StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settings)
@@ -144,6 +212,14 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
   auto blobs = BlobStore::Open(dir / "blobs");
   if (!blobs.ok()) return Status(blobs.status().code(), "cannot open the blob store: " + blobs.status().message());
   service->blobs_ = std::move(*blobs);
+  if (env.object_store) {
+    auto objects = S3Client::Create(env.http_client, *env.object_store);
+    if (!objects.ok()) return Status(StatusCode::kInvalidArgument, "storage.s3: " + objects.status().message());
+    service->objects_ = std::move(*objects);
+    service->object_prefix_ = env.object_prefix + "streamer/";
+  } else if (!settings.public_redirect.empty()) {
+    return Status(StatusCode::kInvalidArgument, "streamer.public_redirect needs an object store (storage.s3.endpoint)");
+  }
 
   auto db = SqliteDb::Open(dir / "catalog.db");
   if (!db.ok()) return db.status();
@@ -318,21 +394,34 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
     if (auto denied = co_await CheckGate(request, *track)) co_return std::move(*denied);
   }
 
-  auto blob = blobs_->OpenShared(serve_id);
-  if (!blob) {
-    spdlog::warn("catalog names a file the store does not hold file_id={} error=\"{}\"", serve_id,
-                 blob.status().message());
-    co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
+  if (objects_ && track->gate == Gate::kNone && !settings_.public_redirect.empty()) {
+    co_return RedirectToObject(serve_id);
   }
-  const std::uint64_t size = (*blob)->size;
+  std::uint64_t size = 0;
+  std::string last_modified;  // from a local file; objects are named by their ETag alone
+  std::shared_ptr<const UniqueFd> file;
+  if (objects_) {
+    auto known = co_await ObjectSize(serve_id);
+    if (!known.ok()) co_return ObjectStoreFailure(known.status(), serve_id);
+    size = *known;
+  } else {
+    auto blob = blobs_->OpenShared(serve_id);
+    if (!blob) {
+      spdlog::warn("catalog names a file the store does not hold file_id={} error=\"{}\"", serve_id,
+                   blob.status().message());
+      co_return ErrorResponse(http::status::not_found, "NotFound", "audio file not found");
+    }
+    size = (*blob)->size;
+    last_modified = HttpDateOf((*blob)->mtime_seconds);
+    file = std::shared_ptr<const UniqueFd>(*blob, &(*blob)->fd);
+  }
   const std::string etag = "\"" + serve_id + "\"";
-  const std::string last_modified = HttpDateOf((*blob)->mtime_seconds);
 
   Response response;
   auto& h = response.header;
   h.set(http::field::accept_ranges, "bytes");
   h.set(http::field::etag, etag);
-  h.set(http::field::last_modified, last_modified);
+  if (!last_modified.empty()) h.set(http::field::last_modified, last_modified);
   // Content-addressed bytes never change: public ones may be cached as long as the operator
   // allows (a year by default); gated ones only by the viewer's own browser.
   h.set(http::field::cache_control,
@@ -343,7 +432,6 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
     co_return response;
   }
   h.set(http::field::content_type, content_type);
-  std::shared_ptr<const UniqueFd> file(*blob, &(*blob)->fd);
 
   if (request.method() == http::verb::head) {
     // Range is defined for GET only (RFC 9110 section 14.2): HEAD answers as a full GET would.
@@ -361,7 +449,13 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
   switch (decision.outcome) {
     case RangeOutcome::kIgnore:
       h.result(http::status::ok);
-      response.segments.emplace_back(FileSlice{file, 0, size});
+      if (file) {
+        response.segments.emplace_back(FileSlice{file, 0, size});
+      } else if (size > 0) {
+        auto slice = co_await OpenObjectSlice(serve_id, 0, size);
+        if (!slice.ok()) co_return ObjectStoreFailure(slice.status(), serve_id);
+        response.segments.emplace_back(std::move(*slice));
+      }
       break;
     case RangeOutcome::kUnsatisfiable: {
       Response r = ErrorResponse(http::status::range_not_satisfiable, "RangeNotSatisfiable",
@@ -375,7 +469,13 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
       if (decision.ranges.size() == 1) {
         const auto& r = decision.ranges.front();
         h.set(http::field::content_range, fmt::format("bytes {}-{}/{}", r.first, r.last(), size));
-        response.segments.emplace_back(FileSlice{file, r.first, r.length});
+        if (file) {
+          response.segments.emplace_back(FileSlice{file, r.first, r.length});
+        } else {
+          auto slice = co_await OpenObjectSlice(serve_id, r.first, r.length);
+          if (!slice.ok()) co_return ObjectStoreFailure(slice.status(), serve_id);
+          response.segments.emplace_back(std::move(*slice));
+        }
       } else {
         // Several ranges: multipart/byteranges (RFC 9110 section 14.6), parts in ascending order.
         const std::string boundary = MultipartBoundary();
@@ -383,13 +483,75 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
         for (const auto& r : decision.ranges) {
           response.segments.emplace_back(fmt::format("\r\n--{}\r\nContent-Type: {}\r\nContent-Range: bytes {}-{}/{}\r\n\r\n",
                                                      boundary, content_type, r.first, r.last(), size));
-          response.segments.emplace_back(FileSlice{file, r.first, r.length});
+          if (file) {
+            response.segments.emplace_back(FileSlice{file, r.first, r.length});
+          } else {
+            response.segments.emplace_back(LazyObjectSlice(serve_id, r.first, r.length));
+          }
         }
         response.segments.emplace_back(fmt::format("\r\n--{}--\r\n", boundary));
       }
       break;
   }
   co_return response;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The object store
+
+asio::awaitable<StatusOr<std::uint64_t>> StreamerService::ObjectSize(const std::string& file_id) {
+  if (auto record = catalog_->FindFile(file_id)) co_return record->size;
+  // A file recorded before the catalog kept sizes: the store knows.
+  const auto executor = co_await asio::this_coro::executor;
+  auto head = co_await objects_->Head(executor, ObjectKey(file_id));
+  if (!head.ok()) co_return head.status();
+  co_return head->size;
+}
+
+asio::awaitable<StatusOr<StreamSlice>> StreamerService::OpenObjectSlice(const std::string& file_id,
+                                                                        std::uint64_t offset, std::uint64_t length) {
+  const auto executor = co_await asio::this_coro::executor;
+  auto opened = co_await objects_->OpenRange(executor, ObjectKey(file_id), offset, length);
+  if (!opened.ok()) co_return opened.status();
+  co_return ProxiedSlice(std::make_shared<ProxiedRange>(ProxiedRange{*objects_, ObjectKey(file_id), offset, length,
+                                                                     std::move(*opened)}));
+}
+
+StreamSlice StreamerService::LazyObjectSlice(const std::string& file_id, std::uint64_t offset, std::uint64_t length) {
+  return ProxiedSlice(std::make_shared<ProxiedRange>(ProxiedRange{*objects_, ObjectKey(file_id), offset, length, nullptr}));
+}
+
+asio::awaitable<Status> StreamerService::PutObject(const std::string& file_id, std::uint64_t size,
+                                                   const std::string& content_type) {
+  const auto executor = co_await asio::this_coro::executor;
+  const std::filesystem::path path = blobs_->PathFor(file_id);
+  // One PUT up to a few parts' worth; beyond, parts (a failed part costs only itself).
+  if (size > 4 * S3Client::kDefaultPartBytes) {
+    co_return co_await objects_->PutFileMultipart(executor, ObjectKey(file_id), path, content_type);
+  }
+  co_return co_await objects_->PutFile(executor, ObjectKey(file_id), path, content_type, "");
+}
+
+asio::awaitable<Status> StreamerService::RemoveObject(const std::string& file_id) {
+  const auto executor = co_await asio::this_coro::executor;
+  co_return co_await objects_->Delete(executor, ObjectKey(file_id));
+}
+
+Response StreamerService::RedirectToObject(const std::string& file_id) const {
+  Response r;
+  r.header.result(http::status::found);
+  if (settings_.public_redirect == "presigned") {
+    const int ttl = static_cast<int>(settings_.presigned_ttl_seconds);
+    r.header.set(http::field::location,
+                 objects_->PresignedGetUrl(ObjectKey(file_id), ttl, static_cast<std::int64_t>(std::time(nullptr))));
+    // The redirect may be reused while its URL is still good, by this viewer only.
+    r.header.set(http::field::cache_control, fmt::format("private, max-age={}", ttl / 2));
+  } else {
+    const std::string& base = settings_.public_redirect;
+    r.header.set(http::field::location, base + (base.ends_with('/') ? "" : "/") + ObjectKey(file_id));
+    r.header.set(http::field::cache_control, settings_.public_cache_control);
+  }
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,7 +585,8 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
         auto existing = catalog_->FindFile(info->file_id);
         out.existed = existing.has_value();
         out.file = existing ? *existing : FileRecord{info->file_id, info->size, content_type};
-        if (!out.existed) {
+        // With an object store the record waits for the object (below).
+        if (!out.existed && !objects_) {
           if (Status put = catalog_->PutFile(out.file); !put.ok()) {
             out.error = "catalog write failed: " + put.message();
             out.code = put.code();
@@ -435,6 +598,27 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
   if (!stored.error.empty()) {
     spdlog::error("upload: {}", stored.error);
     co_return StorageErrorResponse(stored.code, "cannot store the upload");
+  }
+  if (objects_) {
+    // The store holds the bytes before the catalog names them, so a recorded file is always
+    // there to serve; the local copy was only the way in.
+    Status put = stored.existed ? OkStatus() : co_await PutObject(stored.file.file_id, stored.file.size, content_type);
+    std::function<Status()> record = [this, file = stored.file, existed = stored.existed, uploaded = put.ok()] {
+      Status removed = blobs_->Remove(file.file_id);
+      if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
+        spdlog::warn("upload: the local copy stays file_id={} error=\"{}\"", file.file_id, removed.message());
+      }
+      return existed || !uploaded ? OkStatus() : catalog_->PutFile(file);
+    };
+    Status recorded = co_await RunBlocking(*blocking_pool_, std::move(record));
+    if (!put.ok()) {
+      spdlog::error("upload: object store write failed file_id={} error=\"{}\"", stored.file.file_id, put.message());
+      co_return ObjectStoreWriteFailure(put, "cannot store the upload");
+    }
+    if (!recorded.ok()) {
+      spdlog::error("upload: catalog write failed: {}", recorded.message());
+      co_return StorageErrorResponse(recorded.code(), "cannot store the upload");
+    }
   }
   co_return JsonResponse(stored.existed ? http::status::ok : http::status::created,
                          json::object{{"file_id", stored.file.file_id},
@@ -448,9 +632,27 @@ asio::awaitable<Response> StreamerService::GetFile(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::string& file_id = *request.Param("file_id");
   if (!BlobStore::IsValidId(file_id)) co_return InvalidFileId();
+  auto record = catalog_->FindFile(file_id);
+  if (objects_) {
+    if (!record) co_return ErrorResponse(http::status::not_found, "NotFound", "no file with this id is stored");
+    Response response;
+    response.header.result(http::status::ok);
+    response.header.set(http::field::content_type, record->content_type);
+    response.header.set(http::field::cache_control, "no-store");
+    if (request.method() == http::verb::head) {
+      response.omit_body = true;
+      response.omitted_length = record->size;
+      co_return response;
+    }
+    if (record->size > 0) {
+      auto slice = co_await OpenObjectSlice(file_id, 0, record->size);
+      if (!slice.ok()) co_return ObjectStoreFailure(slice.status(), file_id);
+      response.segments.emplace_back(std::move(*slice));
+    }
+    co_return response;
+  }
   auto blob = blobs_->OpenShared(file_id);
   if (!blob) co_return ErrorResponse(http::status::not_found, "NotFound", "no file with this id is stored");
-  auto record = catalog_->FindFile(file_id);
   Response response;
   response.header.result(http::status::ok);
   response.header.set(http::field::content_type, record ? record->content_type : "application/octet-stream");
@@ -604,8 +806,22 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
     }
     return out;
   };
-  const Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
+  Removed removed = co_await RunBlocking(*blocking_pool_, std::move(remove));
   if (!removed.ok) co_return StorageErrorResponse(removed.code, "cannot remove the track");
+  if (objects_) {
+    // The records are gone (every instance answers 404 now); then the objects. One the store
+    // keeps is named by nothing, so DELETE /v1/files or the garbage collection takes it later.
+    std::vector<std::string> gone;
+    for (auto& f : removed.files_removed) {
+      if (Status s = co_await RemoveObject(f); !s.ok()) {
+        spdlog::error("streamer: removing object failed file_id={} error=\"{}\"", f, s.message());
+        removed.files_not_removed.emplace_back(f, s.code());
+        continue;
+      }
+      gone.push_back(std::move(f));
+    }
+    removed.files_removed = std::move(gone);
+  }
   if (!removed.existed) co_return ErrorResponse(http::status::not_found, "NotFound", "no track with this file id");
   if (with_files) {
     json::array files;
@@ -618,7 +834,9 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
         left.emplace_back(json::object{
             {"file_id", f},
             {"error", "StorageError"},
-            {"message", code == StatusCode::kResourceExhausted ? "the disk is full" : "the file could not be removed"}});
+            {"message", code == StatusCode::kResourceExhausted ? "the disk is full"
+                        : code == StatusCode::kUnavailable  ? "the object store cannot be reached"
+                                                            : "the file could not be removed"}});
       }
       body["files_not_removed"] = std::move(left);
     }
@@ -656,25 +874,37 @@ asio::awaitable<Response> StreamerService::DeleteFile(Request& request) {
     std::string error;
     StatusCode code = StatusCode::kOk;
   };
-  std::function<Outcome()> remove = [this, file_id, force] {
+  std::function<Outcome()> check = [this, file_id, force] {
     Outcome out;
     if (!catalog_->FindFile(file_id) && !blobs_->Contains(file_id)) {
       out.status = http::status::not_found;
       return out;
     }
     out.naming = catalog_->TracksNaming(file_id);
-    if (!out.naming.empty() && !force) {
-      out.status = http::status::conflict;
-      return out;
-    }
-    if (Status s = RemoveFileNow(file_id, &out.removal); !s.ok()) {
-      out.status = http::status::internal_server_error;
-      out.code = s.code();
-      out.error = std::string(s.message());
-    }
+    if (!out.naming.empty() && !force) out.status = http::status::conflict;
     return out;
   };
-  Outcome out = co_await RunBlocking(*blocking_pool_, std::move(remove));
+  Outcome out = co_await RunBlocking(*blocking_pool_, std::move(check));
+  // The bytes first (a takedown must not survive a failure half-way): the object, then the
+  // local copy and the records.
+  if (out.status == http::status::ok && objects_) {
+    if (Status removed = co_await RemoveObject(file_id); !removed.ok()) {
+      spdlog::error("streamer: delete file_id={} error=\"{}\"", file_id, removed.message());
+      co_return ObjectStoreWriteFailure(removed, "cannot remove the file");
+    }
+  }
+  if (out.status == http::status::ok) {
+    std::function<Outcome()> remove = [this, file_id, out] {
+      Outcome done = out;
+      if (Status s = RemoveFileNow(file_id, &done.removal); !s.ok()) {
+        done.status = http::status::internal_server_error;
+        done.code = s.code();
+        done.error = std::string(s.message());
+      }
+      return done;
+    };
+    out = co_await RunBlocking(*blocking_pool_, std::move(remove));
+  }
   auto strings = [](const std::vector<std::string>& items) {
     json::array a;
     for (const auto& item : items) a.emplace_back(item);
@@ -743,6 +973,7 @@ asio::awaitable<Response> StreamerService::CollectGarbage(Request& request) {
       co_return ErrorResponse(http::status::bad_request, "InvalidRequest", "min_age_s must be 0 or more");
     }
   }
+  if (objects_) co_return co_await CollectObjectGarbage(min_age_s);
   struct Collected {
     std::vector<std::string> removed;
     std::size_t kept = 0;
@@ -785,6 +1016,46 @@ asio::awaitable<Response> StreamerService::CollectGarbage(Request& request) {
   json::array removed;
   for (const auto& id : out.removed) removed.emplace_back(id);
   co_return JsonResponse(http::status::ok, json::object{{"removed", std::move(removed)}, {"kept", out.kept}});
+}
+
+// With an object store: every object under the streamer's prefix that no track names and that is
+// older than `min_age_s` goes (the store's listing, page by page), then its record.
+asio::awaitable<Response> StreamerService::CollectObjectGarbage(std::int64_t min_age_s) {
+  const auto executor = co_await asio::this_coro::executor;
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  json::array removed;
+  std::size_t kept = 0;
+  std::string token;
+  do {
+    auto page = co_await objects_->List(executor, object_prefix_, token);
+    if (!page.ok()) {
+      spdlog::error("streamer: gc listing failed error=\"{}\"", page.status().message());
+      co_return ObjectStoreWriteFailure(page.status(), "garbage collection failed");
+    }
+    token = page->next_token;
+    for (const auto& object : page->objects) {
+      const std::string id = object.key.substr(object_prefix_.size());
+      if (!BlobStore::IsValidId(id)) continue;  // not ours
+      if (now - object.last_modified < min_age_s || !catalog_->TracksNaming(id).empty()) {
+        ++kept;
+        continue;
+      }
+      if (Status s = co_await RemoveObject(id); !s.ok()) {
+        spdlog::error("streamer: gc error=\"{}\"", s.message());
+        co_return ObjectStoreWriteFailure(s, "garbage collection failed");
+      }
+      std::function<Status()> forget = [this, id] {
+        Catalog::FileRemoval removal;
+        return RemoveFileNow(id, &removal);
+      };
+      if (Status s = co_await RunBlocking(*blocking_pool_, std::move(forget)); !s.ok()) {
+        spdlog::error("streamer: gc error=\"{}\"", s.message());
+        co_return ErrorResponse(http::status::internal_server_error, "StorageError", "garbage collection failed");
+      }
+      removed.emplace_back(id);
+    }
+  } while (!token.empty());
+  co_return JsonResponse(http::status::ok, json::object{{"removed", std::move(removed)}, {"kept", kept}});
 }
 
 }  // namespace plyr::streamer

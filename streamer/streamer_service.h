@@ -23,6 +23,7 @@
 #include <prometheus/counter.h>
 
 #include "common/blob_store.h"
+#include "common/s3_client.h"
 #include "common/service_env.h"
 #include "common/settings.h"
 #include "streamer/byte_range.h"
@@ -46,6 +47,11 @@ struct StreamerSettings {
   // CDN keep them a year; the price is that gating a public track later cannot reach copies
   // already cached (docs/streamer.md).
   std::string public_cache_control = "public, max-age=31536000, immutable";
+  // With an object store (storage.s3.*): public audio answered with a redirect to the store
+  // instead of proxied. "" (off: everything proxied), "presigned" (a URL signed for
+  // presigned_ttl_seconds), or the base URL of a CDN in front of the bucket (docs/streamer.md).
+  std::string public_redirect;
+  std::int64_t presigned_ttl_seconds = 3600;
 };
 
 // Registers the streamer's settings (streamer.*) on `command`.
@@ -76,8 +82,23 @@ class StreamerService final : public Service {
   asio::awaitable<Response> DeleteFile(Request& request);
   asio::awaitable<Response> ListFiles(Request& request);
   asio::awaitable<Response> CollectGarbage(Request& request);
-  // Removes a file's bytes, then the catalog's record of it and of what named it. Blocking.
+  // Removes a file's local bytes, then the catalog's record of it and of what named it. Blocking.
+  // With an object store, the caller removes the object (RemoveObject) first.
   Status RemoveFileNow(const std::string& file_id, Catalog::FileRemoval* removal);
+
+  // With an object store (objects_ set): where a blob lives in it, its size (the catalog's
+  // record, else the store's), the object removed, and a range of it proxied.
+  std::string ObjectKey(std::string_view file_id) const { return object_prefix_ + std::string(file_id); }
+  asio::awaitable<StatusOr<std::uint64_t>> ObjectSize(const std::string& file_id);
+  asio::awaitable<Status> PutObject(const std::string& file_id, std::uint64_t size, const std::string& content_type);
+  asio::awaitable<Status> RemoveObject(const std::string& file_id);
+  // A proxied slice of the object, opened now (a failure is then answered before any byte).
+  asio::awaitable<StatusOr<StreamSlice>> OpenObjectSlice(const std::string& file_id, std::uint64_t offset,
+                                                         std::uint64_t length);
+  // A proxied slice opened on its first read (the later parts of a multipart/byteranges answer).
+  StreamSlice LazyObjectSlice(const std::string& file_id, std::uint64_t offset, std::uint64_t length);
+  Response RedirectToObject(const std::string& file_id) const;
+  asio::awaitable<Response> CollectObjectGarbage(std::int64_t min_age_s);
 
   // Decides whether the request may play `track`; an error response when it may not.
   asio::awaitable<std::optional<Response>> CheckGate(Request& request, const Track& track);
@@ -86,7 +107,11 @@ class StreamerService final : public Service {
   ServiceEnv& env_;
   StreamerSettings settings_;
   RangeLimits range_limits_;
+  // Without an object store, the blobs; with one, only uploads between their arrival and their
+  // copy to the store.
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<S3Client> objects_;  // null: blobs stay in blobs_
+  std::string object_prefix_;
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<TicketVerifier> tickets_;
   std::unique_ptr<SupporterClient> supporters_;
