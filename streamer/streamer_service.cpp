@@ -503,7 +503,8 @@ asio::awaitable<StatusOr<std::uint64_t>> StreamerService::ObjectSize(const std::
   if (auto record = catalog_->FindFile(file_id)) co_return record->size;
   // A file recorded before the catalog kept sizes: the store knows.
   const auto executor = co_await asio::this_coro::executor;
-  auto head = co_await objects_->Head(executor, ObjectKey(file_id));
+  const std::string key = ObjectKey(file_id);
+  auto head = co_await objects_->Head(executor, key);
   if (!head.ok()) co_return head.status();
   co_return head->size;
 }
@@ -511,7 +512,8 @@ asio::awaitable<StatusOr<std::uint64_t>> StreamerService::ObjectSize(const std::
 asio::awaitable<StatusOr<StreamSlice>> StreamerService::OpenObjectSlice(const std::string& file_id,
                                                                         std::uint64_t offset, std::uint64_t length) {
   const auto executor = co_await asio::this_coro::executor;
-  auto opened = co_await objects_->OpenRange(executor, ObjectKey(file_id), offset, length);
+  const std::string key = ObjectKey(file_id);
+  auto opened = co_await objects_->OpenRange(executor, key, offset, length);
   if (!opened.ok()) co_return opened.status();
   co_return ProxiedSlice(std::make_shared<ProxiedRange>(ProxiedRange{*objects_, ObjectKey(file_id), offset, length,
                                                                      std::move(*opened)}));
@@ -525,16 +527,19 @@ asio::awaitable<Status> StreamerService::PutObject(const std::string& file_id, s
                                                    const std::string& content_type) {
   const auto executor = co_await asio::this_coro::executor;
   const std::filesystem::path path = blobs_->PathFor(file_id);
+  const std::string key = ObjectKey(file_id);
   // One PUT up to a few parts' worth; beyond, parts (a failed part costs only itself).
   if (size > 4 * S3Client::kDefaultPartBytes) {
-    co_return co_await objects_->PutFileMultipart(executor, ObjectKey(file_id), path, content_type);
+    co_return co_await objects_->PutFileMultipart(executor, key, path, content_type);
   }
-  co_return co_await objects_->PutFile(executor, ObjectKey(file_id), path, content_type, "");
+  const std::string unsigned_payload;  // the store checks no hash: the upload was hashed on the way in
+  co_return co_await objects_->PutFile(executor, key, path, content_type, unsigned_payload);
 }
 
 asio::awaitable<Status> StreamerService::RemoveObject(const std::string& file_id) {
   const auto executor = co_await asio::this_coro::executor;
-  co_return co_await objects_->Delete(executor, ObjectKey(file_id));
+  const std::string key = ObjectKey(file_id);
+  co_return co_await objects_->Delete(executor, key);
 }
 
 Response StreamerService::RedirectToObject(const std::string& file_id) const {
@@ -602,7 +607,8 @@ asio::awaitable<Response> StreamerService::UploadFile(Request& request) {
   if (objects_) {
     // The store holds the bytes before the catalog names them, so a recorded file is always
     // there to serve; the local copy was only the way in.
-    Status put = stored.existed ? OkStatus() : co_await PutObject(stored.file.file_id, stored.file.size, content_type);
+    Status put = OkStatus();
+    if (!stored.existed) put = co_await PutObject(stored.file.file_id, stored.file.size, content_type);
     std::function<Status()> record = [this, file = stored.file, existed = stored.existed, uploaded = put.ok()] {
       Status removed = blobs_->Remove(file.file_id);
       if (!removed.ok() && removed.code() != StatusCode::kNotFound) {
@@ -697,8 +703,9 @@ asio::awaitable<Response> StreamerService::PutTrack(Request& request) {
     track.gate = *parsed;
   }
   auto stored = [&](const std::string& id) -> std::optional<std::string> {
-    if (!blobs_->Contains(id)) return std::nullopt;
     auto record = catalog_->FindFile(id);
+    // On an object store a file is recorded only once the store holds it.
+    if (objects_ ? !record : !blobs_->Contains(id)) return std::nullopt;
     return record ? record->content_type : std::string("application/octet-stream");
   };
   auto stored_type = stored(file_id);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ctime>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "streamer/stream_ticket.h"
 #include "tests/support/fake_supporter_server.h"
 #include "tests/support/process.h"
+#include "tests/support/s3_test_server.h"
 #include "tests/support/test_http_client.h"
 
 namespace plyr::testing {
@@ -22,6 +24,15 @@ inline std::string RandomBytes(std::size_t n, unsigned seed) {
   for (auto& c : s) c = static_cast<char>(rng());
   return s;
 }
+
+// The same suite runs on the embedded default (blobs in the data folder) and, built with
+// PLYR_TEST_STREAMER_ON_S3, on an S3-compatible store (one s3rver per test binary, a key prefix
+// per test).
+#ifdef PLYR_TEST_STREAMER_ON_S3
+inline constexpr bool kStreamerOnObjectStore = true;
+#else
+inline constexpr bool kStreamerOnObjectStore = false;
+#endif
 
 class StreamerTest : public ::testing::Test {
  protected:
@@ -39,6 +50,10 @@ class StreamerTest : public ::testing::Test {
     std::vector<std::string> args = {"streamer", "--supporter-url", supporters_.url(),
                                      "--supporter-timeout-ms", "700", "--http-drain-timeout-ms", "2000"};
     args.insert(args.end(), extra.begin(), extra.end());
+    if (kStreamerOnObjectStore) {
+      const auto storage = ObjectStoreArgs();
+      args.insert(args.end(), storage.begin(), storage.end());
+    }
     ASSERT_TRUE(process_->StartServe(args)) << process_->log();
     port_ = process_->port("streamer");
     token_ = process_->admin_token();
@@ -47,6 +62,22 @@ class StreamerTest : public ::testing::Test {
   void Restart(std::vector<std::string> extra = {}) {
     process_->Stop();
     Start(std::move(extra));
+  }
+
+  // The flags that put the streamer's blobs on the shared test store, under this test's prefix
+  // (kept across restarts).
+  std::vector<std::string> ObjectStoreArgs() {
+    S3TestServer* store = object_store_ != nullptr ? object_store_ : SharedS3Server();
+    if (store == nullptr) return {};
+    if (object_prefix_.empty()) {
+      static int tests = 0;
+      object_prefix_ = "test-" + std::to_string(++tests) + "/";
+      std::ofstream(dir_.path() / "s3-secret") << S3TestServer::kSecretAccessKey << "\n";
+    }
+    return {"--storage-s3-endpoint", store->endpoint(), "--storage-s3-bucket", store->bucket(),
+            "--storage-s3-region", "us-east-1", "--storage-s3-access-key-id", S3TestServer::kAccessKeyId,
+            "--storage-s3-secret-access-key-file", (dir_.path() / "s3-secret").string(),
+            "--storage-s3-prefix", object_prefix_, "--storage-s3-timeout-ms", "5000"};
   }
 
   Headers Admin() const { return {{"Authorization", "Bearer " + token_}}; }
@@ -95,6 +126,8 @@ class StreamerTest : public ::testing::Test {
   std::unique_ptr<PlyrProcess> process_;
   unsigned short port_ = 0;
   std::string token_;
+  std::string object_prefix_;  // on the object store: this test's keys begin with it
+  S3TestServer* object_store_ = nullptr;  // a test's own store, instead of the shared one
 };
 
 }  // namespace plyr::testing

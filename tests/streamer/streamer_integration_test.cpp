@@ -80,7 +80,8 @@ TEST_F(StreamerTest, ServesWholeFilesAndRanges) {
   EXPECT_EQ(whole.Header("etag"), "\"" + id + "\"");
   EXPECT_EQ(whole.Header("content-type"), "audio/mpeg");
   EXPECT_EQ(whole.Header("cache-control"), "public, max-age=31536000, immutable");
-  EXPECT_FALSE(whole.Header("last-modified").empty());
+  // A local file has a date; an object is named by its ETag alone.
+  EXPECT_EQ(whole.Header("last-modified").empty(), kStreamerOnObjectStore);
 
   auto first_two = Get("/audio/" + id, {{"Range", "bytes=0-1"}});  // Safari's probe
   ASSERT_EQ(first_two.status, 206);
@@ -134,6 +135,8 @@ TEST_F(StreamerTest, ConditionalRequests) {
   auto if_range_miss = Get("/audio/" + id, {{"Range", "bytes=0-9"}, {"If-Range", "\"stale\""}});
   EXPECT_EQ(if_range_miss.status, 200);
   EXPECT_EQ(if_range_miss.body, bytes);
+  // Objects in a store are named by their ETag alone (each instance would date them its own way).
+  if (kStreamerOnObjectStore) return;
   auto last_modified = Get("/audio/" + id).Header("last-modified");
   EXPECT_EQ(Get("/audio/" + id, {{"Range", "bytes=0-9"}, {"If-Range", last_modified}}).status, 206);
 }
@@ -445,6 +448,8 @@ TEST_F(StreamerTest, AFullDiskIs507ForEveryWriteAndPassesWhenSpaceReturns) {
 }
 
 TEST_F(StreamerTest, ATrackRemovedWhoseFileCannotBeIsStill200AndNamesTheFileLeft) {
+  // On a store, the file that cannot be removed is the object (streamer_s3_test.cpp).
+  if (kStreamerOnObjectStore) GTEST_SKIP() << "a local file only";
   const std::string id = AddTrack(RandomBytes(3000, 43), "none");
   // Put a directory where the blob was: unlink fails (EISDIR), as a file the disk cannot let go of.
   namespace fs = std::filesystem;

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 namespace plyr::testing {
 
@@ -69,6 +72,19 @@ void S3TestServer::Stop() {
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, nullptr, 0);
   pid_ = -1;
+}
+
+S3TestServer* SharedS3Server() {
+  static std::unique_ptr<S3TestServer> server;
+  if (server == nullptr) {
+    auto started = std::make_unique<S3TestServer>();
+    if (!started->Start()) {
+      ADD_FAILURE() << started->error();
+      return nullptr;
+    }
+    server = std::move(started);
+  }
+  return server.get();
 }
 
 }  // namespace plyr::testing

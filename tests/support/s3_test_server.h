@@ -41,4 +41,8 @@ class S3TestServer {
   std::string error_;
 };
 
+// One server for the whole test binary, started on first use and stopped at exit; null (and a
+// test failure) when it cannot start. Tests sharing it keep apart by key prefix.
+S3TestServer* SharedS3Server();
+
 }  // namespace plyr::testing
