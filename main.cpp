@@ -365,9 +365,13 @@ int RunMigrate(const MigrateSettings& s) {
   };
   const std::filesystem::path data = s.data_dir;
   std::vector<SqliteStore> sqlite = {
-      {streamer::kCatalogStoreName, data / "streamer" / "catalog.db", streamer::CatalogMigrations()},
       {labeler::kLabelStoreName, data / "labeler" / "labels.db", labeler::LabelStoreMigrations()},
       {transcoder::kJobStoreName, data / "transcoder" / "jobs.db", transcoder::JobStoreMigrations()},
+  };
+  // The stores that run on PostgreSQL when database.url is set (else on SQLite like the rest).
+  std::vector<SqliteStore> shared = {
+      {streamer::kCatalogStoreName, data / "streamer" / "catalog.db", streamer::CatalogMigrations()},
+      {fingerprint::kReferenceStoreName, data / "fingerprint" / "references.db", fingerprint::ReferenceStoreMigrations()},
   };
   const auto report = [](std::string_view name, std::string_view where, int before, std::size_t now) {
     std::cout << name << " (" << where << "): version " << before << " -> " << now << "\n";
@@ -381,16 +385,17 @@ int RunMigrate(const MigrateSettings& s) {
       return opened.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
     }
     pg = std::move(*opened);
-    auto migrated = Migrate(*pg, fingerprint::kReferenceStoreName, fingerprint::ReferenceStoreMigrations());
-    if (migrated.ok()) {
-      report(fingerprint::kReferenceStoreName, "PostgreSQL", *migrated, fingerprint::ReferenceStoreMigrations().size());
-    } else {
-      std::cerr << "plyr-core: " << migrated.status().message() << "\n";
-      ++failures;
+    for (const auto& store : shared) {
+      auto migrated = Migrate(*pg, store.name, store.migrations);
+      if (!migrated.ok()) {
+        std::cerr << "plyr-core: " << store.name << ": " << migrated.status().message() << "\n";
+        ++failures;
+        continue;
+      }
+      report(store.name, "PostgreSQL", *migrated, store.migrations.size());
     }
   } else {
-    sqlite.push_back({fingerprint::kReferenceStoreName, data / "fingerprint" / "references.db",
-                      fingerprint::ReferenceStoreMigrations()});
+    sqlite.insert(sqlite.begin(), shared.begin(), shared.end());
   }
   for (const auto& store : sqlite) {
     std::error_code ec;

@@ -1,11 +1,13 @@
 // Catalog: which stored files are playable tracks, who owns them, how they are gated, and which
 // renditions (other encodings of the same track) exist.
 //
-// Persisted in SQLite (WAL, synchronous=FULL) and mirrored in memory, so the streaming path never
-// touches the database: lookups take a shared lock on the mirror; writes go to SQLite first and
-// update the mirror only once committed. Thread-safe.
+// Kept in a CatalogStore (SQLite, or PostgreSQL shared by every instance; catalog_store.h) and
+// mirrored in memory, so the streaming path never touches the database: lookups take a shared
+// lock on the mirror; writes go to the store first and update the mirror only once committed.
+// On PostgreSQL the other instances' writes arrive as announcements (ApplyChange) and a
+// reconnection re-reads everything (Reload). Thread-safe.
 //
-// Errors: a database failure is SqliteDb's Status (its code, SQLite's message), passed on as is
+// Errors: a database failure is the store's Status (its code and message), passed on as is
 // unless a function says otherwise; nothing in the mirror changes when a write fails.
 #pragma once
 
@@ -21,50 +23,17 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/migrations.h"
-#include "common/sqlite_db.h"
 #include "common/status.h"
+#include "streamer/catalog_store.h"
 
 namespace plyr::streamer {
 
-// Who may play a track (plyr.fm's support_gate).
-enum class Gate {
-  kNone,       // anyone
-  kSupporters, // "any": the owner, or a supporter of the owner per atprotofans
-  kCopyright,  // "copyright": any viewer holding a valid ticket
-};
-std::string_view GateName(Gate gate);                    // "none", "any", "copyright"
-std::optional<Gate> ParseGate(std::string_view name);
-
-struct Rendition {
-  std::string file_id;
-  std::string content_type;
-};
-
-struct Track {
-  std::string file_id;
-  std::string owner_did;
-  Gate gate = Gate::kNone;
-  std::string content_type;
-  std::map<std::string, Rendition> renditions;  // by name, e.g. "mp3-128"
-};
-
-// An uploaded file's record (the bytes live in the BlobStore).
-struct FileRecord {
-  std::string file_id;
-  std::uint64_t size = 0;
-  std::string content_type;
-};
-
-// The catalog's name in schema_migrations (common/migrations.h).
-inline constexpr std::string_view kCatalogStoreName = "streamer.catalog";
-std::span<const Migration> CatalogMigrations();
-
 class Catalog {
  public:
-  // Opens the catalog in `db`, creating its tables, and loads the mirror. Fails with the
-  // database's code and "catalog schema: ..." or "catalog load: ..." and SQLite's message.
-  static StatusOr<std::unique_ptr<Catalog>> Open(std::unique_ptr<SqliteDb> db);
+  using FileRemoval = streamer::FileRemoval;
+
+  // Loads the mirror from `store`. Fails with the store's code and "catalog load: ...".
+  static StatusOr<std::unique_ptr<Catalog>> Open(std::unique_ptr<CatalogStore> store);
 
   // The track whose own file id, or one of whose renditions' file ids, is `file_id`.
   // Renditions inherit their track's gate: a gated track cannot be fetched ungated by asking
@@ -80,7 +49,7 @@ class Catalog {
   // a rendition of another owner's track, or a rendition's file is another owner's track or
   // rendition: a file is served under the gate of the track that names it, so one owner's file
   // must not be named by another's track. (One owner's tracks may share files: the same bytes
-  // are one file.) Internal on a database error, with "catalog write failed: " and SQLite's message.
+  // are one file.) A database error with "catalog write failed: " and the store's message.
   Status PutTrack(const Track& track);
   // Removes a track and its renditions. OK with *existed false when there was no such track; a
   // database error as above.
@@ -93,21 +62,24 @@ class Catalog {
   std::vector<FileRecord> ListFiles(std::string_view after, std::size_t limit) const;
   // Forgets a file: every track naming it as its own file is removed, every rendition naming it
   // is dropped from its track, then the file's record (one transaction). The caller removes the
-  // bytes. Fills what was removed; a database error as above (nothing removed, though
-  // `removal` may already list renditions).
-  struct FileRemoval {
-    std::vector<std::string> tracks_removed;
-    std::vector<std::string> renditions_removed;  // "<track id>/<rendition name>"
-  };
+  // bytes. Fills what was removed; a database error as above (nothing removed).
   Status RemoveFile(std::string_view file_id, FileRemoval* removal);
 
+  // An announcement of another instance's write ("track <id>", "file <id>"): the entity is read
+  // again from the store. InvalidArgument for a payload that is not one. Blocking.
+  Status ApplyChange(std::string_view payload);
+  // Reads the whole store again and replaces the mirror (after a lost connection). Blocking.
+  Status Reload();
+  std::string_view engine() const { return store_->engine(); }
+
  private:
-  explicit Catalog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
-  Status Load();
+  explicit Catalog(std::unique_ptr<CatalogStore> store) : store_(std::move(store)) {}
   void IndexLocked(const Track& track);
   void UnindexLocked(const std::string& file_id);
+  // Sets (or, for nullopt, erases) one entity of the mirror.
+  void SetTrackLocked(const std::string& file_id, std::optional<Track> track);
 
-  std::unique_ptr<SqliteDb> db_;
+  std::unique_ptr<CatalogStore> store_;
   // Writers take write_mutex_ across the database commit and the mirror's update, so the mirror
   // changes in the order the commits happened; readers take only mutex_.
   std::mutex write_mutex_;

@@ -204,7 +204,6 @@ StreamerService::StreamerService(ServiceEnv& env, const StreamerSettings& settin
 StreamerService::~StreamerService() = default;
 
 StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& env, const StreamerSettings& settings) {
-  if (Status refused = RefuseDatabaseUrl(env, "the streamer's track catalog"); !refused.ok()) return refused;
   std::unique_ptr<StreamerService> service(new StreamerService(env, settings));
   service->blocking_pool_ = std::make_unique<asio::thread_pool>(2);
   const auto dir = env.data_dir / "streamer";
@@ -221,11 +220,26 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
     return Status(StatusCode::kInvalidArgument, "streamer.public_redirect needs an object store (storage.s3.endpoint)");
   }
 
-  auto db = SqliteDb::Open(dir / "catalog.db");
-  if (!db.ok()) return db.status();
-  auto catalog = Catalog::Open(std::move(*db));
+  auto store = OpenCatalogStore(env, dir);
+  if (!store.ok()) return store.status();
+  auto catalog = Catalog::Open(std::move(*store));
   if (!catalog.ok()) return catalog.status();
   service->catalog_ = std::move(*catalog);
+  if (!env.database_url.empty()) {
+    // Instances sharing the database hear of each other's writes; after a lost connection the
+    // mirror is read again whole.
+    Catalog* mirror = service->catalog_.get();
+    auto listener = PgListener::Start(env.database_url, std::string(kCatalogChannel),
+                                      [mirror](bool resync, const std::string& payload) {
+                                        const Status applied = resync ? mirror->Reload() : mirror->ApplyChange(payload);
+                                        if (!applied.ok()) {
+                                          spdlog::error("streamer: catalog change not applied payload=\"{}\" error=\"{}\"",
+                                                        payload, applied.message());
+                                        }
+                                      });
+    if (!listener.ok()) return listener.status();
+    service->listener_ = std::move(*listener);
+  }
 
   std::vector<Ed25519PublicKey> public_keys;
   if (!settings.ticket_public_key.empty()) {
@@ -286,6 +300,18 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
   if (!server.ok()) return server.status();
   service->server_ = std::move(*server);
   return service;
+}
+
+StatusOr<std::unique_ptr<CatalogStore>> StreamerService::OpenCatalogStore(const ServiceEnv& env,
+                                                                         const std::filesystem::path& dir) {
+  if (env.database_url.empty()) {
+    auto db = SqliteDb::Open(dir / "catalog.db");
+    if (!db.ok()) return db.status();
+    return OpenSqliteCatalogStore(std::move(*db));
+  }
+  auto db = PgDb::Open(env.database_url, env.database_connections);
+  if (!db.ok()) return Status(db.status().code(), "the catalog database: " + db.status().message());
+  return OpenPgCatalogStore(std::shared_ptr<PgDb>(std::move(*db)));
 }
 
 Router StreamerService::BuildRouter() {

@@ -23,6 +23,7 @@
 #include <prometheus/counter.h>
 
 #include "common/blob_store.h"
+#include "common/pg_listener.h"
 #include "common/s3_client.h"
 #include "common/service_env.h"
 #include "common/settings.h"
@@ -72,6 +73,8 @@ class StreamerService final : public Service {
  private:
   StreamerService(ServiceEnv& env, const StreamerSettings& settings);
   Router BuildRouter();
+  // The catalog's database: PostgreSQL when database.url is set, else SQLite in `dir`.
+  static StatusOr<std::unique_ptr<CatalogStore>> OpenCatalogStore(const ServiceEnv& env, const std::filesystem::path& dir);
 
   asio::awaitable<Response> ServeAudio(Request& request);
   asio::awaitable<Response> UploadFile(Request& request);
@@ -113,6 +116,7 @@ class StreamerService final : public Service {
   std::unique_ptr<S3Client> objects_;  // null: blobs stay in blobs_
   std::string object_prefix_;
   std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<PgListener> listener_;  // on PostgreSQL: other instances' catalog writes
   std::unique_ptr<TicketVerifier> tickets_;
   std::unique_ptr<SupporterClient> supporters_;
   // Writes that wait for the disk (an upload's fsync and rename, the catalog's commits) run here,

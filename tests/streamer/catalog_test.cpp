@@ -2,6 +2,7 @@
 
 #include "common/migrations.h"
 #include "streamer/catalog.h"
+#include "tests/support/pg_test_server.h"
 #include "tests/support/process.h"
 
 namespace plyr::streamer {
@@ -10,9 +11,12 @@ namespace {
 std::unique_ptr<Catalog> OpenCatalog(const std::filesystem::path& dir) {
   auto db = SqliteDb::Open(dir / "catalog.db");
   EXPECT_TRUE(db.ok()) << db.status().ToString();
-  auto catalog = Catalog::Open(std::move(*db));
+  auto store = OpenSqliteCatalogStore(std::move(*db));
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  if (!store.ok()) return nullptr;
+  auto catalog = Catalog::Open(std::move(*store));
   EXPECT_TRUE(catalog.ok()) << catalog.status().ToString();
-  return std::move(*catalog);
+  return catalog.ok() ? std::move(*catalog) : nullptr;
 }
 
 Track GatedTrack() {
@@ -44,8 +48,36 @@ TEST(CatalogTest, ADatabaseOfABuildBeforeMigrationsIsAdoptedWithItsRows) {
   EXPECT_EQ(file->size, 7u);
   auto db = SqliteDb::Open(dir.path() / "catalog.db");
   ASSERT_TRUE(db.ok());
-  EXPECT_EQ(*SchemaVersion(**db, kCatalogStoreName), 1);
+  EXPECT_EQ(*SchemaVersion(**db, kCatalogStoreName), static_cast<int>(CatalogMigrations().size()));
 }
+
+// The same behaviour on SQLite and on PostgreSQL.
+class CatalogOnEachEngineTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres") {
+      url_ = testing::FreshPgDatabase();
+      ASSERT_FALSE(url_.empty());
+    }
+  }
+
+  // A catalog on the same data as the last one: a restarted process, or another instance.
+  std::unique_ptr<Catalog> Open() {
+    if (GetParam() == "sqlite") return OpenCatalog(dir_.path());
+    auto db = PgDb::Open(url_, 2);
+    EXPECT_TRUE(db.ok()) << db.status().ToString();
+    if (!db.ok()) return nullptr;
+    auto store = OpenPgCatalogStore(std::shared_ptr<PgDb>(std::move(*db)));
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    if (!store.ok()) return nullptr;
+    auto catalog = Catalog::Open(std::move(*store));
+    EXPECT_TRUE(catalog.ok()) << catalog.status().ToString();
+    return catalog.ok() ? std::move(*catalog) : nullptr;
+  }
+
+  testing::TempDir dir_;
+  std::string url_;
+};
 
 TEST(CatalogTest, GatesRoundTripByName) {
   for (Gate g : {Gate::kNone, Gate::kSupporters, Gate::kCopyright}) EXPECT_EQ(ParseGate(GateName(g)), g);
@@ -53,9 +85,8 @@ TEST(CatalogTest, GatesRoundTripByName) {
   EXPECT_FALSE(ParseGate("everyone"));
 }
 
-TEST(CatalogTest, RenditionIdsResolveToTheirGatedTrack) {
-  testing::TempDir dir;
-  auto catalog = OpenCatalog(dir.path());
+TEST_P(CatalogOnEachEngineTest, RenditionIdsResolveToTheirGatedTrack) {
+  auto catalog = Open();
   ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
   auto by_rendition = catalog->FindByAnyFileId("00000000000000bb");
   ASSERT_TRUE(by_rendition);
@@ -64,10 +95,9 @@ TEST(CatalogTest, RenditionIdsResolveToTheirGatedTrack) {
   EXPECT_FALSE(catalog->FindTrack("00000000000000bb"));
 }
 
-TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
-  testing::TempDir dir;
+TEST_P(CatalogOnEachEngineTest, SurvivesReopenAndReplacesRenditions) {
   {
-    auto catalog = OpenCatalog(dir.path());
+    auto catalog = Open();
     ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000aa", 1234, "audio/flac"}).ok());
     ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
     Track replaced = GatedTrack();
@@ -75,7 +105,7 @@ TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
     replaced.renditions["opus-96"] = Rendition{"00000000000000cc", "audio/ogg"};
     ASSERT_TRUE(catalog->PutTrack(replaced).ok());
   }
-  auto catalog = OpenCatalog(dir.path());
+  auto catalog = Open();
   auto track = catalog->FindTrack("00000000000000aa");
   ASSERT_TRUE(track);
   EXPECT_EQ(track->renditions.size(), 1u);
@@ -87,9 +117,8 @@ TEST(CatalogTest, SurvivesReopenAndReplacesRenditions) {
   EXPECT_EQ(file->size, 1234u);
 }
 
-TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
-  testing::TempDir dir;
-  auto catalog = OpenCatalog(dir.path());
+TEST_P(CatalogOnEachEngineTest, RemoveDropsTrackAndRenditionIndex) {
+  auto catalog = Open();
   ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());
   bool existed = false;
   ASSERT_TRUE(catalog->RemoveTrack("00000000000000aa", &existed).ok());
@@ -99,10 +128,64 @@ TEST(CatalogTest, RemoveDropsTrackAndRenditionIndex) {
   EXPECT_FALSE(existed);
 }
 
-}  // namespace
-TEST(CatalogTest, AnotherOwnersFileCannotBeNamed) {
-  testing::TempDir dir;
-  auto catalog = OpenCatalog(dir.path());
+TEST_P(CatalogOnEachEngineTest, RemovingAFileTakesItsTrackAndTheRenditionsNamingIt) {
+  auto catalog = Open();
+  ASSERT_TRUE(catalog->PutFile(FileRecord{"00000000000000bb", 10, "audio/mpeg"}).ok());
+  ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());  // aa, with rendition bb
+  Track other = GatedTrack();
+  other.file_id = "00000000000000cc";
+  other.renditions = {{"mp3-128", Rendition{"00000000000000bb", "audio/mpeg"}},
+                      {"opus-96", Rendition{"00000000000000dd", "audio/ogg"}}};
+  ASSERT_TRUE(catalog->PutTrack(other).ok());
+
+  FileRemoval removal;
+  ASSERT_TRUE(catalog->RemoveFile("00000000000000bb", &removal).ok());
+  EXPECT_TRUE(removal.tracks_removed.empty());
+  EXPECT_EQ(removal.renditions_removed,
+            (std::vector<std::string>{"00000000000000aa/mp3-128", "00000000000000cc/mp3-128"}));
+  EXPECT_FALSE(catalog->FindFile("00000000000000bb"));
+  EXPECT_FALSE(catalog->FindByAnyFileId("00000000000000bb"));
+  EXPECT_EQ(catalog->FindTrack("00000000000000cc")->renditions.size(), 1u);
+
+  ASSERT_TRUE(catalog->RemoveFile("00000000000000cc", &removal).ok());
+  EXPECT_EQ(removal.tracks_removed, std::vector<std::string>{"00000000000000cc"});
+  EXPECT_FALSE(catalog->FindByAnyFileId("00000000000000dd")) << "its renditions go with it";
+
+  // The store holds what the mirror shows.
+  auto reopened = Open();
+  EXPECT_FALSE(reopened->FindTrack("00000000000000cc"));
+  EXPECT_EQ(reopened->FindTrack("00000000000000aa")->renditions.size(), 0u);
+}
+
+// Two instances on one database: a change made through one reaches the other's mirror by an
+// announcement (what the streamer's listener hands over) or a reload.
+TEST_P(CatalogOnEachEngineTest, AnotherInstancesWritesArriveByAnnouncementOrReload) {
+  auto writer = Open();
+  auto reader = Open();
+  ASSERT_TRUE(writer->PutFile(FileRecord{"00000000000000aa", 99, "audio/flac"}).ok());
+  ASSERT_TRUE(writer->PutTrack(GatedTrack()).ok());
+  EXPECT_FALSE(reader->FindTrack("00000000000000aa"));
+  ASSERT_TRUE(reader->ApplyChange("track 00000000000000aa").ok());
+  ASSERT_TRUE(reader->ApplyChange("file 00000000000000aa").ok());
+  ASSERT_TRUE(reader->FindTrack("00000000000000aa"));
+  EXPECT_EQ(reader->FindByAnyFileId("00000000000000bb")->file_id, "00000000000000aa");
+  EXPECT_EQ(reader->FindFile("00000000000000aa")->size, 99u);
+
+  bool existed = false;
+  ASSERT_TRUE(writer->RemoveTrack("00000000000000aa", &existed).ok());
+  ASSERT_TRUE(reader->ApplyChange("track 00000000000000aa").ok());
+  EXPECT_FALSE(reader->FindTrack("00000000000000aa"));
+  EXPECT_FALSE(reader->FindByAnyFileId("00000000000000bb"));
+
+  ASSERT_TRUE(writer->PutTrack(GatedTrack()).ok());
+  ASSERT_TRUE(reader->Reload().ok());
+  EXPECT_TRUE(reader->FindByAnyFileId("00000000000000bb"));
+  EXPECT_EQ(reader->ApplyChange("nonsense").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(reader->ApplyChange("track ").code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(CatalogOnEachEngineTest, AnotherOwnersFileCannotBeNamed) {
+  auto catalog = Open();
   ASSERT_TRUE(catalog->PutTrack(GatedTrack()).ok());  // aa, with rendition bb
 
   Track thief;
@@ -137,4 +220,8 @@ TEST(CatalogTest, AnotherOwnersFileCannotBeNamed) {
   EXPECT_TRUE(catalog->PutTrack(thief).ok());
 }
 
+INSTANTIATE_TEST_SUITE_P(Engines, CatalogOnEachEngineTest, ::testing::Values("sqlite", "postgres"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
 }  // namespace plyr::streamer

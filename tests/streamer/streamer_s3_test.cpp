@@ -3,6 +3,8 @@
 // suite runs on the store too (streamer_integration_test.cpp built with PLYR_TEST_STREAMER_ON_S3).
 #include <chrono>
 #include <filesystem>
+#include <functional>
+#include <thread>
 
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
@@ -10,6 +12,7 @@
 #include "common/http_client.h"
 #include "common/s3_client.h"
 #include "tests/streamer/streamer_fixture.h"
+#include "tests/support/pg_test_server.h"
 #include "tests/support/run_coroutine.h"
 
 namespace plyr::testing {
@@ -146,6 +149,71 @@ TEST_F(StreamerOnS3Test, AStoreThatGoesAwayIs503AndNothingIsRecordedHalfWay) {
             "the object store cannot be reached");
   EXPECT_EQ(Get("/audio/" + id).status, 404) << "the track is gone at once";
   EXPECT_TRUE(process_->Running());
+}
+
+// Two streamers on one PostgreSQL catalog and one store: either serves what the other was given,
+// and a takedown through one answers 404 on the other within moments, without a restart.
+TEST_F(StreamerOnS3Test, TwoInstancesOnOnePostgresAndOneStoreServeEachOthersTracks) {
+  const std::string url = FreshPgDatabase();
+  ASSERT_FALSE(url.empty());
+  process_->Stop();
+  auto start = [&](const std::string& name) {
+    auto instance = std::make_unique<PlyrProcess>(dir_.path() / name);
+    std::vector<std::string> args = {"streamer", "--supporter-url", supporters_.url(), "--database-url", url,
+                                     "--admin-token", std::string(40, 'a')};
+    const auto storage = ObjectStoreArgs();
+    args.insert(args.end(), storage.begin(), storage.end());
+    EXPECT_TRUE(instance->StartServe(args)) << instance->log();
+    return instance;
+  };
+  auto a = start("a");
+  auto b = start("b");
+  const Headers admin = {{"Authorization", "Bearer " + std::string(40, 'a')}};
+  const auto a_port = a->port("streamer"), b_port = b->port("streamer");
+
+  const std::string bytes = RandomBytes(200'000, 108);
+  auto uploaded = Fetch(a_port, "PUT", "/v1/files", admin, bytes);
+  ASSERT_EQ(uploaded.status, 201) << uploaded.body;
+  const std::string id(boost::json::parse(uploaded.body).at("file_id").as_string());
+  ASSERT_EQ(Fetch(a_port, "PUT", "/v1/tracks/" + id, admin, R"({"owner_did":"did:plc:artist"})").status, 200);
+
+  // Until b hears of it, its answer is 404; then the bytes. Bounded: 5 s.
+  auto eventually = [](const std::function<bool()>& holds) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (!holds()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  };
+  const auto seen_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([&] { return Fetch(b_port, "GET", "/audio/" + id).status == 200; }));
+  const auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - seen_at);
+  EXPECT_LT(lag, 2s) << "an announcement, not a poll";
+  auto ranged = Fetch(b_port, "GET", "/audio/" + id, {{"Range", "bytes=1000-1999"}});
+  EXPECT_EQ(ranged.status, 206);
+  EXPECT_EQ(ranged.body, bytes.substr(1000, 1000));
+
+  // Another owner's track may not name it on either instance (the check is the database's).
+  auto stolen = Fetch(b_port, "PUT", "/v1/tracks/00000000000000ee", admin,
+                      R"({"owner_did":"did:plc:thief","renditions":{"mp3":")" + id + "\"}}");
+  EXPECT_NE(stolen.status, 200) << stolen.body;
+
+  auto removed = Fetch(b_port, "DELETE", "/v1/files/" + id + "?force=1", admin);
+  ASSERT_EQ(removed.status, 200) << removed.body;
+  EXPECT_TRUE(eventually([&] { return Fetch(a_port, "GET", "/audio/" + id).status == 404; }));
+  EXPECT_EQ(Fetch(a_port, "GET", "/v1/files/" + id, admin).status, 404);
+
+  // A restarted instance loads the shared catalog as it is.
+  a->Kill();
+  auto a2 = start("a");
+  EXPECT_EQ(Fetch(a2->port("streamer"), "GET", "/audio/" + id).status, 404);
+  const std::string other = RandomBytes(5'000, 109);
+  auto second = Fetch(b_port, "PUT", "/v1/files", admin, other);
+  ASSERT_EQ(second.status, 201) << second.body;
+  const std::string other_id(boost::json::parse(second.body).at("file_id").as_string());
+  ASSERT_EQ(Fetch(b_port, "PUT", "/v1/tracks/" + other_id, admin, R"({"owner_did":"did:plc:artist"})").status, 200);
+  EXPECT_TRUE(eventually([&] { return Fetch(a2->port("streamer"), "GET", "/audio/" + other_id).body == other; }));
 }
 
 }  // namespace
