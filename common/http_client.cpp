@@ -57,6 +57,7 @@ namespace {
 // large enough that the syscalls vanish next to the copy, small enough for many uploads at once.
 constexpr std::size_t kFileChunk = 256 * 1024;
 constexpr std::uint32_t kResponseHeaderLimit = 16 * 1024;
+constexpr std::size_t kReadBufferBytes = 64 * 1024;
 // Beast keeps field sizes in 16 bits and throws past them; our cap stays well below.
 constexpr std::size_t kFieldValueLimit = 8 * 1024;
 
@@ -203,6 +204,9 @@ asio::awaitable<sys::result<HttpClientResponse>> ReadResponse(Stream& stream, ht
                                                               const std::filesystem::path& response_file,
                                                               std::uint64_t response_file_limit) {
   beast::flat_buffer buffer;
+  // Beast sizes each socket read by the buffer's free capacity (512 bytes at the least): an
+  // unreserved buffer reads a large body a few KiB at a time, a system call and a copy each.
+  buffer.reserve(kReadBufferBytes);
   http::response_parser<http::buffer_body> parser;
   parser.header_limit(kResponseHeaderLimit);
   // Beast checks an announced length against its limit as soon as the header is in, before the
@@ -383,6 +387,7 @@ class OpenResponse final : public HttpResponseStream::Body {
  public:
   explicit OpenResponse(std::unique_ptr<Stream> stream) : stream_(std::move(stream)) {
     parser_.header_limit(kResponseHeaderLimit);
+    buffer_.reserve(kReadBufferBytes);  // see ReadResponse
     parser_.body_limit(boost::none);  // the caller reads as much as it wants
   }
 
