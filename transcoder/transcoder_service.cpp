@@ -212,6 +212,9 @@ bool IsPlausibleLabelValue(std::string_view value) {
   });
 }
 
+// A callback nobody has tried for this long is owed by an instance that died: another takes it.
+constexpr std::int64_t kStaleCallbackMs = 120'000;
+
 asio::awaitable<void> SleepFor(std::chrono::milliseconds delay) {
   asio::steady_timer timer(co_await asio::this_coro::executor);
   timer.expires_after(delay);
@@ -234,6 +237,9 @@ struct TranscoderService::ActiveJob {
   // Set (under mutex_) once the encoders are done and the job goes on to publish: from then on a
   // cancel is refused rather than accepted and ignored.
   bool publishing = false;
+  // Set when the job's claim was lost (its lease ran out and another runner took it): this run
+  // stops and records nothing.
+  bool lost = false;  // guarded by the service's mutex_
 };
 
 void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, TranscoderSettings& s) {
@@ -253,6 +259,10 @@ void AddTranscoderSettings(CLI::App& command, const SettingsFile& file, Transcod
   file.BindSecret(command, "transcoder.callback_key", s.callback_key,
             "HMAC-SHA256 key that signs job callbacks (default: <data>/transcoder/callback-key)");
   file.Bind(command, "transcoder.callback_attempts", s.callback_attempts, "Deliveries tried before a callback is dropped");
+  file.Bind(command, "transcoder.lease_ms", s.lease_ms,
+            "A running job's claim lasts this long unless its runner renews it (every third of it); a job whose "
+            "runner died runs again elsewhere after it (1000-600000)")
+      ->check(CLI::Range(std::int64_t{1000}, std::int64_t{600'000}));
   file.BindSecret(command, "transcoder.drop_in_key", s.drop_in_key,
             "X-Transcoder-Key accepted by POST /transcode (default: the admin token)");
   file.Bind(command, "transcoder.fingerprint_url", s.fingerprint_url,
@@ -286,7 +296,6 @@ TranscoderService::~TranscoderService() {
 
 StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEnv& env,
                                                                       const TranscoderSettings& settings) {
-  if (Status refused = RefuseDatabaseUrl(env, "the transcoder's job queue"); !refused.ok()) return refused;
   std::unique_ptr<TranscoderService> service(new TranscoderService(env, settings));
   auto ladder = ParseLadder(settings.renditions);
   if (!ladder.ok()) return Status(StatusCode::kInvalidArgument, "transcoder.renditions: " + ladder.status().message());
@@ -314,11 +323,21 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
     return Status(drop_in_uploads.status().code(), "the drop-in upload store: " + drop_in_uploads.status().message());
   }
   service->drop_in_uploads_ = std::move(*drop_in_uploads);
-  auto db = SqliteDb::Open(dir / "jobs.db");
-  if (!db.ok()) return Status(db.status().code(), "cannot open the job database: " + db.status().message());
-  auto jobs = JobStore::Open(std::move(*db));
+  // The queue: SQLite in the data folder, or PostgreSQL shared with the other instances.
+  StatusOr<std::unique_ptr<JobStore>> jobs = Status(StatusCode::kInternal, "unset");
+  if (env.database_url.empty()) {
+    auto db = SqliteDb::Open(dir / "jobs.db");
+    if (!db.ok()) return Status(db.status().code(), "cannot open the job database: " + db.status().message());
+    jobs = JobStore::Open(std::move(*db));
+  } else {
+    auto db = PgDb::Open(env.database_url, env.database_connections);
+    if (!db.ok()) return Status(db.status().code(), "the job database: " + db.status().message());
+    jobs = JobStore::OpenPostgres(std::shared_ptr<PgDb>(std::move(*db)));
+    service->shared_queue_ = true;
+  }
   if (!jobs.ok()) return jobs.status();
   service->jobs_ = std::move(*jobs);
+  service->instance_ = RandomHex(8);
 
   auto key = ResolveCallbackKey(settings.callback_key, dir);
   if (!key.ok()) return key.status();
@@ -397,28 +416,29 @@ StatusOr<std::unique_ptr<TranscoderService>> TranscoderService::Create(ServiceEn
                                     .Help("Copyright checks of jobs, by outcome (clear, flagged, failed)")
                                     .Register(registry);
 
-  // Jobs a previous run accepted and did not finish run again, in their order; callbacks still
-  // owed are delivered. Both are read before anything starts, so an unreadable store stops the
-  // start instead of dropping them.
-  auto recovered = service->jobs_->Recover();
-  if (!recovered.ok()) return recovered.status();
-  auto owed = service->jobs_->PendingCallbacks();
+  // Jobs a previous run of this process left running go back to the queue (on SQLite, which one
+  // process owns; on PostgreSQL their leases run out instead). Callbacks still owed are
+  // delivered: all of them on SQLite, those nobody has tried for a while on PostgreSQL. Both are
+  // read before anything starts, so an unreadable store stops the start instead of dropping them.
+  auto requeued = service->jobs_->Requeue();
+  if (!requeued.ok()) return requeued.status();
+  if (*requeued > 0) spdlog::info("transcoder: {} unfinished jobs queued again", *requeued);
+  auto owed = service->jobs_->ClaimCallbacks(NowMs(), service->shared_queue_ ? kStaleCallbackMs : 0);
   if (!owed.ok()) return owed.status();
-  {
-    std::lock_guard lock(service->mutex_);
-    for (auto& record : *recovered) {
-      auto job = std::make_shared<ActiveJob>();
-      job->record = std::move(record);
-      service->queue_.push_back(job->record.id);
-      service->active_.emplace(job->record.id, std::move(job));
-    }
+  if (service->shared_queue_) {
+    // A job submitted to another instance wakes this one at once.
+    TranscoderService* self = service.get();
+    auto listener = PgListener::Start(env.database_url, std::string(kJobChannel), [self](bool, const std::string&) {
+      asio::post(self->env_.runtime.main_context(), [self] {
+        std::lock_guard lock(self->mutex_);
+        self->PumpLocked();
+      });
+    });
+    if (!listener.ok()) return listener.status();
+    service->listener_ = std::move(*listener);
   }
-  if (!recovered->empty()) spdlog::info("transcoder: {} unfinished jobs queued again", recovered->size());
   TranscoderService* self = service.get();
-  asio::post(env.runtime.main_context(), [self] {
-    std::lock_guard lock(self->mutex_);
-    self->PumpLocked();
-  });
+  asio::co_spawn(env.runtime.main_context(), self->KeepLeases(), asio::detached);
   for (auto& record : *owed) {
     asio::co_spawn(env.runtime.main_context(), service->DeliverCallback(std::move(record)), asio::detached);
   }
@@ -460,23 +480,23 @@ std::optional<std::pair<JobRecord, double>> TranscoderService::Snapshot(const st
   return std::pair{it->second->record, it->second->progress};
 }
 
-asio::awaitable<Status> TranscoderService::Persist(JobRecord record, bool insert) {
+asio::awaitable<Status> TranscoderService::Persist(JobRecord record) {
   // GCC 12 may destroy non-trivial temporaries of a co_await expression twice: every blocking
   // call is built as a named local first (the same below).
-  std::function<Status()> write = [this, record = std::move(record), insert] {
-    return insert ? jobs_->Insert(record) : jobs_->Update(record);
-  };
+  std::function<Status()> write = [this, record = std::move(record)] { return jobs_->Insert(record); };
   co_return co_await RunBlocking(*blocking_pool_, std::move(write));
 }
 
 asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   {
-    std::lock_guard lock(mutex_);
-    if (queue_.size() >= settings_.queue_limit) {
+    std::function<StatusOr<std::size_t>()> count = [this] { return jobs_->Count(JobState::kQueued); };
+    auto waiting = co_await RunBlocking(*blocking_pool_, std::move(count));
+    if (!waiting.ok()) co_return JobReadFailed(waiting.status());
+    if (*waiting >= settings_.queue_limit) {
       Response r = ErrorResponse(http::status::too_many_requests, "QueueFull",
                                  fmt::format("{} jobs are waiting, the most this transcoder queues; retry later",
-                                             queue_.size()));
+                                             *waiting));
       r.header.set(http::field::retry_after, "30");
       co_return r;
     }
@@ -561,10 +581,20 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
       co_return StorageErrorResponse(committed.status().code(), "cannot store the upload");
     }
     input = {{"file_id", committed->file_id}, {"size", committed->size}};
-    if (!content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/")) {
-      input["content_type"] = content_type;
-    } else {
-      input["content_type"] = nullptr;  // found by probing
+    const bool typed = !content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/");
+    input["content_type"] = typed ? json::value(content_type) : json::value(nullptr);  // null: found by probing
+    if (shared_queue_) {
+      // Any instance may run the job: the input goes where every instance can fetch it.
+      const fs::path stored = uploads_->PathFor(committed->file_id);
+      const std::string type = typed ? std::string(content_type) : std::string("application/octet-stream");
+      auto uploaded = co_await UploadToStreamer(stored, type);
+      std::function<Status()> drop = [this, id = committed->file_id] { return uploads_->Remove(id); };
+      co_await RunBlocking(*blocking_pool_, std::move(drop));
+      if (!uploaded.ok()) {
+        co_return ErrorResponse(http::status::bad_gateway, "StreamerUnavailable",
+                                "the upload could not be stored on the streamer: " + uploaded.status().message());
+      }
+      input["source"] = "streamer";
     }
   }
 
@@ -574,16 +604,12 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
   record.options_json = json::serialize(options->ToJson());
   record.input_json = json::serialize(input);
   record.callback = CallbackState::kNone;
-  if (auto s = co_await Persist(record, /*insert=*/true); !s.ok()) {
+  if (auto s = co_await Persist(record); !s.ok()) {
     spdlog::error("transcoder: cannot record a job error=\"{}\"", s.message());
     co_return StorageErrorResponse(s.code(), "cannot record the job");
   }
   {
     std::lock_guard lock(mutex_);
-    auto job = std::make_shared<ActiveJob>();
-    job->record = record;
-    active_.emplace(record.id, job);
-    queue_.push_back(record.id);
     PumpLocked();
   }
   spdlog::info("transcoder: job accepted id={} input={} renditions={}", record.id,
@@ -644,7 +670,6 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
   if (!HasAdminToken(request, env_.admin_token)) co_return AdminTokenRequired();
   const std::string& id = *request.Param("id");
   if (!IsValidJobId(id)) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
-  std::optional<JobRecord> cancelled_now;
   std::optional<std::pair<JobRecord, double>> running;
   std::optional<JobState> ended;
   bool publishing = false;
@@ -657,44 +682,48 @@ asio::awaitable<Response> TranscoderService::CancelJob(Request& request) {
     } else if (it != active_.end() && it->second->publishing) {
       publishing = true;
     } else if (it != active_.end()) {
-      auto& job = *it->second;
-      job.cancel->store(true);
-      if (job.record.state == JobState::kQueued) {
-        queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
-        job.record.state = JobState::kCancelled;
-        job.record.updated_ms = NowMs();
-        job.record.error_json = json::serialize(ErrorJson(Status(StatusCode::kCancelled, "cancelled before it ran")));
-        if (!StoredOptions(job.record.options_json).callback_url.empty()) job.record.callback = CallbackState::kPending;
-        cancelled_now = job.record;
-        active_.erase(it);
-        PumpLocked();
-      } else {
-        running = std::pair{job.record, job.progress};
-      }
+      // Running here: the runner stops at its next chunk and records the cancellation.
+      it->second->cancel->store(true);
+      running = std::pair{it->second->record, it->second->progress};
     }
-  }
-  if (cancelled_now) {
-    ended_->Add({{"state", "cancelled"}}).Increment();
-    if (auto s = co_await Persist(*cancelled_now); !s.ok()) spdlog::error("transcoder: {}", s.message());
-    if (cancelled_now->callback == CallbackState::kPending) {
-      asio::co_spawn(co_await asio::this_coro::executor, DeliverCallback(*cancelled_now), asio::detached);
-    }
-    co_return JsonResponse(http::status::ok, JobJson(*cancelled_now, 0));
   }
   if (publishing) {
     co_return ErrorResponse(http::status::conflict, "JobPublishing",
                             "the job's renditions are being published; it can no longer be cancelled");
   }
-  if (running) {
-    // The runner stops at its next chunk and records the cancellation.
-    co_return JsonResponse(http::status::accepted, JobJson(running->first, running->second));
-  }
+  if (running) co_return JsonResponse(http::status::accepted, JobJson(running->first, running->second));
   if (!ended) {
-    std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
-    auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-    if (!record.ok()) co_return JobReadFailed(record.status());
-    if (!*record) co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
-    ended = (*record)->state;
+    // Queued (it ends now), or running on another instance (asked to stop: its runner learns it
+    // when it next renews its lease).
+    using Outcome = StatusOr<std::pair<JobStore::CancelOutcome, JobRecord>>;
+    std::function<Outcome()> cancel = [this, id] {
+      return jobs_->Cancel(id, [](JobRecord& job) {
+        job.state = JobState::kCancelled;
+        job.updated_ms = NowMs();
+        job.error_json = json::serialize(ErrorJson(Status(StatusCode::kCancelled, "cancelled before it ran")));
+        if (!StoredOptions(job.options_json).callback_url.empty()) job.callback = CallbackState::kPending;
+        job.callback_at_ms = job.updated_ms;
+      });
+    };
+    auto outcome = co_await RunBlocking(*blocking_pool_, std::move(cancel));
+    if (!outcome.ok()) co_return JobReadFailed(outcome.status());
+    auto& [kind, record] = *outcome;
+    switch (kind) {
+      case JobStore::CancelOutcome::kNotFound:
+        co_return ErrorResponse(http::status::not_found, "NotFound", "no job with this id");
+      case JobStore::CancelOutcome::kRequested:
+        co_return JsonResponse(http::status::accepted, JobJson(record, 0));
+      case JobStore::CancelOutcome::kCancelled:
+        ended_->Add({{"state", "cancelled"}}).Increment();
+        RefreshQueueGauge();
+        if (record.callback == CallbackState::kPending) {
+          asio::co_spawn(co_await asio::this_coro::executor, DeliverCallback(record), asio::detached);
+        }
+        co_return JsonResponse(http::status::ok, JobJson(record, 0));
+      case JobStore::CancelOutcome::kEnded:
+        ended = record.state;
+        break;
+    }
   }
   co_return ErrorResponse(http::status::conflict, "JobFinished",
                           "the job has already ended (" + std::string(JobStateName(*ended)) + ")");
@@ -722,19 +751,30 @@ asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
     }
     std::string last;
     auto quiet_since = std::chrono::steady_clock::now();
+    auto stored_at = std::chrono::steady_clock::time_point{};
+    std::optional<std::pair<JobRecord, double>> stored;
     for (;;) {
+      // A job running here has its progress in memory; any other (queued, running elsewhere,
+      // ended) is read from the store, at most every half second.
       auto snapshot = Snapshot(id);
       if (!snapshot) {
-        // Ended: the stored record is final.
-        std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
-        auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
-        if (record.ok() && *record) {
-          co_await send(fmt::format("event: {}\ndata: {}\n\n", JobStateName((*record)->state),
-                                    json::serialize(JobJson(**record, 1.0))));
-        } else if (!record.ok()) {
-          spdlog::error("transcoder: job events: {}", record.status().message());
+        if (std::chrono::steady_clock::now() - stored_at >= std::chrono::milliseconds(500)) {
+          std::function<StatusOr<std::optional<JobRecord>>()> find = [this, id] { return jobs_->Find(id); };
+          auto record = co_await RunBlocking(*blocking_pool_, std::move(find));
+          if (!record.ok()) {
+            spdlog::error("transcoder: job events: {}", record.status().message());
+            co_return;
+          }
+          if (!*record) co_return;
+          stored_at = std::chrono::steady_clock::now();
+          stored = std::pair{**record, 0.0};
+          if (IsTerminal((*record)->state)) {
+            co_await send(fmt::format("event: {}\ndata: {}\n\n", JobStateName((*record)->state),
+                                      json::serialize(JobJson(**record, 1.0))));
+            co_return;
+          }
         }
-        co_return;
+        snapshot = stored;
       }
       json::object progress{{"id", id},
                             {"state", JobStateName(snapshot->first.state)},
@@ -759,25 +799,115 @@ asio::awaitable<Response> TranscoderService::JobEvents(Request& request) {
 // Running jobs
 
 void TranscoderService::PumpLocked() {
-  struct Gauges {  // whatever happens below, the gauges end up matching the queue
-    TranscoderService* service;
-    ~Gauges() {
-      service->queued_gauge_->Set(static_cast<double>(service->queue_.size()));
-      service->running_gauge_->Set(static_cast<double>(service->running_));
+  running_gauge_->Set(static_cast<double>(running_));
+  if (shutting_down_->load() || running_ >= settings_.max_running_jobs) return;
+  if (claiming_) {
+    pump_again_ = true;  // the claimer looks once more before it stops
+    return;
+  }
+  claiming_ = true;
+  // Posted, never started inline: co_spawn may run the coroutine at once on this thread, which
+  // holds mutex_.
+  asio::post(env_.runtime.main_context(),
+             [this] { asio::co_spawn(env_.runtime.main_context(), ClaimJobs(), asio::detached); });
+}
+
+asio::awaitable<void> TranscoderService::ClaimJobs() {
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      pump_again_ = false;
+      if (shutting_down_->load() || running_ >= settings_.max_running_jobs) {
+        claiming_ = false;
+        co_return;
+      }
     }
-  } gauges{this};
-  while (running_ < settings_.max_running_jobs && !queue_.empty()) {
-    const std::string id = queue_.front();
-    queue_.pop_front();
-    auto it = active_.find(id);
-    if (it == active_.end()) continue;
+    const std::string claim = instance_ + "-" + std::to_string(++claims_made_);
+    std::function<StatusOr<std::optional<JobRecord>>()> take = [this, claim] {
+      return jobs_->Claim(claim, NowMs(), settings_.lease_ms);
+    };
+    auto claimed = co_await RunBlocking(*blocking_pool_, std::move(take));
+    if (!claimed.ok()) spdlog::error("transcoder: cannot claim a job: {}", claimed.status().message());
+    std::lock_guard lock(mutex_);
+    if (!claimed.ok() || !*claimed) {
+      // Nothing to run (or no database): stop, unless a pump came in meanwhile. The lease keeper
+      // pumps again shortly either way.
+      if (claimed.ok() && pump_again_) continue;
+      claiming_ = false;
+      co_return;
+    }
+    auto job = std::make_shared<ActiveJob>();
+    job->record = std::move(**claimed);
+    active_[job->record.id] = job;
     ++running_;
-    it->second->record.state = JobState::kRunning;
-    // Posted, never started inline: co_spawn may run the coroutine at once on this thread, which
-    // holds mutex_.
-    asio::post(env_.runtime.main_context(), [this, job = it->second] {
-      asio::co_spawn(env_.runtime.main_context(), RunJob(job), asio::detached);
-    });
+    running_gauge_->Set(static_cast<double>(running_));
+    asio::post(env_.runtime.main_context(),
+               [this, job] { asio::co_spawn(env_.runtime.main_context(), RunJob(job), asio::detached); });
+  }
+}
+
+void TranscoderService::RefreshQueueGauge() {
+  asio::post(*blocking_pool_, [this] {
+    if (auto waiting = jobs_->Count(JobState::kQueued); waiting.ok()) {
+      queued_gauge_->Set(static_cast<double>(*waiting));
+    }
+  });
+}
+
+asio::awaitable<void> TranscoderService::KeepLeases() {
+  const auto every = std::chrono::milliseconds(std::max<std::int64_t>(100, settings_.lease_ms / 3));
+  auto callbacks_checked = std::chrono::steady_clock::now();
+  while (!shutting_down_->load()) {
+    co_await SleepFor(every);
+    if (shutting_down_->load()) co_return;
+    std::vector<std::string> claims;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [id, job] : active_) {
+        if (!IsTerminal(job->record.state) && !job->lost) claims.push_back(job->record.claim);
+      }
+    }
+    if (!claims.empty()) {
+      std::function<StatusOr<JobStore::Renewal>()> renew = [this, claims] {
+        return jobs_->Renew(claims, NowMs(), settings_.lease_ms);
+      };
+      auto renewed = co_await RunBlocking(*blocking_pool_, std::move(renew));
+      if (!renewed.ok()) {
+        spdlog::error("transcoder: cannot renew job leases: {}", renewed.status().message());
+      } else {
+        std::lock_guard lock(mutex_);
+        for (const auto& [id, job] : active_) {
+          const std::string& claim = job->record.claim;
+          if (std::find(renewed->lost.begin(), renewed->lost.end(), claim) != renewed->lost.end()) {
+            spdlog::warn("transcoder: job claim lost id={} (its lease ran out; another runner has it)", id);
+            job->lost = true;
+            job->cancel->store(true);
+          } else if (std::find(renewed->cancel.begin(), renewed->cancel.end(), claim) != renewed->cancel.end() &&
+                     !job->publishing) {
+            job->cancel->store(true);  // asked through another instance
+          }
+        }
+      }
+    }
+    // Jobs whose runner died, and jobs a missed announcement did not bring.
+    {
+      std::lock_guard lock(mutex_);
+      PumpLocked();
+    }
+    RefreshQueueGauge();
+    // Callbacks an instance that died owed (on one process: none are ever stale).
+    if (std::chrono::steady_clock::now() - callbacks_checked > std::chrono::milliseconds(kStaleCallbackMs / 4)) {
+      callbacks_checked = std::chrono::steady_clock::now();
+      std::function<StatusOr<std::vector<JobRecord>>()> owed = [this] {
+        return jobs_->ClaimCallbacks(NowMs(), kStaleCallbackMs);
+      };
+      auto stale = co_await RunBlocking(*blocking_pool_, std::move(owed));
+      if (stale.ok()) {
+        for (auto& record : *stale) {
+          asio::co_spawn(env_.runtime.main_context(), DeliverCallback(std::move(record)), asio::detached);
+        }
+      }
+    }
   }
 }
 
@@ -799,12 +929,10 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
   std::shared_ptr<std::atomic<bool>> cancel;
   {
     std::lock_guard lock(mutex_);
-    job->record.attempts += 1;
-    job->record.updated_ms = NowMs();
-    record = job->record;
+    record = job->record;  // claimed: running, its attempt counted
     cancel = job->cancel;
   }
-  if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+  RefreshQueueGauge();
   spdlog::info("transcoder: job running id={} attempt={}", record.id, record.attempts);
 
   const JobOptions options = StoredOptions(record.options_json);
@@ -902,9 +1030,30 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
       result_json["fingerprint_cpu_s"] = std::round(transcoded->fingerprint_cpu_seconds * 1000) / 1000;
     }
   }
-  if (shutting_down_->load() && status.code() == StatusCode::kCancelled && !record.id.empty()) {
-    // Stopped by our own shutdown, not by the submitter: it stays running in the database and
-    // runs again on the next start.
+  bool lost = false;
+  {
+    std::lock_guard lock(mutex_);
+    lost = job->lost;
+  }
+  if (lost || (shutting_down_->load() && status.code() == StatusCode::kCancelled)) {
+    // Not this run's to record: the job is another runner's now, or this process is stopping (the
+    // job goes back to the queue for another instance, or the next start).
+    if (!lost) {
+      std::function<Status()> give_back = [this, claim = record.claim] { return jobs_->Release(claim); };
+      if (Status s = co_await RunBlocking(*blocking_pool_, std::move(give_back)); !s.ok()) {
+        spdlog::error("transcoder: {}", s.message());
+      }
+    }
+    std::function<bool()> clean = [scratch] {
+      std::error_code ec;
+      fs::remove_all(scratch, ec);
+      return true;
+    };
+    co_await RunBlocking(*blocking_pool_, std::move(clean));
+    std::lock_guard lock(mutex_);
+    active_.erase(record.id);
+    if (slot_held) --running_;
+    PumpLocked();
     co_return;
   }
 
@@ -921,11 +1070,23 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
       r.error_json = json::serialize(ErrorJson(status));
     }
     r.callback = options.callback_url.empty() ? CallbackState::kNone : CallbackState::kPending;
+    r.callback_at_ms = r.updated_ms;
     record = r;
+  }
+  // Recorded only while the claim holds: a runner whose lease ran out records nothing, so the
+  // job ends once, with one result and one callback.
+  std::function<StatusOr<bool>()> finish = [this, record] { return jobs_->Finish(record); };
+  auto finished = co_await RunBlocking(*blocking_pool_, std::move(finish));
+  if (!finished.ok()) {
+    spdlog::error("transcoder: {} (the job runs again once its lease runs out)", finished.status().message());
+    record.callback = CallbackState::kNone;
+  } else if (!*finished) {
+    spdlog::warn("transcoder: job claim lost before its end was recorded id={}; the end is dropped", record.id);
+    record.callback = CallbackState::kNone;
+  } else {
     // Counted as the end becomes visible, so a client that saw the job end sees it counted.
     ended_->Add({{"state", std::string(JobStateName(record.state))}}).Increment();
   }
-  if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
   if (status.ok()) {
     spdlog::info("transcoder: job done id={}", record.id);
   } else {
@@ -1265,7 +1426,11 @@ asio::awaitable<void> TranscoderService::DeliverCallback(JobRecord record) {
       record.callback = CallbackState::kGaveUp;
       spdlog::warn("transcoder: callback dropped after {} attempts id={}", record.callback_attempts, record.id);
     }
-    if (auto s = co_await Persist(record); !s.ok()) spdlog::error("transcoder: {}", s.message());
+    record.callback_at_ms = NowMs();
+    std::function<Status()> note = [this, record] { return jobs_->UpdateCallback(record); };
+    if (Status s = co_await RunBlocking(*blocking_pool_, std::move(note)); !s.ok()) {
+      spdlog::error("transcoder: {}", s.message());
+    }
     if (record.callback != CallbackState::kPending) co_return;
     // 1 s, 2 s, 4 s ... at most a minute apart.
     co_await SleepFor(std::chrono::milliseconds(std::min<std::int64_t>(60'000, 1000ll << std::min(record.callback_attempts - 1, 6))));

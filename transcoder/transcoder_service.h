@@ -42,6 +42,7 @@
 #include <prometheus/gauge.h>
 
 #include "common/blob_store.h"
+#include "common/pg_listener.h"
 #include "common/service_env.h"
 #include "common/settings.h"
 #include "common/status.h"
@@ -65,6 +66,7 @@ struct TranscoderSettings {
   std::int64_t streamer_timeout_ms = 120'000;
   std::string callback_key;    // empty: <data>/transcoder/callback-key (generated)
   std::int64_t callback_attempts = 8;
+  std::int64_t lease_ms = 30'000;  // a running job's claim, renewed every third of it
   std::string drop_in_key;     // X-Transcoder-Key for POST /transcode; empty: the admin token
   // The copyright stage (docs/transcoder.md). Off while fingerprint_url is empty.
   std::string fingerprint_url;    // the fingerprint service (POST /v1/match); main.cpp fills in a local one
@@ -102,8 +104,13 @@ class TranscoderService final : public Service {
   asio::awaitable<Response> JobEvents(Request& request);
   asio::awaitable<Response> DropInTranscode(Request& request);
 
-  // Starts queued jobs while fewer than max_running_jobs run.
+  // Claims queued jobs (ClaimJobs) while fewer than max_running_jobs run here.
   void PumpLocked();
+  asio::awaitable<void> ClaimJobs();
+  // Renews the leases of the jobs running here every third of a lease (stopping those cancelled
+  // elsewhere or lost), pumps, and takes over callbacks an instance that died still owed.
+  asio::awaitable<void> KeepLeases();
+  void RefreshQueueGauge();
   asio::awaitable<void> RunJob(std::shared_ptr<ActiveJob> job);
   // Runs a transcode on the encoder pool and resumes on the caller's executor.
   asio::awaitable<StatusOr<TranscodeResult>> RunTranscode(TranscodeRequest request);
@@ -147,8 +154,8 @@ class TranscoderService final : public Service {
   asio::awaitable<StatusOr<std::string>> UploadToStreamer(const std::filesystem::path& file,
                                                           const std::string& content_type);
   asio::awaitable<void> DeliverCallback(JobRecord record);
-  // Persists on the blocking pool.
-  asio::awaitable<Status> Persist(JobRecord record, bool insert = false);
+  // Inserts a new job, on the blocking pool.
+  asio::awaitable<Status> Persist(JobRecord record);
 
   // The job as the API shows it.
   boost::json::object JobJson(const JobRecord& record, double progress) const;
@@ -180,9 +187,14 @@ class TranscoderService final : public Service {
   prometheus::Family<prometheus::Counter>* copyright_checks_ = nullptr;
 
   std::mutex mutex_;
-  std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // queued and running; mutex_
-  std::deque<std::string> queue_;                                       // queued ids in order; mutex_
+  std::unordered_map<std::string, std::shared_ptr<ActiveJob>> active_;  // running here; mutex_
   std::size_t running_ = 0;                                             // guarded by mutex_
+  bool claiming_ = false;     // a ClaimJobs is on its way; mutex_
+  bool pump_again_ = false;   // a pump came while it was; mutex_
+  std::uint64_t claims_made_ = 0;
+  std::string instance_;      // random, per process: the prefix of its claims
+  bool shared_queue_ = false;  // on PostgreSQL with other instances
+  std::unique_ptr<PgListener> listener_;  // new jobs announced by the other instances
   std::set<std::string> publishing_;  // originals whose track is being registered; mutex_
   std::shared_ptr<std::atomic<bool>> shutting_down_ = std::make_shared<std::atomic<bool>>(false);
 };
