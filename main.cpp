@@ -29,9 +29,11 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/migrations.h"
+#include "common/object_store_settings.h"
 #include "common/pg_db.h"
 #include "common/service_env.h"
 #include "common/settings.h"
+#include "migrate_command.h"
 #include "fingerprint/fingerprint_command.h"
 #include "fingerprint/fingerprint_service.h"
 #include "fingerprint/reference_store.h"
@@ -69,13 +71,7 @@ struct ServeSettings {
   std::string trusted_proxies;
   std::string database_url;
   int database_connections = 4;
-  std::string s3_endpoint;
-  std::string s3_bucket;
-  std::string s3_region = "auto";
-  std::string s3_access_key_id;
-  std::string s3_secret_access_key;
-  std::string s3_prefix;
-  std::int64_t s3_timeout_ms = 60'000;
+  ObjectStoreSettings object_store;
   std::vector<std::string> services;
 };
 
@@ -121,18 +117,7 @@ void AddServeSettings(CLI::App& serve, const SettingsFile& file, ServeSettings& 
                   "(so far the fingerprint references); empty: SQLite in the data folder");
   file.Bind(serve, "database.connections", s.database_connections,
             "PostgreSQL connections each service keeps (1-64)");
-  file.Bind(serve, "storage.s3.endpoint", s.s3_endpoint,
-            "S3-compatible store for the blobs (https://<account>.r2.cloudflarestorage.com, http://127.0.0.1:9000); "
-            "empty: blobs stay in the data folder");
-  file.Bind(serve, "storage.s3.bucket", s.s3_bucket, "Bucket holding the blobs");
-  file.Bind(serve, "storage.s3.region", s.s3_region, "The bucket's region (R2: auto)");
-  file.Bind(serve, "storage.s3.access_key_id", s.s3_access_key_id, "Access key id for the bucket");
-  file.BindSecret(serve, "storage.s3.secret_access_key", s.s3_secret_access_key, "Secret access key for the bucket");
-  file.Bind(serve, "storage.s3.prefix", s.s3_prefix,
-            "Key prefix of everything plyr-core stores in the bucket (e.g. plyr/); each service adds its name");
-  file.Bind(serve, "storage.s3.timeout_ms", s.s3_timeout_ms,
-            "A request to the store (an upload included) must finish within this; a proxied read must progress")
-      ->check(SettingsFile::NonNegative());
+  BindObjectStoreSettings(serve, file, s.object_store);
   // Checked after parsing (UnknownService), not by a validator: CLI11 validates before it reports
   // unknown options, so `--misspelt-flag value` would otherwise be blamed on "value".
   serve.add_option("services", s.services, "Services to run: " + ServiceNames() + " (default: all)");
@@ -222,21 +207,13 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   ServiceEnv env{runtime, metrics, http_client, s.data_dir, token->value, defaults};
   env.database_url = s.database_url;
   env.database_connections = s.database_connections;
-  if (!s.s3_endpoint.empty()) {
-    S3Settings store{s.s3_endpoint, s.s3_bucket, s.s3_region,
-                     aws::Credentials{s.s3_access_key_id, s.s3_secret_access_key, ""},
-                     std::chrono::milliseconds(s.s3_timeout_ms)};
-    if (auto checked = S3Client::Create(http_client, store); !checked.ok()) {
-      spdlog::critical("storage.s3: {}", checked.status().message());
-      return 2;
-    }
-    if (s.s3_timeout_ms < 1000) {
-      spdlog::critical("storage.s3.timeout_ms: must be at least 1000, not {}", s.s3_timeout_ms);
-      return 2;
-    }
-    env.object_store = std::move(store);
-    env.object_prefix = s.s3_prefix;
+  auto object_store = CheckObjectStoreSettings(s.object_store, http_client);
+  if (!object_store.ok()) {
+    spdlog::critical("{}", object_store.status().message());
+    return 2;
   }
+  env.object_store = std::move(*object_store);
+  env.object_prefix = s.object_store.prefix;
 
   const auto& wanted = s.services.empty() ? kAllServices : s.services;
   std::vector<std::unique_ptr<Service>> services;
@@ -349,69 +326,6 @@ int RunServe(ServeSettings& s, const streamer::StreamerSettings& streamer_settin
   return 0;
 }
 
-struct MigrateSettings {
-  std::string data_dir = "./data";
-  std::string database_url;
-};
-
-// `plyr-core migrate`: brings every store of an install to this build's schema, without serving:
-// the SQLite databases in the data folder, and the stores that run on PostgreSQL when
-// database.url is set. Each store says the version it was at and is at now.
-int RunMigrate(const MigrateSettings& s) {
-  struct SqliteStore {
-    std::string_view name;
-    std::filesystem::path file;
-    std::span<const Migration> migrations;
-  };
-  const std::filesystem::path data = s.data_dir;
-  std::vector<SqliteStore> sqlite = {
-      {labeler::kLabelStoreName, data / "labeler" / "labels.db", labeler::LabelStoreMigrations()},
-      {transcoder::kJobStoreName, data / "transcoder" / "jobs.db", transcoder::JobStoreMigrations()},
-  };
-  // The stores that run on PostgreSQL when database.url is set (else on SQLite like the rest).
-  std::vector<SqliteStore> shared = {
-      {streamer::kCatalogStoreName, data / "streamer" / "catalog.db", streamer::CatalogMigrations()},
-      {fingerprint::kReferenceStoreName, data / "fingerprint" / "references.db", fingerprint::ReferenceStoreMigrations()},
-  };
-  const auto report = [](std::string_view name, std::string_view where, int before, std::size_t now) {
-    std::cout << name << " (" << where << "): version " << before << " -> " << now << "\n";
-  };
-  int failures = 0;
-  std::unique_ptr<PgDb> pg;
-  if (!s.database_url.empty()) {
-    auto opened = PgDb::Open(s.database_url, 1);
-    if (!opened.ok()) {
-      std::cerr << "plyr-core: " << opened.status().message() << "\n";
-      return opened.status().code() == StatusCode::kInvalidArgument ? 2 : 1;
-    }
-    pg = std::move(*opened);
-    for (const auto& store : shared) {
-      auto migrated = Migrate(*pg, store.name, store.migrations);
-      if (!migrated.ok()) {
-        std::cerr << "plyr-core: " << store.name << ": " << migrated.status().message() << "\n";
-        ++failures;
-        continue;
-      }
-      report(store.name, "PostgreSQL", *migrated, store.migrations.size());
-    }
-  } else {
-    sqlite.insert(sqlite.begin(), shared.begin(), shared.end());
-  }
-  for (const auto& store : sqlite) {
-    std::error_code ec;
-    std::filesystem::create_directories(store.file.parent_path(), ec);
-    auto db = SqliteDb::Open(store.file);
-    auto migrated = db.ok() ? Migrate(**db, store.name, store.migrations) : StatusOr<int>(db.status());
-    if (!migrated.ok()) {
-      std::cerr << "plyr-core: " << store.name << ": " << migrated.status().message() << "\n";
-      ++failures;
-      continue;
-    }
-    report(store.name, store.file.string(), *migrated, store.migrations.size());
-  }
-  return failures == 0 ? 0 : 1;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -449,13 +363,7 @@ int main(int argc, char** argv) {
     };
   });
 
-  MigrateSettings migrate_settings;
-  CLI::App* migrate = app.add_subcommand(
-      "migrate", "Bring every store to this build's schema (serve does it at start too), and report the versions");
-  file->Bind(*migrate, "data", migrate_settings.data_dir, "Folder holding everything the process persists");
-  file->BindSecret(*migrate, "database.url", migrate_settings.database_url,
-                   "PostgreSQL URL for the stores that run on it; empty: SQLite in the data folder");
-  migrate->callback([&] { action = [&] { return RunMigrate(migrate_settings); }; });
+  AddMigrateCommand(app, *file, action);
 
   plyr::streamer::AddTicketCommand(app, *file, action);
   plyr::labeler::AddLabelerCommand(app, *file, action);
