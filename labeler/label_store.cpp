@@ -15,15 +15,15 @@
 
 #include "common/migrations.h"
 #include "labeler/label_cbor.h"
+#include "labeler/label_store_util.h"
 #include "labeler/signing_key.h"
 
 namespace plyr::labeler {
 
+using namespace log_util;
+
 namespace {
 
-Status InvalidLabel() {
-  return Status(StatusCode::kInvalidArgument, "a label without its signature or CBOR, or with an unreadable exp");
-}
 
 // Version 1 of the schema (common/migrations.h; builds before migrations marked it with PRAGMA
 // user_version = 1, which is still written so that they can open the log). Beyond the signed fields, `exp_ms` holds `exp` as Unix milliseconds (parsed
@@ -42,7 +42,17 @@ constexpr Migration kMigrations[] = {
      "  exp_ms INTEGER, CHECK ((exp IS NULL) = (exp_ms IS NULL))) STRICT;"
      "CREATE INDEX IF NOT EXISTS labels_by_uri ON labels(uri, src, val);"
      "CREATE INDEX IF NOT EXISTS labels_by_value ON labels(src, val, uri)",
-     ""},
+     // uri in byte order ("C"), as SQLite's BINARY: the prefix ranges of queryLabels need it.
+     // labeler_log_head: the counter seqs are taken from (label_store_pg.cpp).
+     "CREATE TABLE labeler_labels ("
+     "  seq BIGINT PRIMARY KEY,"
+     "  src TEXT NOT NULL, uri TEXT COLLATE \"C\" NOT NULL, cid TEXT, val TEXT NOT NULL, neg SMALLINT NOT NULL,"
+     "  cts TEXT NOT NULL, exp TEXT, sig BYTEA NOT NULL, cbor BYTEA NOT NULL,"
+     "  exp_ms BIGINT, CHECK ((exp IS NULL) = (exp_ms IS NULL)));"
+     "CREATE INDEX labeler_labels_by_uri ON labeler_labels (uri, src, val);"
+     "CREATE INDEX labeler_labels_by_value ON labeler_labels (src, val, uri);"
+     "CREATE TABLE labeler_log_head (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), seq BIGINT NOT NULL);"
+     "INSERT INTO labeler_log_head (seq) VALUES (0)"},
 };
 
 constexpr std::string_view kColumns = "seq, src, uri, cid, val, neg, cts, exp, sig, cbor";
@@ -50,142 +60,15 @@ constexpr std::string_view kInsert =
     "INSERT INTO labels (src, uri, cid, val, neg, cts, exp, sig, cbor, exp_ms) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
-// IN lists are cut into chunks of at most this many values, far below SQLite's variable limit.
-constexpr std::size_t kMaxInChunk = 500;
-// A chunk is padded (by repeating its last value, which IN ignores) up to one of these sizes, so
-// every IN list has one of a few shapes and its statement stays in the connection's cache.
-constexpr std::array<std::size_t, 10> kInSizes = {1, 2, 4, 8, 16, 32, 64, 128, 256, kMaxInChunk};
-// A queryLabels statement may combine several chunks; SQLite 3.40 allows 32766 variables.
 constexpr std::size_t kMaxQueryParams = 32000;
 
-std::size_t PaddedSize(std::size_t n) {
-  for (std::size_t size : kInSizes) {
-    if (n <= size) return size;
-  }
-  return kMaxInChunk;
-}
 
-std::int64_t ClampLimit(std::size_t limit) {
-  return static_cast<std::int64_t>(std::min<std::size_t>(limit, std::numeric_limits<std::int64_t>::max()));
-}
 
-std::optional<int> Digits(std::string_view text, std::size_t pos, std::size_t count) {
-  if (pos + count > text.size()) return std::nullopt;
-  int value = 0;
-  for (std::size_t i = pos; i < pos + count; ++i) {
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-    value = value * 10 + (text[i] - '0');
-  }
-  return value;
-}
 
-// An ATProto datetime ("YYYY-MM-DDTHH:MM:SS[.fraction](Z|+hh:mm|-hh:mm)") as Unix milliseconds.
-// The fraction is truncated to milliseconds, which is all an expiry check needs.
-std::optional<std::int64_t> DatetimeToUnixMs(std::string_view text) {
-  const auto year = Digits(text, 0, 4), month = Digits(text, 5, 2), day = Digits(text, 8, 2);
-  const auto hour = Digits(text, 11, 2), minute = Digits(text, 14, 2), second = Digits(text, 17, 2);
-  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
-  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':') return std::nullopt;
-  const std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{static_cast<unsigned>(*month)},
-                                         std::chrono::day{static_cast<unsigned>(*day)}};
-  if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
 
-  std::size_t pos = 19;
-  std::int64_t millis = 0;
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    std::size_t count = 0;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (count < 3) millis = millis * 10 + (text[pos] - '0');
-      ++count;
-      ++pos;
-    }
-    if (count == 0) return std::nullopt;
-    for (std::size_t i = count; i < 3; ++i) millis *= 10;
-  }
-  std::int64_t offset_minutes = 0;
-  if (pos + 1 == text.size() && text[pos] == 'Z') {
-    // UTC
-  } else if (pos + 6 == text.size() && (text[pos] == '+' || text[pos] == '-') && text[pos + 3] == ':') {
-    const auto off_hour = Digits(text, pos + 1, 2), off_minute = Digits(text, pos + 4, 2);
-    if (!off_hour || !off_minute || *off_hour > 23 || *off_minute > 59) return std::nullopt;
-    offset_minutes = (*off_hour * 60 + *off_minute) * (text[pos] == '-' ? -1 : 1);
-  } else {
-    return std::nullopt;
-  }
-  const std::int64_t days = std::chrono::sys_days{date}.time_since_epoch().count();
-  const std::int64_t seconds = days * 86400 + *hour * 3600 + *minute * 60 + *second - offset_minutes * 60;
-  return seconds * 1000 + millis;
-}
 
-std::int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
-// The smallest string greater than every string that starts with `prefix` (byte order, which is
-// SQLite's BINARY collation): the prefix with its last byte incremented, dropping trailing 0xff
-// bytes first. None when the prefix is all 0xff bytes (or empty).
-std::optional<std::string> PrefixUpperBound(std::string_view prefix) {
-  std::string upper(prefix);
-  while (!upper.empty() && static_cast<unsigned char>(upper.back()) == 0xff) upper.pop_back();
-  if (upper.empty()) return std::nullopt;
-  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
-  return upper;
-}
 
-// Builds one statement's SQL and its positional parameters side by side, so values are only
-// ever bound, never spliced into the text.
-class SqlBuilder {
- public:
-  explicit SqlBuilder(std::string_view head) : sql_(head) {}
-  SqlBuilder& Text(std::string_view text) {
-    sql_ += text;
-    return *this;
-  }
-  SqlBuilder& Param(SqlValue value) {
-    params_.push_back(std::move(value));
-    sql_ += '?';
-    sql_ += std::to_string(params_.size());
-    return *this;
-  }
-  // "column IN (?a, ?b, ...)" over one chunk, padded to a standard size.
-  SqlBuilder& In(std::string_view column, std::span<const std::string> values) {
-    sql_ += column;
-    sql_ += " IN (";
-    const std::size_t padded = PaddedSize(values.size());
-    for (std::size_t i = 0; i < padded; ++i) {
-      if (i > 0) sql_ += ", ";
-      Param(values[std::min(i, values.size() - 1)]);
-    }
-    sql_ += ')';
-    return *this;
-  }
-  // "(column IN (...) OR column IN (...))" over any number of values (at least one).
-  SqlBuilder& InChunked(std::string_view column, std::span<const std::string> values) {
-    sql_ += '(';
-    for (std::size_t start = 0; start < values.size(); start += kMaxInChunk) {
-      if (start > 0) sql_ += " OR ";
-      In(column, values.subspan(start, std::min(kMaxInChunk, values.size() - start)));
-    }
-    sql_ += ')';
-    return *this;
-  }
-  const std::string& sql() const { return sql_; }
-  const std::vector<SqlValue>& params() const { return params_; }
-
- private:
-  std::string sql_;
-  std::vector<SqlValue> params_;
-};
-
-// Sorted, without duplicates: a value repeated across chunks would be reported twice.
-std::vector<std::string> Distinct(const std::vector<std::string>& values) {
-  std::vector<std::string> out(values);
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
 
 StoredLabel ReadLabel(const SqlRow& row) {
   StoredLabel stored;
@@ -211,7 +94,8 @@ bool IsActive(const SqlRow& row, int neg_column, int exp_ms_column, std::int64_t
 
 }  // namespace
 
-struct LabelStore::Impl {
+struct SqliteLabelStoreImpl {
+  using AppendDone = LabelStore::AppendDone;
   // One Append call: committed together, never split across transactions.
   struct Request {
     std::vector<StoredLabel> labels;
@@ -237,7 +121,7 @@ struct LabelStore::Impl {
 
   std::thread writer;  // last member: started once everything above exists
 
-  ~Impl() {
+  ~SqliteLabelStoreImpl() {
     if (writer.joinable()) {
       {
         std::lock_guard lock(mutex);
@@ -251,7 +135,7 @@ struct LabelStore::Impl {
   // A read connection, returned to the pool when the lease ends.
   class Lease {
    public:
-    explicit Lease(Impl& impl) : impl_(impl) {
+    explicit Lease(SqliteLabelStoreImpl& impl) : impl_(impl) {
       std::unique_lock lock(impl_.pool_mutex);
       impl_.pool_released.wait(lock, [&] { return !impl_.free_readers.empty(); });
       db_ = impl_.free_readers.back();
@@ -269,7 +153,7 @@ struct LabelStore::Impl {
     SqliteDb* operator->() const { return db_; }
 
    private:
-    Impl& impl_;
+    SqliteLabelStoreImpl& impl_;
     SqliteDb* db_ = nullptr;
   };
 
@@ -358,14 +242,36 @@ struct LabelStore::Impl {
   }
 };
 
-LabelStore::LabelStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+// The log in SQLite (the embedded default).
+class SqliteLabelStore final : public LabelStore {
+ public:
+  explicit SqliteLabelStore(std::unique_ptr<SqliteLabelStoreImpl> impl) : impl_(std::move(impl)) {}
+  ~SqliteLabelStore() override = default;  // the Impl's destructor drains the queue and joins the writer
 
-LabelStore::~LabelStore() = default;  // Impl's destructor drains the queue and joins the writer
+  void Append(std::vector<StoredLabel> labels, AppendDone done) override;
+  void SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener) override;
+  std::int64_t head_seq() const override;
+  StatusOr<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit) override;
+  StatusOr<std::vector<StoredLabel>> Query(const LabelQuery& query) override;
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
+      const std::string& src, const std::vector<std::string>& uris) override;
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
+      const std::string& src, const std::vector<std::string>& values) override;
+  StatusOr<std::vector<std::string>> NegatedUris(const std::string& src, const std::vector<std::string>& uris,
+                                                 const std::string& val) override;
+
+ private:
+  using Impl = SqliteLabelStoreImpl;
+  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveGrouped(
+      const std::string& src, const std::vector<std::string>& keys, std::string_view column,
+      std::string_view group_by);
+  std::unique_ptr<SqliteLabelStoreImpl> impl_;
+};
 
 std::span<const Migration> LabelStoreMigrations() { return kMigrations; }
 
 StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::path& path, LabelStoreOptions options) {
-  auto impl = std::make_unique<Impl>();
+  auto impl = std::make_unique<SqliteLabelStoreImpl>();
   impl->options = options;
   if (impl->options.max_batch == 0) impl->options.max_batch = 1;
   if (impl->options.readers == 0) impl->options.readers = 1;
@@ -418,11 +324,11 @@ StatusOr<std::unique_ptr<LabelStore>> LabelStore::Open(const std::filesystem::pa
   } catch (const std::system_error& e) {
     return Status(StatusCode::kInternal, std::string("label log: cannot start the writer thread: ") + e.what());
   }
-  return std::unique_ptr<LabelStore>(new LabelStore(std::move(impl)));
+  return std::unique_ptr<LabelStore>(std::make_unique<SqliteLabelStore>(std::move(impl)));
 }
 
-void LabelStore::Append(std::vector<StoredLabel> labels, AppendDone done) {
-  Impl::Request request;
+void SqliteLabelStore::Append(std::vector<StoredLabel> labels, AppendDone done) {
+  SqliteLabelStoreImpl::Request request;
   request.exp_ms.reserve(labels.size());
   for (const StoredLabel& stored : labels) {
     // Unsigned labels must never be served, and an unreadable expiry cannot be enforced.
@@ -443,12 +349,12 @@ void LabelStore::Append(std::vector<StoredLabel> labels, AppendDone done) {
   impl_->wake.notify_one();
 }
 
-void LabelStore::SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener) {
+void SqliteLabelStore::SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener) {
   std::lock_guard lock(impl_->mutex);
   impl_->listener = std::move(listener);
 }
 
-std::int64_t LabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
+std::int64_t SqliteLabelStore::head_seq() const { return impl_->head_seq.load(std::memory_order_acquire); }
 
 StatusOr<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, const SigningKey& key) {
   auto db = SqliteDb::Open(path);
@@ -477,13 +383,13 @@ StatusOr<std::size_t> LabelStore::ResignAll(const std::filesystem::path& path, c
   return resigned;
 }
 
-StatusOr<std::vector<StoredLabel>> LabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
+StatusOr<std::vector<StoredLabel>> SqliteLabelStore::ReadAfter(std::int64_t after_seq, std::size_t limit) {
   static const std::string sql =
       "SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ?1 ORDER BY seq LIMIT ?2";
   return impl_->Select(sql, {after_seq, ClampLimit(limit)});
 }
 
-StatusOr<std::vector<StoredLabel>> LabelStore::Query(const LabelQuery& query) {
+StatusOr<std::vector<StoredLabel>> SqliteLabelStore::Query(const LabelQuery& query) {
   bool match_all = false;
   std::vector<std::string> exact;
   std::vector<std::string> prefixes;
@@ -547,7 +453,7 @@ StatusOr<std::vector<StoredLabel>> LabelStore::Query(const LabelQuery& query) {
 
 // The active values per uri among the latest events of `src` whose `column` ("uri" or "val") is in
 // `keys`. `group_by` follows the index that serves the column, so each group's rows are adjacent.
-StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveGrouped(
+StatusOr<std::map<std::string, std::vector<std::string>>> SqliteLabelStore::ActiveGrouped(
     const std::string& src, const std::vector<std::string>& keys, std::string_view column,
     std::string_view group_by) {
   const std::vector<std::string> distinct = Distinct(keys);
@@ -572,17 +478,17 @@ StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveGrou
   return out;
 }
 
-StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveValuesByUri(
+StatusOr<std::map<std::string, std::vector<std::string>>> SqliteLabelStore::ActiveValuesByUri(
     const std::string& src, const std::vector<std::string>& uris) {
   return ActiveGrouped(src, uris, "uri", "uri, val");
 }
 
-StatusOr<std::map<std::string, std::vector<std::string>>> LabelStore::ActiveUrisByValue(
+StatusOr<std::map<std::string, std::vector<std::string>>> SqliteLabelStore::ActiveUrisByValue(
     const std::string& src, const std::vector<std::string>& values) {
   return ActiveGrouped(src, values, "val", "val, uri");
 }
 
-StatusOr<std::vector<std::string>> LabelStore::NegatedUris(const std::string& src,
+StatusOr<std::vector<std::string>> SqliteLabelStore::NegatedUris(const std::string& src,
                                                                         const std::vector<std::string>& uris,
                                                                         const std::string& val) {
   const std::vector<std::string> distinct = Distinct(uris);

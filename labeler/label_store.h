@@ -1,4 +1,5 @@
-// LabelStore: the labeler's append-only label log in SQLite (WAL, synchronous=FULL).
+// LabelStore: the labeler's append-only label log, in SQLite (WAL, synchronous=FULL; below) or in
+// PostgreSQL shared by several labeler instances (label_store_pg.cpp).
 //
 //   - `seq` is an AUTOINCREMENT rowid: strictly increasing, never reused, even after a crash.
 //   - A label is visible (head_seq(), reads, the commit listener) only after its transaction is
@@ -30,6 +31,7 @@
 #include <boost/system/result.hpp>
 
 #include "common/migrations.h"
+#include "common/pg_db.h"
 #include "common/sqlite_db.h"
 #include "common/status.h"
 #include "labeler/label.h"
@@ -54,6 +56,8 @@ struct LabelQuery {
 // The label log's name in schema_migrations (common/migrations.h).
 inline constexpr std::string_view kLabelStoreName = "labeler.labels";
 std::span<const Migration> LabelStoreMigrations();
+// Where PostgreSQL announces a commit to the other labeler instances (its last seq).
+inline constexpr std::string_view kLabelChannel = "plyr_labeler_labels";
 
 class LabelStore {
  public:
@@ -62,7 +66,9 @@ class LabelStore {
   // for a file that is not a database), FailedPrecondition for a log of a newer schema version,
   // Internal when the writer thread cannot start.
   static StatusOr<std::unique_ptr<LabelStore>> Open(const std::filesystem::path& path, LabelStoreOptions options);
-  ~LabelStore();  // finishes queued appends, then stops the writer
+  // The log in PostgreSQL, shared by several labelers (label_store_pg.cpp explains the ordering).
+  static StatusOr<std::unique_ptr<LabelStore>> OpenPostgres(std::shared_ptr<PgDb> db, LabelStoreOptions options);
+  virtual ~LabelStore() = default;  // finishes queued appends, then stops the writer
 
   // Queues signed labels (label and cbor filled by the caller; seq is assigned here). `done` runs on
   // the writer thread once they are durable, with their seqs in order, or with a failure (nothing
@@ -70,11 +76,15 @@ class LabelStore {
   // `exp`; else the database's code when the transaction failed (every call sharing it fails too),
   // ResourceExhausted for a full disk.
   using AppendDone = std::function<void(StatusOr<std::vector<std::int64_t>>)>;
-  void Append(std::vector<StoredLabel> labels, AppendDone done);
+  virtual void Append(std::vector<StoredLabel> labels, AppendDone done) = 0;
 
-  // Called on the writer thread after each durable commit, before the Append callbacks, with the
-  // committed labels in seq order. Set once, before the first Append.
-  void SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener);
+  // Called after each durable commit, before the Append callbacks, with the committed labels in
+  // seq order: every label exactly once, in seq order, without gaps (on PostgreSQL, the other
+  // instances' labels too, as they commit: CatchUp). Set once, before the first Append.
+  virtual void SetCommitListener(std::function<void(const std::vector<StoredLabel>&)> listener) = 0;
+  // On a shared log: reads what other instances committed since the last delivery and hands it
+  // to the commit listener (called when one of them announces a commit). Nothing on SQLite.
+  virtual Status CatchUp() { return OkStatus(); }
 
   // Re-signs every label of the log at `path` with `key`, in one transaction: after a signing-key
   // rotation, so that what is served verifies under the DID document's new key. seq, cts and the
@@ -84,36 +94,28 @@ class LabelStore {
   // transaction fails ("re-signing failed, nothing changed: ...").
   static StatusOr<std::size_t> ResignAll(const std::filesystem::path& path, const SigningKey& key);
 
-  // The highest committed seq (0 when the log is empty; after a reopen, the highest seq ever handed
-  // out, which after a restore from backup the operator may have set higher). Thread-safe.
-  std::int64_t head_seq() const;
+  // The highest seq delivered to the commit listener (0 when the log is empty; after a reopen,
+  // the highest seq ever handed out, which after a restore from backup the operator may have set
+  // higher). Thread-safe.
+  virtual std::int64_t head_seq() const = 0;
 
   // Reads fail with the database's code and message.
   // Labels with seq > after_seq, in seq order, at most `limit`.
-  StatusOr<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit);
+  virtual StatusOr<std::vector<StoredLabel>> ReadAfter(std::int64_t after_seq, std::size_t limit) = 0;
   // queryLabels: labels matching the query, seq order, at most `limit`; no patterns match nothing.
   // InvalidArgument for a '*' anywhere but at the end of a pattern.
-  StatusOr<std::vector<StoredLabel>> Query(const LabelQuery& query);
+  virtual StatusOr<std::vector<StoredLabel>> Query(const LabelQuery& query) = 0;
 
   // State queries under the "active" rule above, for labels whose src is `src`:
   // uri -> active values (sorted), for the given uris; uris with none are omitted.
-  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
-      const std::string& src, const std::vector<std::string>& uris);
+  virtual StatusOr<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
+      const std::string& src, const std::vector<std::string>& uris) = 0;
   // uri -> active values among `values` (sorted), over every uri with one.
-  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
-      const std::string& src, const std::vector<std::string>& values);
+  virtual StatusOr<std::map<std::string, std::vector<std::string>>> ActiveUrisByValue(
+      const std::string& src, const std::vector<std::string>& values) = 0;
   // The uris among `uris` whose latest `val` event is a negation (sorted, without duplicates).
-  StatusOr<std::vector<std::string>> NegatedUris(const std::string& src, const std::vector<std::string>& uris,
-                                                 const std::string& val);
-
- private:
-  // (declared by the implementation)
-  struct Impl;
-  explicit LabelStore(std::unique_ptr<Impl> impl);
-  StatusOr<std::map<std::string, std::vector<std::string>>> ActiveGrouped(
-      const std::string& src, const std::vector<std::string>& keys, std::string_view column,
-      std::string_view group_by);
-  std::unique_ptr<Impl> impl_;
+  virtual StatusOr<std::vector<std::string>> NegatedUris(const std::string& src, const std::vector<std::string>& uris,
+                                                         const std::string& val) = 0;
 };
 
 }  // namespace plyr::labeler

@@ -152,7 +152,6 @@ LabelerService::~LabelerService() {
 }
 
 StatusOr<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env, const LabelerSettings& settings) {
-  if (Status refused = RefuseDatabaseUrl(env, "the labeler's label log"); !refused.ok()) return refused;
   std::unique_ptr<LabelerService> service(new LabelerService(env, settings));
   const auto dir = env.data_dir / "labeler";
   std::error_code fec;
@@ -166,7 +165,15 @@ StatusOr<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env
   if (!key.ok()) return key.status();
   service->key_ = std::move(*key);
 
-  auto store = LabelStore::Open(dir / "labels.db", LabelStoreOptions{});
+  // The log: SQLite in the data folder, or PostgreSQL shared with the other labeler instances.
+  StatusOr<std::unique_ptr<LabelStore>> store = Status(StatusCode::kInternal, "unset");
+  if (env.database_url.empty()) {
+    store = LabelStore::Open(dir / "labels.db", LabelStoreOptions{});
+  } else {
+    auto db = PgDb::Open(env.database_url, env.database_connections);
+    if (!db.ok()) return Status(db.status().code(), "the label log's database: " + db.status().message());
+    store = LabelStore::OpenPostgres(std::shared_ptr<PgDb>(std::move(*db)), LabelStoreOptions{});
+  }
   if (!store.ok()) return store.status();
   service->feed_ = std::make_unique<LabelFeed>(settings.stream_window, (*store)->head_seq());
   // The newest durable seq: what a subscriber that is caught up has seen.
@@ -181,6 +188,18 @@ StatusOr<std::unique_ptr<LabelerService>> LabelerService::Create(ServiceEnv& env
     if (!labels.empty()) head_seq->Set(static_cast<double>(labels.back().seq));
   });
   service->store_ = std::move(*store);
+  if (!env.database_url.empty()) {
+    // Labels the other instances commit reach this one's subscribers in seq order; after a lost
+    // connection, whatever was missed meanwhile.
+    LabelStore* log = service->store_.get();
+    auto listener = PgListener::Start(env.database_url, std::string(kLabelChannel), [log](bool, const std::string&) {
+      if (Status caught_up = log->CatchUp(); !caught_up.ok()) {
+        spdlog::error("labeler: reading other instances' labels failed error=\"{}\"", caught_up.message());
+      }
+    });
+    if (!listener.ok()) return listener.status();
+    service->listener_ = std::move(*listener);
+  }
 
   LabelStreamOptions stream_options;
   stream_options.max_lag = settings.subscriber_max_lag;

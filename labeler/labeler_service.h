@@ -24,6 +24,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include "common/pg_listener.h"
 #include "common/service_env.h"
 #include "common/settings.h"
 #include "labeler/label_feed.h"
@@ -100,6 +101,7 @@ class LabelerService final : public Service {
   // Destroyed in reverse: the store drains its queue into the feed, so the feed outlives it.
   std::unique_ptr<LabelFeed> feed_;
   std::unique_ptr<LabelStore> store_;
+  std::unique_ptr<PgListener> listener_;  // on PostgreSQL: the other instances' commits
   asio::thread_pool read_pool_{2};
   std::unique_ptr<LabelStream> stream_;
   prometheus::Counter* labels_emitted_ = nullptr;
