@@ -34,13 +34,6 @@ StatusOr<std::unique_ptr<HttpServer>> ListenForService(ServiceEnv& env, const st
   return HttpServer::Create(env.runtime, *endpoint, std::move(router), options, env.metrics);
 }
 
-Status RefuseDatabaseUrl(const ServiceEnv& env, std::string_view what) {
-  if (env.database_url.empty()) return OkStatus();
-  return Status(StatusCode::kInvalidArgument,
-                "database.url: " + std::string(what) +
-                    " runs on SQLite only in this build; run this service in a process without database.url");
-}
-
 unsigned WorkerThreads(unsigned configured) {
   return configured ? configured : std::max(1u, std::thread::hardware_concurrency());
 }

@@ -34,11 +34,6 @@ struct ServiceEnv {
   std::string object_prefix = {};
 };
 
-// The refusal of a service whose state cannot live in PostgreSQL yet, when database.url is set:
-// InvalidArgument naming `what` (a silent SQLite beside a shared database would split the state
-// of instances meant to share it). OK when database.url is empty.
-Status RefuseDatabaseUrl(const ServiceEnv& env, std::string_view what);
-
 // A running service: its listener and whatever state it owns.
 class Service {
  public:

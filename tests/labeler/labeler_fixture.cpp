@@ -29,4 +29,32 @@ labeler::Label LabelFromQueryJson(const boost::json::object& o) {
   return label;
 }
 
+// Reads #labels frames until `count` arrived (or a timeout); returns their seqs, and the frames.
+std::vector<std::int64_t> ReadSeqs(WsClient& ws, std::size_t count, std::vector<std::string>* frames,
+                                   std::chrono::milliseconds timeout) {
+  std::vector<std::int64_t> seqs;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  static const std::string kHeader("\xa2\x61t\x67#labels\x62op\x01", 15);
+  while (seqs.size() < count && std::chrono::steady_clock::now() < deadline) {
+    WsMessage m;
+    auto status = ws.Read(m, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()));
+    if (status != WsClient::Status::kMessage) break;
+    if (m.opcode != 2) continue;
+    if (!m.payload.starts_with(kHeader)) break;
+    // Body: a2 63 "seq" <uint> 66 "labels" ...; the seq head follows the 4 bytes a2 63 73 65 71.
+    std::size_t at = kHeader.size() + 5;
+    auto head = static_cast<unsigned char>(m.payload[at]);
+    std::int64_t seq = 0;
+    if (head < 0x18) {
+      seq = head;
+    } else {
+      int bytes = 1 << (head - 0x18);
+      for (int i = 1; i <= bytes; ++i) seq = (seq << 8) | static_cast<unsigned char>(m.payload[at + i]);
+    }
+    seqs.push_back(seq);
+    if (frames) frames->push_back(m.payload);
+  }
+  return seqs;
+}
+
 }  // namespace plyr::testing

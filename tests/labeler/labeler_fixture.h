@@ -2,6 +2,8 @@
 // labels, query them and check what comes back against the published key.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,15 @@ std::string DecodeBase64(std::string text);
 
 // A label as queryLabels returns it, read back into the struct (sig decoded).
 labeler::Label LabelFromQueryJson(const boost::json::object& object);
+
+// Reads #labels frames until `count` arrived (or a timeout); returns their seqs, and the frames.
+std::vector<std::int64_t> ReadSeqs(WsClient& ws, std::size_t count, std::vector<std::string>* frames = nullptr,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// The subscribeLabels target, from `cursor` when given.
+inline std::string Subscribe(std::optional<std::int64_t> cursor = std::nullopt) {
+  return "/xrpc/com.atproto.label.subscribeLabels" + (cursor ? "?cursor=" + std::to_string(*cursor) : "");
+}
 
 class LabelerTest : public ::testing::Test {
  protected:
