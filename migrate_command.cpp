@@ -89,6 +89,17 @@ Status CopyCatalog(const fs::path& data, const std::shared_ptr<PgDb>& pg) {
   return OkStatus();
 }
 
+Status CopyLabels(const fs::path& data, const std::shared_ptr<PgDb>& pg) {
+  const fs::path file = data / "labeler" / "labels.db";
+  if (!fs::exists(file)) return OkStatus();
+  auto from = labeler::LabelStore::Open(file, labeler::LabelStoreOptions{});
+  if (!from.ok()) return from.status();
+  auto copied = labeler::LabelStore::CopyToPostgres(**from, *pg);
+  if (!copied.ok()) return copied.status();
+  std::cout << "labeler.labels: copied " << *copied << " labels (head seq " << (*from)->head_seq() << ")\n";
+  return OkStatus();
+}
+
 Status CopyJobs(const fs::path& data, const std::shared_ptr<PgDb>& pg) {
   const fs::path file = data / "transcoder" / "jobs.db";
   if (!fs::exists(file)) return OkStatus();
@@ -186,11 +197,10 @@ Status CopyBlobs(const fs::path& data, const S3Settings& settings, const std::st
 
 int RunMigrate(const MigrateSettings& s) {
   const fs::path data = s.data_dir;
-  std::vector<SqliteStore> sqlite = {
-      {labeler::kLabelStoreName, data / "labeler" / "labels.db", labeler::LabelStoreMigrations()},
-  };
-  // The stores that run on PostgreSQL when database.url is set (else on SQLite like the rest).
+  std::vector<SqliteStore> sqlite;
+  // Every store runs on PostgreSQL when database.url is set, else on SQLite in the data folder.
   std::vector<SqliteStore> shared = {
+      {labeler::kLabelStoreName, data / "labeler" / "labels.db", labeler::LabelStoreMigrations()},
       {streamer::kCatalogStoreName, data / "streamer" / "catalog.db", streamer::CatalogMigrations()},
       {transcoder::kJobStoreName, data / "transcoder" / "jobs.db", transcoder::JobStoreMigrations()},
       {fingerprint::kReferenceStoreName, data / "fingerprint" / "references.db",
@@ -244,6 +254,7 @@ int RunMigrate(const MigrateSettings& s) {
 
   for (const auto& [what, copy] : std::vector<std::pair<std::string, std::function<Status()>>>{
            {"streamer.catalog", [&] { return CopyCatalog(data, pg); }},
+           {"labeler.labels", [&] { return CopyLabels(data, pg); }},
            {"transcoder.jobs", [&] { return CopyJobs(data, pg); }},
            {"fingerprint.references", [&] { return CopyReferences(data, pg); }}}) {
     if (Status s = copy(); !s.ok()) {
@@ -257,8 +268,7 @@ int RunMigrate(const MigrateSettings& s) {
       return 1;
     }
   }
-  std::cout << "copied; the label log stays in " << (data / "labeler" / "labels.db").string()
-            << " (it runs on SQLite only)\n";
+  std::cout << "copied\n";
   return 0;
 }
 
@@ -273,7 +283,8 @@ void AddMigrateCommand(CLI::App& app, const SettingsFile& file, std::function<in
                   "PostgreSQL URL for the stores that run on it; empty: SQLite in the data folder");
   BindObjectStoreSettings(*migrate, file, settings->object_store);
   migrate->add_flag("--copy", settings->copy,
-                    "Copy the data folder's catalog, jobs and references into the (empty) PostgreSQL database, and "
+                    "Copy the data folder's catalog, label log, jobs and references into the (empty) PostgreSQL "
+                    "database, and "
                     "with storage.s3 the streamer's blobs into the bucket");
   migrate->callback([&action, settings] { action = [settings] { return RunMigrate(*settings); }; });
 }

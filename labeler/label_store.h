@@ -68,6 +68,9 @@ class LabelStore {
   static StatusOr<std::unique_ptr<LabelStore>> Open(const std::filesystem::path& path, LabelStoreOptions options);
   // The log in PostgreSQL, shared by several labelers (label_store_pg.cpp explains the ordering).
   static StatusOr<std::unique_ptr<LabelStore>> OpenPostgres(std::shared_ptr<PgDb> db, LabelStoreOptions options);
+  // Copies every label of `from` (with its seq) into the empty log of `to`, whose head becomes
+  // from's; returns how many. FailedPrecondition when `to` holds labels already.
+  static StatusOr<std::int64_t> CopyToPostgres(LabelStore& from, PgDb& to);
   virtual ~LabelStore() = default;  // finishes queued appends, then stops the writer
 
   // Queues signed labels (label and cbor filled by the caller; seq is assigned here). `done` runs on

@@ -68,6 +68,37 @@ StoredLabel LabelOf(const PgResult& rows, int i) {
   return stored;
 }
 
+// Inserts labels with their seqs, kRowsPerInsert to a statement.
+Status InsertRows(PgConnection& c, const std::vector<std::pair<const StoredLabel*, std::optional<std::int64_t>>>& rows) {
+  for (std::size_t start = 0; start < rows.size(); start += kRowsPerInsert) {
+    const std::size_t end = std::min(rows.size(), start + kRowsPerInsert);
+    std::string sql = "INSERT INTO labeler_labels (seq, src, uri, cid, val, neg, cts, exp, sig, cbor, exp_ms) VALUES ";
+    PgParams params;
+    for (std::size_t r = start; r < end; ++r) {
+      const StoredLabel& stored = *rows[r].first;
+      const Label& label = stored.label;
+      sql += r == start ? "(" : ", (";
+      for (int k = 1; k <= 11; ++k) {
+        sql += (k == 1 ? "$" : ", $") + std::to_string(params.size() + static_cast<std::size_t>(k));
+      }
+      sql += ")";
+      params.emplace_back(std::to_string(stored.seq));
+      params.emplace_back(label.src);
+      params.emplace_back(label.uri);
+      params.emplace_back(label.cid);
+      params.emplace_back(label.val);
+      params.emplace_back(label.neg ? "1" : "0");
+      params.emplace_back(label.cts);
+      params.emplace_back(label.exp);
+      params.emplace_back(PgBytea(label.sig));
+      params.emplace_back(PgBytea(stored.cbor));
+      params.emplace_back(rows[r].second ? std::optional<std::string>(std::to_string(*rows[r].second)) : std::nullopt);
+    }
+    if (auto inserted = c.Exec(sql, params); !inserted.ok()) return inserted.status();
+  }
+  return OkStatus();
+}
+
 Status LogError(const Status& failed) { return Status(failed.code(), "label log: " + std::string(failed.message())); }
 
 class PgLabelStore final : public LabelStore {
@@ -286,33 +317,7 @@ class PgLabelStore final : public LabelStore {
           rows.emplace_back(&request.labels[i], request.exp_ms[i]);
         }
       }
-      for (std::size_t start = 0; start < rows.size(); start += kRowsPerInsert) {
-        const std::size_t end = std::min(rows.size(), start + kRowsPerInsert);
-        std::string sql = "INSERT INTO labeler_labels (seq, src, uri, cid, val, neg, cts, exp, sig, cbor, exp_ms) VALUES ";
-        PgParams params;
-        for (std::size_t r = start; r < end; ++r) {
-          const StoredLabel& stored = *rows[r].first;
-          const Label& label = stored.label;
-          sql += r == start ? "(" : ", (";
-          for (int k = 1; k <= 11; ++k) {
-            sql += (k == 1 ? "$" : ", $") + std::to_string(params.size() + static_cast<std::size_t>(k));
-          }
-          sql += ")";
-          params.emplace_back(std::to_string(stored.seq));
-          params.emplace_back(label.src);
-          params.emplace_back(label.uri);
-          params.emplace_back(label.cid);
-          params.emplace_back(label.val);
-          params.emplace_back(label.neg ? "1" : "0");
-          params.emplace_back(label.cts);
-          params.emplace_back(label.exp);
-          params.emplace_back(PgBytea(label.sig));
-          params.emplace_back(PgBytea(stored.cbor));
-          params.emplace_back(rows[r].second ? std::optional<std::string>(std::to_string(*rows[r].second))
-                                             : std::nullopt);
-        }
-        if (auto inserted = c.Exec(sql, params); !inserted.ok()) return inserted.status();
-      }
+      if (Status inserted = InsertRows(c, rows); !inserted.ok()) return inserted;
       auto told = c.Exec("SELECT pg_notify($1, $2)", {std::string(kLabelChannel), std::to_string(seq)});
       return told.ok() ? OkStatus() : told.status();
     });
@@ -354,6 +359,39 @@ class PgLabelStore final : public LabelStore {
 };
 
 }  // namespace
+
+StatusOr<std::int64_t> LabelStore::CopyToPostgres(LabelStore& from, PgDb& to) {
+  if (auto migrated = Migrate(to, kLabelStoreName, LabelStoreMigrations()); !migrated.ok()) {
+    return Status(migrated.status().code(), "label log schema: " + migrated.status().message());
+  }
+  std::int64_t copied = 0;
+  const Status done = to.Transaction([&](PgConnection& c) -> Status {
+    auto present = c.Exec("SELECT count(*) FROM labeler_labels");
+    if (!present.ok()) return present.status();
+    if (present->Int(0, 0) != 0) {
+      return Status(StatusCode::kFailedPrecondition, "the PostgreSQL label log already holds " +
+                                                         std::to_string(present->Int(0, 0)) +
+                                                         " labels: --copy fills an empty database only");
+    }
+    for (std::int64_t after = 0;;) {
+      auto page = from.ReadAfter(after, 2000);
+      if (!page.ok()) return page.status();
+      if (page->empty()) break;
+      std::vector<std::pair<const StoredLabel*, std::optional<std::int64_t>>> rows;
+      for (const StoredLabel& stored : *page) {
+        rows.emplace_back(&stored, stored.label.exp ? DatetimeToUnixMs(*stored.label.exp) : std::nullopt);
+      }
+      if (Status inserted = InsertRows(c, rows); !inserted.ok()) return inserted;
+      copied += static_cast<std::int64_t>(page->size());
+      after = page->back().seq;
+    }
+    // The head as the source had it (a restored log's head may lie past its last row).
+    auto head = c.Exec("UPDATE labeler_log_head SET seq = $1", {std::to_string(from.head_seq())});
+    return head.ok() ? OkStatus() : head.status();
+  });
+  if (!done.ok()) return LogError(done);
+  return copied;
+}
 
 StatusOr<std::unique_ptr<LabelStore>> LabelStore::OpenPostgres(std::shared_ptr<PgDb> db, LabelStoreOptions options) {
   if (options.max_batch == 0) options.max_batch = 1;

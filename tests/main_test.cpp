@@ -166,10 +166,9 @@ TEST(MigrateCommand, MigratesThePostgresStoresWhenADatabaseIsNamed) {
                                          &out),
             0)
       << out;
-  for (const char* store : {"streamer.catalog", "transcoder.jobs", "fingerprint.references"}) {
+  for (const char* store : {"streamer.catalog", "labeler.labels", "transcoder.jobs", "fingerprint.references"}) {
     EXPECT_NE(out.find(std::string(store) + " (PostgreSQL): version 0 -> "), std::string::npos) << out;
   }
-  EXPECT_NE(out.find("labeler.labels ("), std::string::npos) << "the label log stays on SQLite: " << out;
 }
 
 // An embedded install (SQLite, blobs in the data folder) moved to PostgreSQL and an object store
@@ -187,7 +186,18 @@ TEST(MigrateCommand, CopyMovesAnEmbeddedInstallToPostgresAndTheStore) {
   std::string id;
   {
     PlyrProcess embedded(dir.path() / "data");
-    ASSERT_TRUE(embedded.StartServe({"streamer", "--admin-token", token})) << embedded.log();
+    ASSERT_TRUE(embedded.StartServe({"streamer", "labeler", "--admin-token", token, "--labeler-did",
+                                     "did:plc:ar7c4by46qjdydhdevvrndac"}))
+        << embedded.log();
+    Headers json = admin;
+    json.emplace_back("Content-Type", "application/json");
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_EQ(Fetch(embedded.port("labeler"), "POST", "/v1/labels", json,
+                      R"({"labels":[{"uri":"at://did:plc:artist/fm.plyr.track/)" + std::to_string(i) +
+                          R"(","val":"spam"}]})")
+                    .status,
+                200);
+    }
     auto uploaded = Fetch(embedded.port("streamer"), "PUT", "/v1/files", admin, bytes);
     ASSERT_EQ(uploaded.status, 201) << uploaded.body;
     id = std::string(boost::json::parse(uploaded.body).at("file_id").as_string());
@@ -208,19 +218,25 @@ TEST(MigrateCommand, CopyMovesAnEmbeddedInstallToPostgresAndTheStore) {
   ASSERT_EQ(PlyrProcess::RunToCompletion(copy, &out), 0) << out;
   EXPECT_NE(out.find("streamer.catalog: copied 1 files and 1 tracks"), std::string::npos) << out;
   EXPECT_NE(out.find("streamer blobs: 1 uploaded"), std::string::npos) << out;
+  EXPECT_NE(out.find("labeler.labels: copied 2 labels (head seq 2)"), std::string::npos) << out;
   EXPECT_EQ(out.find("S3RVER\n"), std::string::npos) << "no secret in the output";
   // Twice would double what the database holds: refused.
   EXPECT_EQ(PlyrProcess::RunToCompletion(copy, &out), 1) << out;
   EXPECT_NE(out.find("fills an empty database only"), std::string::npos) << out;
 
   PlyrProcess moved(dir.path() / "elsewhere");
-  std::vector<std::string> serve = {"streamer", "--admin-token", token, "--database-url", url};
+  std::vector<std::string> serve = {"streamer", "labeler", "--admin-token", token, "--database-url", url,
+                                    "--labeler-did", "did:plc:ar7c4by46qjdydhdevvrndac"};
   serve.insert(serve.end(), storage.begin(), storage.end());
   ASSERT_TRUE(moved.StartServe(serve)) << moved.log();
   EXPECT_EQ(Fetch(moved.port("streamer"), "GET", "/audio/" + id).status, 401) << "the gate came along";
   auto whole = Fetch(moved.port("streamer"), "GET", "/v1/files/" + id, admin);
   EXPECT_EQ(whole.status, 200);
   EXPECT_TRUE(whole.body == bytes);
+  // The labels kept their seqs, and the next one follows them.
+  auto labels = Fetch(moved.port("labeler"), "GET", "/xrpc/com.atproto.label.queryLabels?uriPatterns=*");
+  EXPECT_NE(labels.body.find("fm.plyr.track/1"), std::string::npos) << labels.body;
+  EXPECT_NE(labels.body.find(R"("cursor":"2")"), std::string::npos) << labels.body;
 }
 
 }  // namespace
