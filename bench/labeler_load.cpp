@@ -91,6 +91,9 @@ struct Options {
   std::size_t subscribers = 1000;
   std::int64_t cursor = 0;
   std::size_t expect = 100'000;
+  // Emit: labels the live subscriber's stream carries in all (0: --labels), when other emitters
+  // (other labeler instances sharing the log) add theirs to it.
+  std::size_t stream_labels = 0;
   int server_pid = 0;
   double timeout_s = 120;
   std::string run_tag = "a";  // makes the subject URIs of one run distinct from another's
@@ -798,7 +801,7 @@ std::vector<std::uint32_t> RequestLatenciesUs(const std::vector<Ack>& acks) {
 asio::awaitable<int> RunEmit(Options o) {
   auto executor = co_await asio::this_coro::executor;
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
-  SeenSink sink(o.labels);
+  SeenSink sink(o.stream_labels != 0 ? o.stream_labels : o.labels);
   SubscriberSet watchers;
   watchers.Add(executor, o, std::string(kSubscribePath), sink);
   const bool up = co_await WaitUntil([&] { return watchers.upgraded() == 1 || watchers.errors() > 0; }, deadline);
@@ -1197,6 +1200,8 @@ int main(int argc, char** argv) {
   CLI::App* emit = app.add_subcommand("emit", "Emit labels over concurrent connections; labels/s");
   common(emit);
   emitting(emit);
+  emit->add_option("--stream-labels", o.stream_labels,
+                   "Labels the stream carries in all, when other emitters share the log (default: --labels)");
   CLI::App* replay = app.add_subcommand("replay", "One subscriber with a cursor; labels/s");
   common(replay);
   replay->add_option("--cursor", o.cursor, "subscribeLabels cursor")->capture_default_str();

@@ -574,28 +574,28 @@ asio::awaitable<Response> TranscoderService::SubmitJob(Request& request) {
     if (writer->size() == 0) {
       co_return ErrorResponse(http::status::bad_request, "EmptyUpload", "the request body (the audio) is empty");
     }
-    std::function<StatusOr<BlobInfo>()> commit = [w = writer.get()] { return w->Commit(); };
-    auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
-    if (!committed.ok()) {
-      spdlog::error("transcoder: {}", committed.status().message());
-      co_return StorageErrorResponse(committed.status().code(), "cannot store the upload");
-    }
-    input = {{"file_id", committed->file_id}, {"size", committed->size}};
     const bool typed = !content_type.empty() && content_type.size() < 128 && content_type.starts_with("audio/");
-    input["content_type"] = typed ? json::value(content_type) : json::value(nullptr);  // null: found by probing
     if (shared_queue_) {
-      // Any instance may run the job: the input goes where every instance can fetch it.
-      const fs::path stored = uploads_->PathFor(committed->file_id);
+      // Any instance may run the job: the input goes where every instance can fetch it, straight
+      // from this upload's own temporary file (never a shared name another request could remove).
       const std::string type = typed ? std::string(content_type) : std::string("application/octet-stream");
-      auto uploaded = co_await UploadToStreamer(stored, type);
-      std::function<Status()> drop = [this, id = committed->file_id] { return uploads_->Remove(id); };
-      co_await RunBlocking(*blocking_pool_, std::move(drop));
+      const fs::path temporary = writer->temp_path();
+      auto uploaded = co_await UploadToStreamer(temporary, type);
       if (!uploaded.ok()) {
         co_return ErrorResponse(http::status::bad_gateway, "StreamerUnavailable",
                                 "the upload could not be stored on the streamer: " + uploaded.status().message());
       }
-      input["source"] = "streamer";
+      input = {{"file_id", *uploaded}, {"size", writer->size()}, {"source", "streamer"}};
+    } else {
+      std::function<StatusOr<BlobInfo>()> commit = [w = writer.get()] { return w->Commit(); };
+      auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
+      if (!committed.ok()) {
+        spdlog::error("transcoder: {}", committed.status().message());
+        co_return StorageErrorResponse(committed.status().code(), "cannot store the upload");
+      }
+      input = {{"file_id", committed->file_id}, {"size", committed->size}};
     }
+    input["content_type"] = typed ? json::value(content_type) : json::value(nullptr);  // null: found by probing
   }
 
   record.id = RandomHex(12);
@@ -970,8 +970,10 @@ asio::awaitable<void> TranscoderService::RunJob(std::shared_ptr<ActiveJob> job) 
     if (ec) status = Status(StatusCode::kResourceExhausted, "cannot create a work folder: " + ec.message());
   }
   // The input: our own upload, or a file fetched from the streamer into the work folder.
+  // (On a shared queue every input is the streamer's: a local file of the same id may be another
+  // request's, on its way.)
   fs::path input_path = uploads_->PathFor(input_id);
-  if (status.ok() && !uploads_->Contains(input_id)) {
+  if (status.ok() && (shared_queue_ || !uploads_->Contains(input_id))) {
     input_path = scratch / "input";
     status = co_await FetchFromStreamer(input_id, input_path);
   }
