@@ -16,11 +16,11 @@
 #                    stereo, ~600 kbit/s as FLAC) or sine (440 Hz on both channels, ~100 kbit/s as FLAC)
 #                                                                 (default music)
 #   LADDER           renditions of every job, comma-separated     (default mp3-128,opus-64)
-#   SAME_INPUT=1     POST the very same bytes for every job. By default job i gets its own copy of
-#                    the input, the same audio with a tag "comment=plyr-bench job i" (ffmpeg -c copy):
-#                    uploads are content-addressed (file_id = SHA-256 prefix), and identical bodies
-#                    arriving at once at the PostgreSQL queue can race (a job then fails "cannot read
-#                    the upload"); SAME_INPUT=1 is there to show that           (default 0)
+#   SAME_INPUT=1     POST the very same bytes for every job (uploads are content-addressed: one
+#                    file on the streamer for all). By default job i gets its own copy of the input,
+#                    the same audio with a tag "comment=plyr-bench job i" (ffmpeg -c copy), as distinct
+#                    uploads are. (Identical bodies arriving at once once raced on the PostgreSQL
+#                    queue; SAME_INPUT=1 is the check that they no longer do.)  (default 0)
 #   ROUNDS           interleaved rounds (a, b, a, b, ...), 1-9; the table shows medians (default 2)
 #   TRANSCODER_ARGS  extra `plyr-core serve transcoder` arguments for EVERY instance of both setups
 #                    (word-split), e.g. "--transcoder-max-running-jobs 1 --transcoder-workers 1"
