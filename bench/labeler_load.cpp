@@ -823,7 +823,20 @@ asio::awaitable<int> RunEmit(Options o) {
   const bool acked = co_await WaitUntil([&] { return emitter.finished(); }, deadline);
   bool visible = false;
   if (acked && !emitter.failed()) {
-    visible = co_await WaitUntil([&] { return sink.count() >= emitter.acked_labels() || watchers.errors() > 0; }, deadline);
+    // Every acknowledged seq seen (on a log other emitters share, the count alone would include
+    // theirs).
+    visible = co_await WaitUntil(
+        [&] {
+          if (watchers.errors() > 0) return true;
+          if (sink.count() < emitter.acked_labels()) return false;
+          for (const auto& ack : emitter.acks()) {
+            for (auto seq : ack.seqs) {
+              if (!sink.Seen(seq)) return false;
+            }
+          }
+          return true;
+        },
+        deadline);
   }
   const double client_cpu = SelfCpuSeconds() - cpu_before;
   const auto server_cpu_after = ProcessCpuSeconds(o.server_pid);

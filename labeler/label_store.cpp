@@ -390,24 +390,12 @@ StatusOr<std::vector<StoredLabel>> SqliteLabelStore::ReadAfter(std::int64_t afte
 }
 
 StatusOr<std::vector<StoredLabel>> SqliteLabelStore::Query(const LabelQuery& query) {
-  bool match_all = false;
-  std::vector<std::string> exact;
-  std::vector<std::string> prefixes;
-  for (const std::string& pattern : query.uri_patterns) {
-    const std::size_t star = pattern.find('*');
-    if (pattern == "*") {
-      match_all = true;
-    } else if (star == std::string::npos) {
-      exact.push_back(pattern);
-    } else if (star + 1 == pattern.size()) {
-      prefixes.push_back(pattern.substr(0, star));
-    } else {
-      return Status(StatusCode::kInvalidArgument, "'*' only at the end of a pattern");  // the caller refuses it first
-    }
-  }
-  if (!match_all && exact.empty() && prefixes.empty()) return std::vector<StoredLabel>{};
-  exact = Distinct(exact);
-  prefixes = Distinct(prefixes);
+  auto patterns = SplitUriPatterns(query.uri_patterns);
+  if (!patterns.ok()) return patterns.status();
+  if (patterns->none()) return std::vector<StoredLabel>{};
+  const bool match_all = patterns->match_all;
+  const std::vector<std::string>& exact = patterns->exact;
+  const std::vector<std::string>& prefixes = patterns->prefixes;
   const std::vector<std::string> sources = Distinct(query.sources);
   if (exact.size() + 2 * prefixes.size() + sources.size() + 2 > kMaxQueryParams) {
     return Status(StatusCode::kInvalidArgument, "too many patterns and sources in one query");

@@ -64,6 +64,25 @@ SqlBuilder& SqlBuilder::InChunked(std::string_view column, std::span<const std::
   return *this;
 }
 
+StatusOr<UriPatterns> SplitUriPatterns(const std::vector<std::string>& patterns) {
+  UriPatterns out;
+  for (const std::string& pattern : patterns) {
+    const std::size_t star = pattern.find('*');
+    if (pattern == "*") {
+      out.match_all = true;
+    } else if (star == std::string::npos) {
+      out.exact.push_back(pattern);
+    } else if (star + 1 == pattern.size()) {
+      out.prefixes.push_back(pattern.substr(0, star));
+    } else {
+      return Status(StatusCode::kInvalidArgument, "'*' only at the end of a pattern");  // the caller refuses it first
+    }
+  }
+  out.exact = Distinct(out.exact);
+  out.prefixes = Distinct(out.prefixes);
+  return out;
+}
+
 Status InvalidLabel() {
   return Status(StatusCode::kInvalidArgument, "a label without its signature or CBOR, or with an unreadable exp");
 }

@@ -28,6 +28,17 @@ std::optional<std::string> PrefixUpperBound(std::string_view prefix);
 // Sorted, without duplicates.
 std::vector<std::string> Distinct(const std::vector<std::string>& values);
 
+// A queryLabels request's patterns, sorted out: "*" (everything), exact uris and prefixes (the
+// pattern before its trailing '*'), each list without duplicates. InvalidArgument for a '*'
+// anywhere but at the end.
+struct UriPatterns {
+  bool match_all = false;
+  std::vector<std::string> exact;
+  std::vector<std::string> prefixes;
+  bool none() const { return !match_all && exact.empty() && prefixes.empty(); }
+};
+StatusOr<UriPatterns> SplitUriPatterns(const std::vector<std::string>& patterns);
+
 // IN lists are cut into chunks of at most this many values, far below SQLite's variable limit.
 inline constexpr std::size_t kMaxInChunk = 500;
 
