@@ -240,6 +240,8 @@ TEST_F(TranscoderBadInputTest, MoreJobsThanTheQueueHoldsGet429) {
   ASSERT_NO_FATAL_FAILURE(RestartCombined({"--transcoder-queue-limit", "1", "--transcoder-max-running-jobs", "1"}));
   const std::string running = SubmitOk(ReadBytes(LongFlac()));
   ASSERT_FALSE(running.empty());
+  // Claimed from the queue a moment after its 202: until then it is the one waiting.
+  WaitUntil(running, [](const boost::json::value& job) { return JsonStr(job, {"state"}) == "running"; });
   const std::string waiting = SubmitOk(other_input_, "&renditions=opus-64");
   ASSERT_FALSE(waiting.empty());
   EXPECT_EQ(JsonStr(GetJob(waiting), {"state"}), "queued");
