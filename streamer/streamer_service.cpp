@@ -10,6 +10,8 @@
 #include <ctime>
 #include <random>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/json/parse.hpp>
 #include <fmt/format.h>
@@ -191,6 +193,8 @@ void AddStreamerSettings(CLI::App& command, const SettingsFile& file, StreamerSe
             return "must be empty, presigned, or an http(s) base URL";
           },
           ""));
+  file.Bind(command, "streamer.cache_bytes", s.cache_bytes,
+            "With storage.s3: bytes of local copies of the most served files (0: every read from the store)");
   file.Bind(command, "streamer.presigned_ttl_seconds", s.presigned_ttl_seconds,
             "How long a presigned redirect stays valid (60-604800)")
       ->check(CLI::Range(std::int64_t{60}, std::int64_t{604800}));
@@ -216,6 +220,10 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
     if (!objects.ok()) return Status(StatusCode::kInvalidArgument, "storage.s3: " + objects.status().message());
     service->objects_ = std::move(*objects);
     service->object_prefix_ = env.object_prefix + "streamer/";
+    if (settings.cache_bytes > 0) {
+      service->cache_ = std::make_unique<HotBlobCache>(*service->blobs_, settings.cache_bytes);
+      service->DropCopies(service->cache_->Load());
+    }
   } else if (!settings.public_redirect.empty()) {
     return Status(StatusCode::kInvalidArgument, "streamer.public_redirect needs an object store (storage.s3.endpoint)");
   }
@@ -229,9 +237,18 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
     // Instances sharing the database hear of each other's writes; after a lost connection the
     // mirror is read again whole.
     Catalog* mirror = service->catalog_.get();
+    StreamerService* self = service.get();
     auto listener = PgListener::Start(env.database_url, std::string(kCatalogChannel),
-                                      [mirror](bool resync, const std::string& payload) {
+                                      [mirror, self](bool resync, const std::string& payload) {
                                         const Status applied = resync ? mirror->Reload() : mirror->ApplyChange(payload);
+                                        // A file removed through another instance: no copy stays here.
+                                        if (self->cache_ && payload.starts_with("file ")) {
+                                          const std::string id = payload.substr(5);
+                                          if (applied.ok() && !mirror->FindFile(id)) {
+                                            self->cache_->Forget(id);
+                                            self->DropCopies({id});
+                                          }
+                                        }
                                         if (!applied.ok()) {
                                           spdlog::error("streamer: catalog change not applied payload=\"{}\" error=\"{}\"",
                                                         payload, applied.message());
@@ -278,6 +295,12 @@ StatusOr<std::unique_ptr<StreamerService>> StreamerService::Create(ServiceEnv& e
           &gates.Add({{"service", "streamer"}, {"gate", std::string(GateName(gate))}, {"decision", decision}});
     }
   }
+  auto& cache_reads = prometheus::BuildCounter()
+                         .Name("plyr_streamer_cache_reads_total")
+                         .Help("Audio reads on an object store, by where the bytes came from (cache or store)")
+                         .Register(registry);
+  service->cache_hits_ = &cache_reads.Add({{"service", "streamer"}, {"source", "cache"}});
+  service->cache_misses_ = &cache_reads.Add({{"service", "streamer"}, {"source", "store"}});
   auto& supporter_lookups = prometheus::BuildCounter()
                                 .Name("plyr_streamer_supporter_lookups_total")
                                 .Help("Supporter checks, by where the answer came from (cache or upstream)")
@@ -426,10 +449,19 @@ asio::awaitable<Response> StreamerService::ServeAudio(Request& request) {
   std::uint64_t size = 0;
   std::string last_modified;  // from a local file; objects are named by their ETag alone
   std::shared_ptr<const UniqueFd> file;
-  if (objects_) {
+  std::shared_ptr<const BlobStore::OpenBlob> copy = cache_ ? cache_->Find(serve_id) : nullptr;
+  if (copy) {
+    cache_hits_->Increment();
+    size = copy->size;
+    file = std::shared_ptr<const UniqueFd>(copy, &copy->fd);
+  } else if (objects_) {
     auto known = co_await ObjectSize(serve_id);
     if (!known.ok()) co_return ObjectStoreFailure(known.status(), serve_id);
     size = *known;
+    if (cache_) {
+      cache_misses_->Increment();
+      MaybeCache(serve_id, size);
+    }
   } else {
     auto blob = blobs_->OpenShared(serve_id);
     if (!blob) {
@@ -583,6 +615,66 @@ Response StreamerService::RedirectToObject(const std::string& file_id) const {
     r.header.set(http::field::cache_control, settings_.public_cache_control);
   }
   return r;
+}
+
+void StreamerService::MaybeCache(const std::string& file_id, std::uint64_t size) {
+  if (!cache_->BeginFill(file_id, size)) return;
+  asio::co_spawn(env_.runtime.main_context(), FillCache(file_id, size), asio::detached);
+}
+
+asio::awaitable<void> StreamerService::FillCache(std::string file_id, std::uint64_t size) {
+  // The copy is written like an upload (hashed on the way, fsynced, renamed into place), so it is
+  // whole or absent, and its name proves its bytes.
+  const auto executor = co_await asio::this_coro::executor;
+  bool stored = false;
+  auto writer = blobs_->Begin(executor);
+  const std::string key = ObjectKey(file_id);
+  StatusOr<std::unique_ptr<HttpResponseStream>> stream = Status(StatusCode::kInternal, "no copy file");
+  if (writer.ok()) stream = co_await objects_->OpenRange(executor, key, 0, size);
+  if (stream.ok()) {
+    std::vector<char> chunk(256 * 1024);
+    std::uint64_t copied = 0;
+    Status failed = OkStatus();
+    while (failed.ok() && copied < size) {
+      auto got = co_await (*stream)->Read(chunk);
+      if (!got.ok()) {
+        failed = got.status();
+      } else if (*got == 0) {
+        failed = Status(StatusCode::kDataLoss, "the store's answer ended early");
+      } else {
+        const std::span<const char> piece(chunk.data(), *got);
+        failed = co_await (*writer)->Write(piece);
+        copied += *got;
+      }
+    }
+    if (failed.ok()) {
+      std::function<StatusOr<BlobInfo>()> commit = [w = writer->get()] { return w->Commit(); };
+      auto committed = co_await RunBlocking(*blocking_pool_, std::move(commit));
+      if (committed.ok() && committed->file_id != file_id) {
+        spdlog::error("streamer: the store's bytes for file_id={} hash to {}: not cached", file_id, committed->file_id);
+        std::function<Status()> drop = [this, id = committed->file_id] { return blobs_->Remove(id); };
+        co_await RunBlocking(*blocking_pool_, std::move(drop));
+      } else {
+        stored = committed.ok();
+      }
+    }
+  }
+  std::vector<std::string> evicted = cache_->EndFill(file_id, size, stored);
+  if (!evicted.empty()) {
+    std::function<bool()> drop = [this, evicted] {
+      DropCopies(evicted);
+      return true;
+    };
+    co_await RunBlocking(*blocking_pool_, std::move(drop));
+  }
+}
+
+void StreamerService::DropCopies(const std::vector<std::string>& file_ids) {
+  for (const auto& id : file_ids) {
+    if (Status removed = blobs_->Remove(id); !removed.ok() && removed.code() != StatusCode::kNotFound) {
+      spdlog::warn("streamer: a cached copy stays file_id={} error=\"{}\"", id, removed.message());
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -883,6 +975,7 @@ asio::awaitable<Response> StreamerService::DeleteTrack(Request& request) {
 Status StreamerService::RemoveFileNow(const std::string& file_id, Catalog::FileRemoval* removal) {
   // The bytes first: a takedown must not survive a crash half-way. A record left naming bytes
   // that are gone answers 404, and the DELETE can be repeated.
+  if (cache_) cache_->Forget(file_id);
   if (Status removed = blobs_->Remove(file_id); !removed.ok() && removed.code() != StatusCode::kNotFound) {
     return Status(removed.code(), "cannot remove the bytes: " + removed.message());
   }

@@ -29,6 +29,7 @@
 #include "common/settings.h"
 #include "streamer/byte_range.h"
 #include "streamer/catalog.h"
+#include "streamer/hot_blob_cache.h"
 #include "streamer/stream_ticket.h"
 #include "streamer/supporter_client.h"
 
@@ -53,6 +54,9 @@ struct StreamerSettings {
   // presigned_ttl_seconds), or the base URL of a CDN in front of the bucket (docs/streamer.md).
   std::string public_redirect;
   std::int64_t presigned_ttl_seconds = 3600;
+  // With an object store: local copies of the most served files, up to this many bytes (0: none;
+  // streamer.md, "On an object store").
+  std::uint64_t cache_bytes = 1ull << 30;
 };
 
 // Registers the streamer's settings (streamer.*) on `command`.
@@ -101,6 +105,12 @@ class StreamerService final : public Service {
   // A proxied slice opened on its first read (the later parts of a multipart/byteranges answer).
   StreamSlice LazyObjectSlice(const std::string& file_id, std::uint64_t offset, std::uint64_t length);
   Response RedirectToObject(const std::string& file_id) const;
+  // After a proxied read: fetches the whole object into the hot-file cache in the background,
+  // when it is worth it (HotBlobCache::BeginFill).
+  void MaybeCache(const std::string& file_id, std::uint64_t size);
+  asio::awaitable<void> FillCache(std::string file_id, std::uint64_t size);
+  // Removes cached copies from disk (evicted, or taken down). Blocking.
+  void DropCopies(const std::vector<std::string>& file_ids);
   asio::awaitable<Response> CollectObjectGarbage(std::int64_t min_age_s);
 
   // Decides whether the request may play `track`; an error response when it may not.
@@ -115,6 +125,7 @@ class StreamerService final : public Service {
   std::unique_ptr<BlobStore> blobs_;
   std::unique_ptr<S3Client> objects_;  // null: blobs stay in blobs_
   std::string object_prefix_;
+  std::unique_ptr<HotBlobCache> cache_;  // with objects_ and a cache budget: copies in blobs_
   std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<PgListener> listener_;  // on PostgreSQL: other instances' catalog writes
   std::unique_ptr<TicketVerifier> tickets_;
@@ -125,6 +136,8 @@ class StreamerService final : public Service {
   // Metrics (docs/streamer.md): series made up front, so requests never take the registry's lock.
   std::map<std::string, prometheus::Counter*> ticket_outcomes_;  // by TicketErrorName, and "ok"
   std::map<std::pair<std::string, std::string>, prometheus::Counter*> gate_decisions_;  // (gate, decision)
+  prometheus::Counter* cache_hits_ = nullptr;    // reads served from the hot-file cache
+  prometheus::Counter* cache_misses_ = nullptr;  // reads proxied from the store
   std::unique_ptr<HttpServer> server_;
 };
 

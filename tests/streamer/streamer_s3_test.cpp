@@ -151,6 +151,52 @@ TEST_F(StreamerOnS3Test, AStoreThatGoesAwayIs503AndNothingIsRecordedHalfWay) {
   EXPECT_TRUE(process_->Running());
 }
 
+// The hot-file cache: a file read through the streamer is copied next to it (within an eighth of
+// the budget) and then served from the copy, even with the store gone; a takedown removes the copy.
+TEST_F(StreamerOnS3Test, HotFilesAreServedFromALocalCopyAndATakedownRemovesIt) {
+  S3TestServer own("plyr-cache");
+  ASSERT_TRUE(own.Start()) << own.error();
+  object_store_ = &own;
+  Restart({"--streamer-cache-bytes", "2000000"});  // copies of at most 250 000 bytes
+  const std::string small = RandomBytes(200'000, 111), other = RandomBytes(150'000, 112),
+                    large = RandomBytes(300'000, 113);
+  const std::string small_id = AddTrack(small, "none"), other_id = AddTrack(other, "none"),
+                    large_id = AddTrack(large, "none");
+  namespace fs = std::filesystem;
+  auto copy_of = [&](const std::string& id) {
+    return process_->data_dir() / "streamer" / "blobs" / id.substr(0, 2) / id;
+  };
+  auto appears = [&](const std::string& id) {
+    for (int i = 0; i < 200 && !fs::exists(copy_of(id)); ++i) std::this_thread::sleep_for(25ms);
+    return fs::exists(copy_of(id));
+  };
+  for (const auto& [id, bytes] : {std::pair{small_id, small}, std::pair{other_id, other}, std::pair{large_id, large}}) {
+    auto read = Get("/audio/" + id);
+    ASSERT_EQ(read.status, 200);
+    EXPECT_TRUE(read.body == bytes);
+  }
+  ASSERT_TRUE(appears(small_id));
+  ASSERT_TRUE(appears(other_id));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_FALSE(fs::exists(copy_of(large_id))) << "beyond an eighth of the budget: always from the store";
+
+  // A takedown removes the copy with the object.
+  ASSERT_EQ(Fetch(port_, "DELETE", "/v1/files/" + small_id + "?force=1", Admin()).status, 200);
+  EXPECT_FALSE(fs::exists(copy_of(small_id)));
+  EXPECT_EQ(Get("/audio/" + small_id).status, 404);
+
+  // The store goes away: the copy still plays, ranges and all; the rest is 503.
+  own.Stop();
+  auto ranged = Get("/audio/" + other_id, {{"Range", "bytes=1000-1999"}});
+  ASSERT_EQ(ranged.status, 206);
+  EXPECT_EQ(ranged.body, other.substr(1000, 1000));
+  EXPECT_EQ(Get("/audio/" + large_id).status, 503);
+  auto metrics = Get("/metrics");
+  EXPECT_NE(metrics.body.find(R"(plyr_streamer_cache_reads_total{service="streamer",source="cache"} 1)"),
+            std::string::npos)
+      << metrics.body.substr(0, 4000);
+}
+
 // Two streamers on one PostgreSQL catalog and one store: either serves what the other was given,
 // and a takedown through one answers 404 on the other within moments, without a restart.
 TEST_F(StreamerOnS3Test, TwoInstancesOnOnePostgresAndOneStoreServeEachOthersTracks) {
