@@ -183,9 +183,7 @@ Status CopyBlobs(const fs::path& data, const S3Settings& settings, const std::st
       if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
       const fs::path path = entry.path();
       Status put = RunToEnd<Status>([&](asio::any_io_executor e) {
-        return size > 4 * S3Client::kDefaultPartBytes
-                   ? (*store)->PutFileMultipart(e, key, path, "application/octet-stream")
-                   : (*store)->PutFile(e, key, path, "application/octet-stream", "");
+        return (*store)->PutFileOfSize(e, key, path, size, "application/octet-stream");
       });
       if (!put.ok()) return Status(put.code(), "blob " + id + ": " + put.message());
       ++uploaded;

@@ -73,6 +73,23 @@ std::string PgBytea(std::string_view bytes) {
   return out;
 }
 
+PgParams PgTextParams(const std::vector<SqlValue>& values) {
+  PgParams out;
+  out.reserve(values.size());
+  for (const auto& value : values) {
+    if (const auto* i = std::get_if<std::int64_t>(&value)) {
+      out.emplace_back(std::to_string(*i));
+    } else if (const auto* text = std::get_if<std::string>(&value)) {
+      out.emplace_back(*text);
+    } else if (const auto* blob = std::get_if<SqlBlob>(&value)) {
+      out.emplace_back(PgBytea(blob->bytes));
+    } else {
+      out.emplace_back(std::nullopt);
+    }
+  }
+  return out;
+}
+
 StatusOr<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params) {
   std::vector<const char*> values;
   values.reserve(params.size());

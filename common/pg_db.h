@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/sqlite_db.h"
 #include "common/status.h"
 
 struct pg_conn;
@@ -62,6 +63,10 @@ using PgParams = std::vector<std::optional<std::string>>;
 
 // `bytes` as a BYTEA parameter's text ("\x" and two hex digits a byte).
 std::string PgBytea(std::string_view bytes);
+
+// Values bound the way SqliteDb takes them, as PostgreSQL's text parameters (a store that
+// writes one statement for both engines): numbers in decimal, blobs as BYTEA, null as null.
+PgParams PgTextParams(const std::vector<SqlValue>& values);
 
 // One connection, lent by PgDb for one call or one transaction. Not thread-safe.
 class PgConnection {

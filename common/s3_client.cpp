@@ -237,6 +237,16 @@ asio::awaitable<void> S3Client::AbortMultipart(asio::any_io_executor executor, c
   }
 }
 
+asio::awaitable<Status> S3Client::PutFileOfSize(asio::any_io_executor executor, std::string key,
+                                                std::filesystem::path path, std::uint64_t size,
+                                                std::string content_type) {
+  if (size > 4 * kDefaultPartBytes) {
+    co_return co_await PutFileMultipart(executor, key, path, content_type);
+  }
+  const std::string unsigned_payload;  // no hash: the caller hashed the bytes on their way in, if at all
+  co_return co_await PutFile(executor, key, path, content_type, unsigned_payload);
+}
+
 asio::awaitable<Status> S3Client::PutBytes(asio::any_io_executor executor, std::string key, std::string bytes,
                                            std::string content_type) {
   HttpClientRequest request;

@@ -76,6 +76,10 @@ class S3Client {
   asio::awaitable<Status> PutFileMultipart(asio::any_io_executor executor, std::string key,
                                            std::filesystem::path path, std::string content_type,
                                            std::uint64_t part_bytes = kDefaultPartBytes);
+  // Uploads the file of `size` bytes at `path` as `key` the way its size calls for: one PUT up to
+  // four parts' worth, PutFileMultipart beyond (a failed part then costs only itself).
+  asio::awaitable<Status> PutFileOfSize(asio::any_io_executor executor, std::string key, std::filesystem::path path,
+                                        std::uint64_t size, std::string content_type);
   // Uploads small `bytes` as `key`.
   asio::awaitable<Status> PutBytes(asio::any_io_executor executor, std::string key, std::string bytes,
                                    std::string content_type);

@@ -37,21 +37,6 @@ constexpr std::string_view kColumns = "seq, src, uri, cid, val, neg, cts, exp, s
 // Rows per INSERT statement: 11 parameters each, far below PostgreSQL's 65535.
 constexpr std::size_t kRowsPerInsert = 500;
 
-PgParams TextParams(const std::vector<SqlValue>& values) {
-  PgParams out;
-  out.reserve(values.size());
-  for (const auto& value : values) {
-    if (const auto* i = std::get_if<std::int64_t>(&value)) {
-      out.emplace_back(std::to_string(*i));
-    } else if (const auto* text = std::get_if<std::string>(&value)) {
-      out.emplace_back(*text);
-    } else {
-      out.emplace_back(std::nullopt);
-    }
-  }
-  return out;
-}
-
 StoredLabel LabelOf(const PgResult& rows, int i) {
   StoredLabel stored;
   stored.seq = rows.Int(i, 0);
@@ -197,7 +182,7 @@ class PgLabelStore final : public LabelStore {
       sql.InChunked("src", sources);
     }
     sql.Text(" ORDER BY seq LIMIT ").Param(ClampLimit(query.limit));
-    return Select(sql.sql(), TextParams(sql.params()));
+    return Select(sql.sql(), PgTextParams(sql.params()));
   }
 
   StatusOr<std::map<std::string, std::vector<std::string>>> ActiveValuesByUri(
@@ -219,7 +204,7 @@ class PgLabelStore final : public LabelStore {
       // The latest event per uri: DISTINCT ON keeps the first row of each uri in seq DESC order.
       SqlBuilder sql("SELECT DISTINCT ON (uri) uri, neg FROM labeler_labels WHERE src = ", SqlBuilder::Style::kPostgres);
       sql.Param(src).Text(" AND val = ").Param(val).Text(" AND ").In("uri", chunk).Text(" ORDER BY uri, seq DESC");
-      auto rows = db_->Exec(sql.sql(), TextParams(sql.params()));
+      auto rows = db_->Exec(sql.sql(), PgTextParams(sql.params()));
       if (!rows.ok()) return LogError(rows.status());
       for (int i = 0; i < rows->rows(); ++i) {
         if (rows->Int(i, 1) != 0) out.emplace_back(rows->Text(i, 0));
@@ -261,7 +246,7 @@ class PgLabelStore final : public LabelStore {
       SqlBuilder sql("SELECT DISTINCT ON (uri, val) uri, val, neg, exp_ms FROM labeler_labels WHERE src = ",
                      SqlBuilder::Style::kPostgres);
       sql.Param(src).Text(" AND ").In(column, chunk).Text(" ORDER BY uri, val, seq DESC");
-      auto rows = db_->Exec(sql.sql(), TextParams(sql.params()));
+      auto rows = db_->Exec(sql.sql(), PgTextParams(sql.params()));
       if (!rows.ok()) return LogError(rows.status());
       for (int i = 0; i < rows->rows(); ++i) {
         const bool active = rows->Int(i, 2) == 0 && (rows->IsNull(i, 3) || rows->Int(i, 3) > now_ms);

@@ -586,12 +586,7 @@ asio::awaitable<Status> StreamerService::PutObject(const std::string& file_id, s
   const auto executor = co_await asio::this_coro::executor;
   const std::filesystem::path path = blobs_->PathFor(file_id);
   const std::string key = ObjectKey(file_id);
-  // One PUT up to a few parts' worth; beyond, parts (a failed part costs only itself).
-  if (size > 4 * S3Client::kDefaultPartBytes) {
-    co_return co_await objects_->PutFileMultipart(executor, key, path, content_type);
-  }
-  const std::string unsigned_payload;  // the store checks no hash: the upload was hashed on the way in
-  co_return co_await objects_->PutFile(executor, key, path, content_type, unsigned_payload);
+  co_return co_await objects_->PutFileOfSize(executor, key, path, size, content_type);
 }
 
 asio::awaitable<Status> StreamerService::RemoveObject(const std::string& file_id) {

@@ -159,16 +159,7 @@ class PgJobSql final : public JobSql {
  public:
   explicit PgJobSql(std::shared_ptr<PgDb> db) : db_(std::move(db)) {}
   StatusOr<Rows> Run(std::string_view sql, const std::vector<SqlValue>& params, int columns) override {
-    PgParams texts;
-    for (const auto& p : params) {
-      if (const auto* i = std::get_if<std::int64_t>(&p)) {
-        texts.emplace_back(std::to_string(*i));
-      } else if (const auto* s = std::get_if<std::string>(&p)) {
-        texts.emplace_back(*s);
-      } else {
-        texts.emplace_back(std::nullopt);
-      }
-    }
+    const PgParams texts = PgTextParams(params);
     const std::string statement = Dialect(sql, "transcoder_jobs", " FOR UPDATE SKIP LOCKED", true);
     auto result = current_ != nullptr ? current_->Exec(statement, texts) : db_->Exec(statement, texts);
     if (!result.ok()) return result.status();
