@@ -26,6 +26,10 @@ constexpr double kKaiserBeta = 5;
 // Above this many phases (input rates sharing few factors with 11025, e.g. 44056 Hz) the phase is
 // rounded to the nearest of this many: at most 1/1024 of a sample off.
 constexpr int kMaxPhases = 512;
+// Whole ratios up to this (176.4 kHz) take the phase-stream form; the filter then has at most this
+// many taps per phase (24 taps at 44.1 kHz and below, about 0.75·M + 1 above).
+constexpr int kMostWholeRatio = 16;
+constexpr int kMostTapsPerPhase = 24;
 
 double BesselI0(double x) {
   double sum = 1, term = 1;
@@ -67,6 +71,86 @@ typedef float Float8 __attribute__((vector_size(32)));
   room = std::min<std::size_t>(room, 256);
   std::size_t written = 0;
   std::int64_t b = *base, r = *remainder;
+  if (L == 1 && M <= kMostWholeRatio && b <= last_base) {
+    // A whole ratio (44.1 kHz: M = 4): output n of this run is Σ_k h[k]·x[w + n·M + k] with
+    // w = b − before. Written as k = q·M + p, its sample is phase p's q-th after the output's own:
+    // with the window split into M phase streams (stream_p[i] = x[w + i·M + p]), every tap of eight
+    // consecutive outputs is one contiguous load from one stream, and no horizontal sum is needed.
+    const std::size_t count = std::min<std::size_t>(room, static_cast<std::size_t>((last_base - b) / M + 1));
+    const std::size_t vectors = (count + 7) / 8;
+    const std::size_t stream_length = vectors * 8 + static_cast<std::size_t>((taps + M - 1) / M);
+    float streams[kMostWholeRatio][256 + 8 + kMostTapsPerPhase];
+    const float* window = mono + (b - before - start);
+    const std::int64_t inputs = static_cast<std::int64_t>(count - 1) * M + taps;  // what the run's taps read
+    std::int64_t split = 0;  // inputs already split
+    if (M == 4) {            // the common case (44.1 kHz), in vectors: 32 inputs to 4 × 8
+      for (; split + 32 <= inputs; split += 32) {
+        Float8 x0, x1, x2, x3;
+        std::memcpy(&x0, window + split, sizeof x0);
+        std::memcpy(&x1, window + split + 8, sizeof x1);
+        std::memcpy(&x2, window + split + 16, sizeof x2);
+        std::memcpy(&x3, window + split + 24, sizeof x3);
+        // Each pair to (phases 0 and 1 of its 4 groups, phases 2 and 3 of them), then the halves joined.
+        const Float8 a01 = __builtin_shufflevector(x0, x1, 0, 4, 8, 12, 1, 5, 9, 13);
+        const Float8 a23 = __builtin_shufflevector(x0, x1, 2, 6, 10, 14, 3, 7, 11, 15);
+        const Float8 b01 = __builtin_shufflevector(x2, x3, 0, 4, 8, 12, 1, 5, 9, 13);
+        const Float8 b23 = __builtin_shufflevector(x2, x3, 2, 6, 10, 14, 3, 7, 11, 15);
+        const Float8 p0 = __builtin_shufflevector(a01, b01, 0, 1, 2, 3, 8, 9, 10, 11);
+        const Float8 p1 = __builtin_shufflevector(a01, b01, 4, 5, 6, 7, 12, 13, 14, 15);
+        const Float8 p2 = __builtin_shufflevector(a23, b23, 0, 1, 2, 3, 8, 9, 10, 11);
+        const Float8 p3 = __builtin_shufflevector(a23, b23, 4, 5, 6, 7, 12, 13, 14, 15);
+        const std::size_t at = static_cast<std::size_t>(split / 4);
+        std::memcpy(streams[0] + at, &p0, sizeof p0);
+        std::memcpy(streams[1] + at, &p1, sizeof p1);
+        std::memcpy(streams[2] + at, &p2, sizeof p2);
+        std::memcpy(streams[3] + at, &p3, sizeof p3);
+      }
+    }
+    for (std::int64_t p = 0; p < M; ++p) {
+      float* stream = streams[p];
+      std::size_t i = static_cast<std::size_t>(split / M);
+      for (std::int64_t at = split + p; at < inputs; at += M) stream[i++] = window[at];
+      std::fill(stream + i, stream + stream_length, 0.0f);
+    }
+    // Four output vectors at a time: four independent sums keep the adder busy.
+    std::size_t v = 0;
+    for (; v + 4 <= vectors; v += 4) {
+      Float8 sum0 = {}, sum1 = {}, sum2 = {}, sum3 = {};
+      for (int p = 0; p < M; ++p) {
+        const float* stream = streams[p] + v * 8;
+        for (int k = p; k < taps; k += static_cast<int>(M), ++stream) {
+          Float8 x0, x1, x2, x3;
+          std::memcpy(&x0, stream, sizeof x0);
+          std::memcpy(&x1, stream + 8, sizeof x1);
+          std::memcpy(&x2, stream + 16, sizeof x2);
+          std::memcpy(&x3, stream + 24, sizeof x3);
+          const float weight = table[k];
+          sum0 += x0 * weight;
+          sum1 += x1 * weight;
+          sum2 += x2 * weight;
+          sum3 += x3 * weight;
+        }
+      }
+      std::memcpy(values + v * 8, &sum0, sizeof sum0);
+      std::memcpy(values + v * 8 + 8, &sum1, sizeof sum1);
+      std::memcpy(values + v * 8 + 16, &sum2, sizeof sum2);
+      std::memcpy(values + v * 8 + 24, &sum3, sizeof sum3);
+    }
+    for (; v < vectors; ++v) {
+      Float8 sum = {};
+      for (int p = 0; p < M; ++p) {
+        const float* stream = streams[p] + v * 8;
+        for (int k = p; k < taps; k += static_cast<int>(M), ++stream) {
+          Float8 x;
+          std::memcpy(&x, stream, sizeof x);
+          sum += x * table[k];
+        }
+      }
+      std::memcpy(values + v * 8, &sum, sizeof sum);
+    }
+    written = count;
+    b += static_cast<std::int64_t>(count) * M;
+  }
   while (written < room && b <= last_base) {
     const int phase = phases == L ? static_cast<int>(r) : static_cast<int>(r * phases / L);
     values[written++] = Dot(mono + (b - before - start), table + static_cast<std::size_t>(phase) * taps, taps);
@@ -93,6 +177,12 @@ typedef float Float8 __attribute__((vector_size(32)));
     v = (v + 12582912.0f) - 12582912.0f;
     const Int8 rounded = __builtin_convertvector(v, Int8);
     const std::size_t count = std::min<std::size_t>(8, written - i);
+    if (count == 8) {
+      typedef std::int16_t Short8 __attribute__((vector_size(16)));
+      const Short8 narrow = __builtin_convertvector(rounded, Short8);
+      std::memcpy(out + i, &narrow, sizeof narrow);
+      continue;
+    }
     for (std::size_t j = 0; j < count; ++j) out[i + j] = static_cast<std::int16_t>(rounded[j]);
   }
   return written;

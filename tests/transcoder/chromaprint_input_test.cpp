@@ -100,7 +100,7 @@ TEST(ChromaprintInputTest, EveryFormatAndRateGivesOneSampleEvery11025thOfASecond
 }
 
 TEST(ChromaprintInputTest, KeepsWhatChromaprintHearsAndRejectsWhatWouldFoldOntoIt) {
-  for (int rate : {44100, 48000, 96000}) {
+  for (int rate : {22050, 44100, 48000, 88200, 96000}) {
     SCOPED_TRACE(rate);
     const auto sine = [rate](double hz) {
       return [rate, hz](int, std::int64_t i) { return 0.5 * std::sin(2 * M_PI * hz * static_cast<double>(i) / rate); };
@@ -114,6 +114,29 @@ TEST(ChromaprintInputTest, KeepsWhatChromaprintHearsAndRejectsWhatWouldFoldOntoI
     // 9000 Hz would fold onto 2025 Hz at 11025 Hz: at least 40 dB down there.
     const double folded = Amplitude(Convert(AV_SAMPLE_FMT_FLTP, rate, 2, 2.0, 1024, sine(9000)), 2025) / 0.5;
     EXPECT_LT(20 * std::log10(folded + 1e-12), -40);
+  }
+}
+
+TEST(ChromaprintInputTest, WholeRatiosGiveWhatTheGeneralFormGives) {
+  // 22.05, 44.1 and 88.2 kHz are whole multiples of 11025 Hz and take their own vector form; a rate
+  // 1 Hz away takes the general one. The same tones, sampled at both, must come out the same.
+  for (int rate : {22050, 44100, 88200}) {
+    SCOPED_TRACE(rate);
+    const auto chord = [](int r) {
+      return [r](int, std::int64_t i) {
+        const double t = static_cast<double>(i) / r;
+        return 0.3 * std::sin(2 * M_PI * 220 * t) + 0.2 * std::sin(2 * M_PI * 1318.5 * t + 1) +
+               0.1 * std::sin(2 * M_PI * 3000 * t + 2);
+      };
+    };
+    const auto whole = Convert(AV_SAMPLE_FMT_FLTP, rate, 2, 1.0, 1024, chord(rate));
+    const auto general = Convert(AV_SAMPLE_FMT_FLTP, rate + 1, 2, 1.0, 1024, chord(rate + 1));
+    ASSERT_NEAR(static_cast<double>(whole.size()), static_cast<double>(general.size()), 1.0);
+    int worst = 0;
+    for (std::size_t i = 100; i + 100 < std::min(whole.size(), general.size()); ++i) {
+      worst = std::max(worst, std::abs(whole[i] - general[i]));
+    }
+    EXPECT_LT(worst, 0.01 * 32768) << "largest difference, in 16-bit steps";
   }
 }
 

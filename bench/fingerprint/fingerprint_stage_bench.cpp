@@ -1,0 +1,168 @@
+// The transcoder job's fingerprint stage, in parts, on one file decoded once into memory: the
+// conversion to Chromaprint's input (ChromaprintInput), Chromaprint's own pass at speed 1, and
+// both together, as the stage runs them. The stage's figure of record is `fingerprint_cpu_s` of
+// `plyr-core transcode` (bench/fingerprint/run.sh); this separates its parts.
+//
+// In a job each decoded frame reaches the stage while it is still in cache, so the frames are
+// walked as the first two seconds of the file over and over, for as long as the whole file:
+// the same amount of work, on frames in cache (the whole file in memory would measure memory).
+//
+//   build/release/bench/fingerprint_stage_bench FILE [--benchmark_repetitions=5 ...]
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "common/media/chromaprint.h"
+#include "common/media/ffmpeg_util.h"
+#include "transcoder/chromaprint_input.h"
+
+namespace {
+
+using plyr::media::FramePtr;
+
+struct Decoded {
+  std::vector<FramePtr> frames;
+  int rate = 0;
+  int channels = 0;
+  AVSampleFormat format = AV_SAMPLE_FMT_NONE;
+};
+
+Decoded& Audio() {
+  static Decoded decoded;
+  return decoded;
+}
+
+bool Decode(const std::string& path) {
+  AVFormatContext* raw = nullptr;
+  if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) return false;
+  plyr::media::InputFormatPtr input(raw);
+  if (avformat_find_stream_info(raw, nullptr) < 0) return false;
+  const AVCodec* codec = nullptr;
+  const int stream = av_find_best_stream(raw, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+  if (stream < 0 || !codec) return false;
+  plyr::media::CodecContextPtr decoder(avcodec_alloc_context3(codec));
+  avcodec_parameters_to_context(decoder.get(), raw->streams[stream]->codecpar);
+  if (avcodec_open2(decoder.get(), codec, nullptr) < 0) return false;
+  plyr::media::PacketPtr packet(av_packet_alloc());
+  Decoded& out = Audio();
+  auto drain = [&] {
+    for (;;) {
+      FramePtr frame(av_frame_alloc());
+      if (avcodec_receive_frame(decoder.get(), frame.get()) < 0) return;
+      out.rate = frame->sample_rate;
+      out.channels = frame->ch_layout.nb_channels;
+      out.format = static_cast<AVSampleFormat>(frame->format);
+      out.frames.push_back(std::move(frame));
+    }
+  };
+  while (av_read_frame(raw, packet.get()) >= 0) {
+    if (packet->stream_index == stream) avcodec_send_packet(decoder.get(), packet.get());
+    av_packet_unref(packet.get());
+    drain();
+  }
+  avcodec_send_packet(decoder.get(), nullptr);
+  drain();
+  return !out.frames.empty();
+}
+
+std::int64_t AudioSamples() {
+  std::int64_t samples = 0;
+  for (const auto& frame : Audio().frames) samples += frame->nb_samples;
+  return samples;
+}
+
+double AudioSeconds() { return static_cast<double>(AudioSamples()) / Audio().rate; }
+
+// Calls fn(frame) for the first two seconds' frames in turn, as many times as make the file's length.
+template <typename Fn>
+void ForEachFrame(Fn fn) {
+  const auto& frames = Audio().frames;
+  std::size_t hot = 0;
+  for (std::int64_t samples = 0; hot < frames.size() && samples < 2 * Audio().rate; ++hot) {
+    samples += frames[hot]->nb_samples;
+  }
+  const std::int64_t total = AudioSamples();
+  for (std::int64_t done = 0, i = 0; done < total; ++i) {
+    const AVFrame& frame = *frames[static_cast<std::size_t>(i) % hot];
+    fn(frame);
+    done += frame.nb_samples;
+  }
+}
+
+std::vector<std::int16_t> Convert() {
+  const Decoded& audio = Audio();
+  auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
+  std::vector<std::int16_t> out;
+  ForEachFrame([&](const AVFrame& frame) { input->Convert(frame, &out); });
+  input->Finish(&out);
+  return out;
+}
+
+void BM_Conversion(benchmark::State& state) {
+  for (auto _ : state) {
+    const Decoded& audio = Audio();
+    auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
+    std::vector<std::int16_t> out;
+    ForEachFrame([&](const AVFrame& frame) {
+      out.clear();
+      input->Convert(frame, &out);
+    });
+    input->Finish(&out);
+    benchmark::DoNotOptimize(out);
+  }
+  state.counters["audio_s"] = AudioSeconds();
+}
+BENCHMARK(BM_Conversion)->Unit(benchmark::kMillisecond);
+
+void BM_ChromaprintPass(benchmark::State& state) {
+  const std::vector<std::int16_t> samples = Convert();
+  plyr::media::Fingerprinter fingerprinter;
+  for (auto _ : state) {
+    (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
+    (void)fingerprinter.Feed(samples);
+    benchmark::DoNotOptimize(fingerprinter.Finish());
+  }
+}
+BENCHMARK(BM_ChromaprintPass)->Unit(benchmark::kMillisecond);
+
+// As the stage runs: each decoded chunk converted, then fed.
+void BM_Stage(benchmark::State& state) {
+  const Decoded& audio = Audio();
+  plyr::media::Fingerprinter fingerprinter;
+  std::vector<std::int16_t> samples;
+  for (auto _ : state) {
+    auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
+    (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
+    ForEachFrame([&](const AVFrame& frame) {
+      samples.clear();
+      input->Convert(frame, &samples);
+      (void)fingerprinter.Feed(samples);
+    });
+    samples.clear();
+    input->Finish(&samples);
+    (void)fingerprinter.Feed(samples);
+    benchmark::DoNotOptimize(fingerprinter.Finish());
+  }
+}
+BENCHMARK(BM_Stage)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s AUDIO_FILE [--benchmark_...]\n", argv[0]);
+    return 2;
+  }
+  if (!Decode(argv[1])) {
+    std::fprintf(stderr, "cannot decode %s\n", argv[1]);
+    return 1;
+  }
+  std::fprintf(stderr, "%s: %.1f s at %d Hz, %d channels, %zu frames\n", argv[1], AudioSeconds(), Audio().rate,
+               Audio().channels, Audio().frames.size());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
