@@ -252,6 +252,26 @@ template <typename Sample>
   for (; i < n; ++i) mono[i] = (Normalized(in[2 * i]) + Normalized(in[2 * i + 1])) * gain;
 }
 
+// Planar stereo (what Vorbis, Opus, MP3 and AAC decoders emit): mono[i] = left × g + right × g, in
+// one pass rather than a pass per channel.
+template <typename Sample>
+[[gnu::always_inline]] inline void MixPlanarStereoBody(const Sample* __restrict left, const Sample* __restrict right,
+                                                       int n, float gain, float* __restrict mono) {
+  int i = 0;
+  if constexpr (!std::is_same_v<Sample, std::uint8_t>) {
+    typedef Sample SampleVector __attribute__((vector_size(8 * sizeof(Sample))));
+    const float scale = gain * FullScale<Sample>();
+    for (; i + 8 <= n; i += 8) {
+      SampleVector l, r;
+      std::memcpy(&l, left + i, sizeof l);
+      std::memcpy(&r, right + i, sizeof r);
+      const Float8 v = __builtin_convertvector(l, Float8) * scale + __builtin_convertvector(r, Float8) * scale;
+      std::memcpy(mono + i, &v, sizeof v);
+    }
+  }
+  for (; i < n; ++i) mono[i] = Normalized(left[i]) * gain + Normalized(right[i]) * gain;
+}
+
 // Each loop above is compiled twice, for any x86-64 and with AVX2, and called through a check of
 // the CPU made once. (Not GCC's target_clones: its ifunc resolvers run before the sanitizers'
 // runtimes start, and crash ThreadSanitizer builds.)
@@ -299,8 +319,29 @@ void MixPackedStereoGeneric(const Sample* in, int n, float gain, float* mono) {
 }
 
 template <typename Sample>
+__attribute__((target("avx2"))) void MixPlanarStereoAvx2(const Sample* left, const Sample* right, int n, float gain,
+                                                         float* mono) {
+  MixPlanarStereoBody(left, right, n, gain, mono);
+}
+
+template <typename Sample>
+void MixPlanarStereoGeneric(const Sample* left, const Sample* right, int n, float gain, float* mono) {
+  MixPlanarStereoBody(left, right, n, gain, mono);
+}
+
+template <typename Sample>
 void Mix(const AVFrame& frame, int channels, bool planar, float* mono) {
   const float gain = 1.0f / static_cast<float>(channels);
+  if (planar && channels == 2) {
+    const auto* left = reinterpret_cast<const Sample*>(frame.extended_data[0]);
+    const auto* right = reinterpret_cast<const Sample*>(frame.extended_data[1]);
+    if (HasAvx2()) {
+      MixPlanarStereoAvx2(left, right, frame.nb_samples, gain, mono);
+    } else {
+      MixPlanarStereoGeneric(left, right, frame.nb_samples, gain, mono);
+    }
+    return;
+  }
   if (!planar && channels == 2) {
     const auto* in = reinterpret_cast<const Sample*>(frame.extended_data[0]);
     if (HasAvx2()) {

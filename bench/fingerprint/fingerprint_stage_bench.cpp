@@ -1,6 +1,6 @@
 // The transcoder job's fingerprint stage, in parts, on one file decoded once into memory: the
-// conversion to Chromaprint's input (ChromaprintInput), Chromaprint's own pass at speed 1, and
-// both together, as the stage runs them. The stage's figure of record is `fingerprint_cpu_s` of
+// conversion to Chromaprint's input (ChromaprintInput), the items at speed 1 (Fingerprinter, and
+// libchromaprint's own pass for comparison), and the stage as a whole, as the stage runs them. The stage's figure of record is `fingerprint_cpu_s` of
 // `plyr-core transcode` (bench/fingerprint/run.sh); this separates its parts.
 //
 // In a job each decoded frame reaches the stage while it is still in cache, so the frames are
@@ -9,6 +9,7 @@
 //
 //   build/release/bench/fingerprint_stage_bench FILE [--benchmark_repetitions=5 ...]
 #include <benchmark/benchmark.h>
+#include <chromaprint.h>
 
 #include <cstdio>
 #include <string>
@@ -126,6 +127,19 @@ void BM_ChromaprintPass(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ChromaprintPass)->Unit(benchmark::kMillisecond);
+
+// libchromaprint's own pass over the same samples (the anchor for Test2Calculator).
+void BM_LibchromaprintPass(benchmark::State& state) {
+  const std::vector<std::int16_t> samples = Convert();
+  ChromaprintContext* context = chromaprint_new(CHROMAPRINT_ALGORITHM_TEST2);
+  for (auto _ : state) {
+    chromaprint_start(context, plyr::media::kChromaprintRate, 1);
+    chromaprint_feed(context, samples.data(), static_cast<int>(samples.size()));
+    chromaprint_finish(context);
+  }
+  chromaprint_free(context);
+}
+BENCHMARK(BM_LibchromaprintPass)->Unit(benchmark::kMillisecond);
 
 // As the stage runs: each decoded chunk converted, then fed.
 void BM_Stage(benchmark::State& state) {

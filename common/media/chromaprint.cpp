@@ -15,24 +15,23 @@ extern "C" {
 #include "common/comma_list.h"
 
 #include "common/media/ffmpeg_util.h"
+#include "common/media/test2_calculator.h"
 
 namespace plyr::media {
 
-// A speed variant's audio reaches Chromaprint through our own resampler, already at 11025 Hz mono:
-// Chromaprint's built-in one costs about three times as much for the same items (measured in
-// bench/RESULTS.md); the settings are the ones fpcalc gives swresample, so the variant's items are
-// the same as when Chromaprint resamples (bit error rate under 0.001).
+// The items come from our own Test2Calculator (the same items as libchromaprint's, at about half
+// its CPU). Audio at another rate, with several channels or for a speed other than 1 reaches it
+// through swresample, already at 11025 Hz mono: Chromaprint's built-in resampler costs about three
+// times as much for the same items (measured in bench/RESULTS.md); the settings are the ones fpcalc
+// gives swresample, so a speed variant's items are the same as when Chromaprint resamples (bit
+// error rate under 0.001).
 struct Fingerprinter::Context {
-  ChromaprintContext* handle = nullptr;
-  SwrPtr resampler;  // set for a speed other than 1
+  Test2Calculator calculator;
+  SwrPtr resampler;  // unless the audio is fed as it is
   std::vector<std::int16_t> resampled;
 
   // Resamples `samples` (null: flush) and feeds the result.
   Status FeedResampled(const std::int16_t* samples, int frames);
-
-  ~Context() {
-    if (handle) chromaprint_free(handle);
-  }
 };
 
 void ApplyChromaprintResamplerSettings(SwrContext* swr) {
@@ -40,22 +39,6 @@ void ApplyChromaprintResamplerSettings(SwrContext* swr) {
   av_opt_set_int(swr, "phase_shift", 8, 0);
   av_opt_set_double(swr, "cutoff", 0.8, 0);
 }
-
-namespace {
-
-Status FeedContext(ChromaprintContext* handle, std::span<const std::int16_t> samples) {
-  while (!samples.empty()) {
-    // chromaprint_feed takes an int count; feed in pieces well under INT_MAX.
-    const std::size_t piece = std::min<std::size_t>(samples.size(), 1 << 20);
-    if (!chromaprint_feed(handle, samples.data(), static_cast<int>(piece))) {
-      return Status(StatusCode::kInternal, "chromaprint_feed failed");
-    }
-    samples = samples.subspan(piece);
-  }
-  return OkStatus();
-}
-
-}  // namespace
 
 Status Fingerprinter::Context::FeedResampled(const std::int16_t* samples, int frames) {
   const int capacity = swr_get_out_samples(resampler.get(), frames);
@@ -65,17 +48,14 @@ Status Fingerprinter::Context::FeedResampled(const std::int16_t* samples, int fr
   const auto* in = reinterpret_cast<const std::uint8_t*>(samples);
   const int made = swr_convert(resampler.get(), &out, capacity + 16, samples ? &in : nullptr, frames);
   if (made < 0) return Status(StatusCode::kInternal, "swr_convert failed");
-  return FeedContext(handle, {resampled.data(), static_cast<std::size_t>(made)});
+  calculator.Feed({resampled.data(), static_cast<std::size_t>(made)});
+  return OkStatus();
 }
 
 Fingerprinter::Fingerprinter(std::vector<double> speeds) : speeds_(std::move(speeds)) {
   if (speeds_.empty()) speeds_.push_back(1.0);
   for (double& s : speeds_) s = std::clamp(s, 0.5, 2.0);
-  for (std::size_t i = 0; i < speeds_.size(); ++i) {
-    auto context = std::make_unique<Context>();
-    context->handle = chromaprint_new(CHROMAPRINT_ALGORITHM_TEST2);
-    contexts_.push_back(std::move(context));
-  }
+  for (std::size_t i = 0; i < speeds_.size(); ++i) contexts_.push_back(std::make_unique<Context>());
 }
 
 Fingerprinter::~Fingerprinter() = default;
@@ -88,14 +68,9 @@ Status Fingerprinter::Start(int sample_rate, int channels) {
   channels_ = 0;
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
     Context& context = *contexts_[i];
-    if (!context.handle) return Status(StatusCode::kResourceExhausted, "out of memory");
+    (void)context.calculator.Finish();  // drops what an unfinished run left
     context.resampler.reset();
-    if (speeds_[i] == 1.0) {
-      if (!chromaprint_start(context.handle, sample_rate, channels)) {
-        return Status(StatusCode::kInternal, "chromaprint_start failed");
-      }
-      continue;
-    }
+    if (speeds_[i] == 1.0 && sample_rate == kChromaprintRate && channels == 1) continue;
     // Declaring the rate as R/s makes the resampler stretch the audio by s.
     const int declared = static_cast<int>(std::lround(sample_rate / speeds_[i]));
     AVChannelLayout in_layout, mono = AV_CHANNEL_LAYOUT_MONO;
@@ -107,9 +82,6 @@ Status Fingerprinter::Start(int sample_rate, int channels) {
     context.resampler.reset(swr);
     if (r >= 0) ApplyChromaprintResamplerSettings(swr);
     if (r < 0 || swr_init(swr) < 0) return Status(StatusCode::kInternal, "cannot set up a resampler");
-    if (!chromaprint_start(context.handle, kChromaprintRate, 1)) {
-      return Status(StatusCode::kInternal, "chromaprint_start failed");
-    }
   }
   channels_ = channels;
   return OkStatus();
@@ -122,7 +94,7 @@ Status Fingerprinter::Feed(std::span<const std::int16_t> samples) {
   }
   for (auto& context : contexts_) {
     if (!context->resampler) {
-      if (auto s = FeedContext(context->handle, samples); !s.ok()) return s;
+      context->calculator.Feed(samples);
       continue;
     }
     // Pieces keep the resampler's output buffer small.
@@ -145,16 +117,8 @@ StatusOr<std::vector<FingerprintItems>> Fingerprinter::Finish() {
     if (context->resampler) {
       if (auto s = context->FeedResampled(nullptr, 0); !s.ok()) return s;
     }
-    if (!chromaprint_finish(context->handle)) return Status(StatusCode::kInternal, "chromaprint_finish failed");
-    std::uint32_t* raw = nullptr;
-    int size = 0;
-    if (!chromaprint_get_raw_fingerprint(context->handle, &raw, &size)) {
-      // Chromaprint fails here when it produced no items (audio shorter than about 2.6 s).
-      out.emplace_back();
-      continue;
-    }
-    out.emplace_back(raw, raw + size);
-    chromaprint_dealloc(raw);
+    // Empty for audio shorter than about 2.6 s.
+    out.push_back(context->calculator.Finish());
   }
   return out;
 }

@@ -1,0 +1,282 @@
+#include "common/media/test2_calculator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+extern "C" {
+#include <libavcodec/avfft.h>
+#include <libavutil/mem.h>
+}
+
+namespace plyr::media {
+
+namespace {
+
+// TEST2's frame: 4096 samples (0.37 s), a new one every 1365 (a third of it).
+constexpr int kFrameSize = 4096;
+constexpr int kFrameBits = 12;
+constexpr int kFrameStep = kFrameSize / 3;
+constexpr int kSampleRate = 11025;
+// The chroma bands gather the spectrum from 28 to 3520 Hz.
+constexpr int kMinHz = 28, kMaxHz = 3520;
+constexpr double kChromaFilter[5] = {0.25, 0.75, 1.0, 0.75, 0.25};
+
+// A classifier: a Haar-like filter over `width` frames and `height` bands from band `y` of the
+// integral image, its value quantised by three thresholds into two bits (Gray-coded).
+struct Classifier {
+  int type, y, height, width;
+  double t0, t1, t2;
+};
+// TEST2's sixteen, in item bit order (most significant first): the algorithm's definition.
+constexpr Classifier kClassifiers[16] = {
+    {0, 4, 3, 15, 1.98215, 2.35817, 2.63523},        {4, 4, 6, 15, -1.03809, -0.651211, -0.282167},
+    {1, 0, 4, 16, -0.298702, 0.119262, 0.558497},    {3, 8, 2, 12, -0.105439, 0.0153946, 0.135898},
+    {3, 4, 4, 8, -0.142891, 0.0258736, 0.200632},    {4, 0, 3, 5, -0.826319, -0.590612, -0.368214},
+    {1, 2, 2, 9, -0.557409, -0.233035, 0.0534525},   {2, 7, 3, 4, -0.0646826, 0.00620476, 0.0784847},
+    {2, 6, 2, 16, -0.192387, -0.029699, 0.215855},   {2, 1, 3, 2, -0.0397818, -0.00568076, 0.0292026},
+    {5, 10, 1, 15, -0.53823, -0.369934, -0.190235},  {3, 6, 2, 10, -0.124877, 0.0296483, 0.139239},
+    {2, 1, 1, 14, -0.101475, 0.0225617, 0.231971},   {3, 5, 6, 4, -0.0799915, -0.00729616, 0.063262},
+    {1, 9, 2, 12, -0.272556, 0.019424, 0.302559},    {3, 4, 2, 14, -0.164292, -0.0321188, 0.0846339},
+};
+constexpr std::size_t kWidestClassifier = 16;
+
+int FreqToIndex(double hz) { return static_cast<int>(std::round(kFrameSize * hz / kSampleRate)); }
+
+// A run of consecutive FFT bins that fall into the same chroma band.
+struct BandRun {
+  int band, begin, end;
+};
+
+// Up to four runs of different bands, summed side by side.
+struct RunGroup {
+  std::array<int, 4> band, begin, length;
+  int longest;
+};
+
+// Four floats: one SSE register, which every x86-64 has.
+typedef float Float4 __attribute__((vector_size(16)));
+typedef std::int16_t Short8 __attribute__((vector_size(16)));
+typedef std::int32_t Int4 __attribute__((vector_size(16)));
+
+struct AvFree {
+  void operator()(float* p) const { av_free(p); }
+};
+
+}  // namespace
+
+struct Test2Calculator::Fft {
+  RDFTContext* rdft = av_rdft_init(kFrameBits, DFT_R2C);
+  std::unique_ptr<float, AvFree> window{static_cast<float*>(av_malloc(sizeof(float) * kFrameSize))};
+  std::unique_ptr<float, AvFree> data{static_cast<float*>(av_malloc(sizeof(float) * kFrameSize))};
+  std::unique_ptr<float, AvFree> power{static_cast<float*>(av_malloc(sizeof(float) * (kFrameSize / 2 + 8)))};
+  std::vector<RunGroup> groups;
+  int min_bin = 0, max_bin = 0;
+
+  Fft() {
+    // Hamming, scaled to 16-bit full scale, rounded to float as the FFT's input is.
+    for (int i = 0; i < kFrameSize; ++i) {
+      window.get()[i] = static_cast<float>((1.0 / INT16_MAX) * (0.54 - 0.46 * std::cos(i * 2.0 * M_PI / (kFrameSize - 1))));
+    }
+    min_bin = std::max(1, FreqToIndex(kMinHz));
+    max_bin = std::min(kFrameSize / 2, FreqToIndex(kMaxHz));
+    std::vector<BandRun> runs;
+    for (int i = min_bin; i < max_bin; ++i) {
+      const double hz = static_cast<double>(i) * kSampleRate / kFrameSize;
+      const double octave = std::log(hz / (440.0 / 16.0)) / std::log(2.0);
+      const int band = static_cast<int>(static_cast<char>(kBands * (octave - std::floor(octave))));
+      if (runs.empty() || runs.back().band != band) runs.push_back({band, i, i});
+      runs.back().end = i + 1;
+    }
+    // Consecutive runs, four to a group, a group never holding one band twice.
+    for (std::size_t next = 0; next < runs.size();) {
+      RunGroup group{};
+      group.band.fill(kBands);
+      int slots = 0;
+      for (; slots < 4 && next < runs.size(); ++slots, ++next) {
+        const BandRun& run = runs[next];
+        if (std::find(group.band.begin(), group.band.begin() + slots, run.band) != group.band.begin() + slots) break;
+        group.band[static_cast<std::size_t>(slots)] = run.band;
+        group.begin[static_cast<std::size_t>(slots)] = run.begin;
+        group.length[static_cast<std::size_t>(slots)] = run.end - run.begin;
+        group.longest = std::max(group.longest, run.end - run.begin);
+      }
+      groups.push_back(group);
+    }
+  }
+  ~Fft() { av_rdft_end(rdft); }
+  Fft(const Fft&) = delete;
+  Fft& operator=(const Fft&) = delete;
+};
+
+Test2Calculator::Test2Calculator() : fft_(std::make_unique<Fft>()), image_(kImageRows * kBands, 0.0) {}
+
+Test2Calculator::~Test2Calculator() = default;
+
+void Test2Calculator::Feed(std::span<const std::int16_t> samples) {
+  pending_.insert(pending_.end(), samples.begin(), samples.end());
+  while (next_frame_ + kFrameSize <= pending_.size()) {
+    Frame(pending_.data() + next_frame_);
+    next_frame_ += kFrameStep;
+  }
+  // Keep what later frames still need.
+  if (next_frame_ > 0 && next_frame_ >= pending_.size() / 2) {
+    const std::size_t keep_from = std::min(next_frame_, pending_.size());
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(keep_from));
+    next_frame_ -= keep_from;
+  }
+}
+
+std::vector<std::uint32_t> Test2Calculator::Finish() {
+  std::vector<std::uint32_t> items = std::move(items_);
+  Reset();
+  return items;
+}
+
+void Test2Calculator::Reset() {
+  pending_.clear();
+  next_frame_ = 0;
+  recent_next_ = recent_count_ = 0;
+  std::fill(image_.begin(), image_.end(), 0.0);
+  rows_ = 0;
+  items_.clear();
+}
+
+void Test2Calculator::Frame(const std::int16_t* samples) {
+  float* data = fft_->data.get();
+  const float* window = fft_->window.get();
+  for (int i = 0; i < kFrameSize; i += 8) {
+    Short8 raw;
+    Float4 w0, w1;
+    std::memcpy(&raw, samples + i, sizeof raw);
+    std::memcpy(&w0, window + i, sizeof w0);
+    std::memcpy(&w1, window + i + 4, sizeof w1);
+    // Widened to 32 bits first: GCC converts 16-bit lanes to float one at a time otherwise.
+    const Int4 low = __builtin_convertvector(__builtin_shufflevector(raw, raw, 0, 1, 2, 3), Int4);
+    const Int4 high = __builtin_convertvector(__builtin_shufflevector(raw, raw, 4, 5, 6, 7), Int4);
+    const Float4 v0 = __builtin_convertvector(low, Float4) * w0, v1 = __builtin_convertvector(high, Float4) * w1;
+    std::memcpy(data + i, &v0, sizeof v0);
+    std::memcpy(data + i + 4, &v1, sizeof v1);
+  }
+  av_rdft_calc(fft_->rdft, data);
+
+  // Each bin's power, in float as Chromaprint's FFT frame computes it (element by element, so the
+  // same to the last bit in vectors).
+  float* power = fft_->power.get();
+  for (int i = fft_->min_bin & ~3; i < fft_->max_bin; i += 4) {
+    Float4 a, b;
+    std::memcpy(&a, data + 2 * i, sizeof a);
+    std::memcpy(&b, data + 2 * i + 4, sizeof b);
+    const Float4 re = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    const Float4 im = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    const Float4 p = re * re + im * im;
+    std::memcpy(power + i, &p, sizeof p);
+  }
+  // Each band is the sum of its bins' power, added in bin order from zero: the order Chromaprint
+  // adds them in, so the sums are the same to the last bit. Runs of bins in one band are summed
+  // in registers, four runs of four different bands side by side (independent sums), rather than
+  // one bin at a time through memory.
+  std::array<double, kBands + 1> features{};  // the last: where a group's unused slots add
+  for (const RunGroup& group : fft_->groups) {
+    double s0 = features[group.band[0]], s1 = features[group.band[1]], s2 = features[group.band[2]],
+           s3 = features[group.band[3]];
+    for (int k = 0; k < group.longest; ++k) {
+      if (k < group.length[0]) s0 += static_cast<double>(power[group.begin[0] + k]);
+      if (k < group.length[1]) s1 += static_cast<double>(power[group.begin[1] + k]);
+      if (k < group.length[2]) s2 += static_cast<double>(power[group.begin[2] + k]);
+      if (k < group.length[3]) s3 += static_cast<double>(power[group.begin[3] + k]);
+    }
+    features[group.band[0]] = s0;
+    features[group.band[1]] = s1;
+    features[group.band[2]] = s2;
+    features[group.band[3]] = s3;
+  }
+
+  // The 5-tap filter over the last five chroma vectors, then normalisation.
+  std::copy_n(features.begin(), kBands, recent_[recent_next_].begin());
+  recent_next_ = (recent_next_ + 1) % recent_.size();
+  if (recent_count_ + 1 < std::size(kChromaFilter)) {
+    ++recent_count_;
+    return;
+  }
+  const std::size_t oldest = (recent_next_ + recent_.size() - std::size(kChromaFilter)) % recent_.size();
+  Bands filtered{};
+  for (int band = 0; band < kBands; ++band) {
+    for (std::size_t j = 0; j < std::size(kChromaFilter); ++j) {
+      filtered[static_cast<std::size_t>(band)] +=
+          recent_[(oldest + j) % recent_.size()][static_cast<std::size_t>(band)] * kChromaFilter[j];
+    }
+  }
+  double squares = 0;
+  for (double v : filtered) squares += v * v;
+  const double norm = squares > 0 ? std::sqrt(squares) : 0;
+  if (norm < 0.01) {
+    filtered.fill(0.0);
+  } else {
+    for (double& v : filtered) v /= norm;
+  }
+  AddFeatures(filtered);
+}
+
+void Test2Calculator::AddFeatures(const Bands& features) {
+  double* row = &image_[(rows_ % kImageRows) * kBands];
+  double sum = 0;
+  for (int c = 0; c < kBands; ++c) row[c] = sum += features[static_cast<std::size_t>(c)];
+  if (rows_ > 0) {
+    const double* last = &image_[((rows_ - 1) % kImageRows) * kBands];
+    for (int c = 0; c < kBands; ++c) row[c] = last[c] + row[c];
+  }
+  ++rows_;
+  if (rows_ >= kWidestClassifier) items_.push_back(Item(rows_ - kWidestClassifier));
+}
+
+// The sum over frames [r1, r2) and bands [c1, c2), with Chromaprint's operations in its order.
+double Test2Calculator::Area(std::size_t r1, std::size_t c1, std::size_t r2, std::size_t c2) const {
+  if (r1 == r2 || c1 == c2) return 0.0;
+  const double* row2 = &image_[((r2 - 1) % kImageRows) * kBands];
+  if (r1 == 0) return c1 == 0 ? row2[c2 - 1] : row2[c2 - 1] - row2[c1 - 1];
+  const double* row1 = &image_[((r1 - 1) % kImageRows) * kBands];
+  if (c1 == 0) return row2[c2 - 1] - row1[c2 - 1];
+  return row2[c2 - 1] - row1[c2 - 1] - row2[c1 - 1] + row1[c1 - 1];
+}
+
+std::uint32_t Test2Calculator::Item(std::size_t x) const {
+  static constexpr std::uint32_t kGray[4] = {0, 1, 3, 2};
+  std::uint32_t bits = 0;
+  for (const Classifier& c : kClassifiers) {
+    const std::size_t y = static_cast<std::size_t>(c.y), w = static_cast<std::size_t>(c.width),
+                      h = static_cast<std::size_t>(c.height);
+    double a = 0, b = 0;
+    switch (c.type) {
+      case 0:
+        a = Area(x, y, x + w, y + h);
+        break;
+      case 1:
+        a = Area(x, y + h / 2, x + w, y + h);
+        b = Area(x, y, x + w, y + h / 2);
+        break;
+      case 2:
+        a = Area(x + w / 2, y, x + w, y + h);
+        b = Area(x, y, x + w / 2, y + h);
+        break;
+      case 3:
+        a = Area(x, y + h / 2, x + w / 2, y + h) + Area(x + w / 2, y, x + w, y + h / 2);
+        b = Area(x, y, x + w / 2, y + h / 2) + Area(x + w / 2, y + h / 2, x + w, y + h);
+        break;
+      case 4:
+        a = Area(x, y + h / 3, x + w, y + 2 * (h / 3));
+        b = Area(x, y, x + w, y + h / 3) + Area(x, y + 2 * (h / 3), x + w, y + h);
+        break;
+      case 5:
+        a = Area(x + w / 3, y, x + 2 * (w / 3), y + h);
+        b = Area(x, y, x + w / 3, y + h) + Area(x + 2 * (w / 3), y, x + w, y + h);
+        break;
+    }
+    const double value = std::log((1.0 + a) / (1.0 + b));
+    const int level = value < c.t1 ? (value < c.t0 ? 0 : 1) : (value < c.t2 ? 2 : 3);
+    bits = (bits << 2) | kGray[level];
+  }
+  return bits;
+}
+
+}  // namespace plyr::media
