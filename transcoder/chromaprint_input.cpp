@@ -11,6 +11,7 @@ extern "C" {
 }
 
 #include "common/media/chromaprint.h"
+#include "common/media/cpu.h"
 
 namespace plyr::transcoder {
 
@@ -43,6 +44,7 @@ double BesselI0(double x) {
 // 8 floats: GCC and clang compile this to two SSE registers, or one AVX register in the variant
 // built for AVX2.
 typedef float Float8 __attribute__((vector_size(32)));
+typedef float Float4 __attribute__((vector_size(16)));
 
 // The dot product of `taps` weights and samples (a multiple of 8).
 [[gnu::always_inline]] inline float Dot(const float* x, const float* h, int taps) {
@@ -60,6 +62,9 @@ typedef float Float8 __attribute__((vector_size(32)));
 // and whose position is before input sample `end`, at most `room`, into out as 16-bit values;
 // advances the next output's position (*base + *remainder / L) by M/L per output and returns how
 // many it wrote.
+// `kAvx`: 8-float vectors are single registers (with SSE alone, their shuffles and four sums at
+// once spill to memory and cost more than they save).
+template <bool kAvx>
 [[gnu::always_inline]] inline std::size_t FilterRunBody(
     const float* mono, std::int64_t start, std::int64_t available, const float* table, int taps, int phases,
     std::int64_t L, std::int64_t M, std::int64_t* base, std::int64_t* remainder, std::int64_t end,
@@ -83,7 +88,7 @@ typedef float Float8 __attribute__((vector_size(32)));
     const float* window = mono + (b - before - start);
     const std::int64_t inputs = static_cast<std::int64_t>(count - 1) * M + taps;  // what the run's taps read
     std::int64_t split = 0;  // inputs already split
-    if (M == 4) {            // the common case (44.1 kHz), in vectors: 32 inputs to 4 × 8
+    if (kAvx && M == 4) {    // the common case (44.1 kHz), in vectors: 32 inputs to 4 × 8
       for (; split + 32 <= inputs; split += 32) {
         Float8 x0, x1, x2, x3;
         std::memcpy(&x0, window + split, sizeof x0);
@@ -114,7 +119,7 @@ typedef float Float8 __attribute__((vector_size(32)));
     }
     // Four output vectors at a time: four independent sums keep the adder busy.
     std::size_t v = 0;
-    for (; v + 4 <= vectors; v += 4) {
+    for (; kAvx && v + 4 <= vectors; v += 4) {
       Float8 sum0 = {}, sum1 = {}, sum2 = {}, sum3 = {};
       for (int p = 0; p < M; ++p) {
         const float* stream = streams[p] + v * 8;
@@ -137,16 +142,20 @@ typedef float Float8 __attribute__((vector_size(32)));
       std::memcpy(values + v * 8 + 24, &sum3, sizeof sum3);
     }
     for (; v < vectors; ++v) {
-      Float8 sum = {};
+      // Two 4-float sums: GCC keeps an 8-float one in memory when it takes two SSE registers.
+      Float4 low = {}, high = {};
       for (int p = 0; p < M; ++p) {
         const float* stream = streams[p] + v * 8;
         for (int k = p; k < taps; k += static_cast<int>(M), ++stream) {
-          Float8 x;
-          std::memcpy(&x, stream, sizeof x);
-          sum += x * table[k];
+          Float4 x0, x1;
+          std::memcpy(&x0, stream, sizeof x0);
+          std::memcpy(&x1, stream + 4, sizeof x1);
+          low += x0 * table[k];
+          high += x1 * table[k];
         }
       }
-      std::memcpy(values + v * 8, &sum, sizeof sum);
+      std::memcpy(values + v * 8, &low, sizeof low);
+      std::memcpy(values + v * 8 + 4, &high, sizeof high);
     }
     written = count;
     b += static_cast<std::int64_t>(count) * M;
@@ -272,29 +281,19 @@ template <typename Sample>
   for (; i < n; ++i) mono[i] = Normalized(left[i]) * gain + Normalized(right[i]) * gain;
 }
 
-// Each loop above is compiled twice, for any x86-64 and with AVX2, and called through a check of
-// the CPU made once. (Not GCC's target_clones: its ifunc resolvers run before the sanitizers'
-// runtimes start, and crash ThreadSanitizer builds.)
-bool HasAvx2() {
-  static const bool avx2 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
-  }();
-  return avx2;
-}
-
+// Each loop above is compiled twice, for any x86-64 and with AVX2 (media::CpuHasAvx2 chooses).
 __attribute__((target("avx2"))) std::size_t FilterRunAvx2(const float* mono, std::int64_t start,
                                                            std::int64_t available, const float* table, int taps,
                                                            int phases, std::int64_t L, std::int64_t M,
                                                            std::int64_t* base, std::int64_t* remainder,
                                                            std::int64_t end, std::int16_t* out, std::size_t room) {
-  return FilterRunBody(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
+  return FilterRunBody<true>(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
 }
 
 std::size_t FilterRunGeneric(const float* mono, std::int64_t start, std::int64_t available, const float* table,
                              int taps, int phases, std::int64_t L, std::int64_t M, std::int64_t* base,
                              std::int64_t* remainder, std::int64_t end, std::int16_t* out, std::size_t room) {
-  return FilterRunBody(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
+  return FilterRunBody<false>(mono, start, available, table, taps, phases, L, M, base, remainder, end, out, room);
 }
 
 template <typename Sample>
@@ -335,7 +334,7 @@ void Mix(const AVFrame& frame, int channels, bool planar, float* mono) {
   if (planar && channels == 2) {
     const auto* left = reinterpret_cast<const Sample*>(frame.extended_data[0]);
     const auto* right = reinterpret_cast<const Sample*>(frame.extended_data[1]);
-    if (HasAvx2()) {
+    if (media::CpuHasAvx2()) {
       MixPlanarStereoAvx2(left, right, frame.nb_samples, gain, mono);
     } else {
       MixPlanarStereoGeneric(left, right, frame.nb_samples, gain, mono);
@@ -344,7 +343,7 @@ void Mix(const AVFrame& frame, int channels, bool planar, float* mono) {
   }
   if (!planar && channels == 2) {
     const auto* in = reinterpret_cast<const Sample*>(frame.extended_data[0]);
-    if (HasAvx2()) {
+    if (media::CpuHasAvx2()) {
       MixPackedStereoAvx2(in, frame.nb_samples, gain, mono);
     } else {
       MixPackedStereoGeneric(in, frame.nb_samples, gain, mono);
@@ -355,7 +354,7 @@ void Mix(const AVFrame& frame, int channels, bool planar, float* mono) {
     const auto* in = planar ? reinterpret_cast<const Sample*>(frame.extended_data[c])
                             : reinterpret_cast<const Sample*>(frame.extended_data[0]) + c;
     const int stride = planar ? 1 : channels;
-    if (HasAvx2()) {
+    if (media::CpuHasAvx2()) {
       MixPlaneAvx2(in, stride, frame.nb_samples, gain, c == 0, mono);
     } else {
       MixPlaneGeneric(in, stride, frame.nb_samples, gain, c == 0, mono);
@@ -450,7 +449,7 @@ void ChromaprintInput::Filter(std::vector<std::int16_t>* out, std::int64_t end) 
   for (;;) {
     const std::size_t at = out->size();
     out->resize(at + 256);
-    const auto run = HasAvx2() ? FilterRunAvx2 : FilterRunGeneric;
+    const auto run = media::CpuHasAvx2() ? FilterRunAvx2 : FilterRunGeneric;
     const std::size_t n = run(mono_.data(), mono_start_, static_cast<std::int64_t>(mono_.size()), table_.data(),
                                     taps_, phases_, out_per_step_, in_per_step_, &next_base_, &next_remainder_, end,
                                     out->data() + at, 256);

@@ -5,9 +5,11 @@
 #include <cstring>
 
 extern "C" {
-#include <libavcodec/avfft.h>
+#include <libavcodec/avfft.h>  // av_fft: FFmpeg 5.1's complex FFT
 #include <libavutil/mem.h>
 }
+
+#include "common/media/cpu.h"
 
 namespace plyr::media {
 
@@ -54,22 +56,116 @@ struct RunGroup {
   int longest;
 };
 
-// Four floats: one SSE register, which every x86-64 has.
-typedef float Float4 __attribute__((vector_size(16)));
-typedef std::int16_t Short8 __attribute__((vector_size(16)));
-typedef std::int32_t Int4 __attribute__((vector_size(16)));
 
 struct AvFree {
   void operator()(float* p) const { av_free(p); }
 };
 
+
+// Four and eight floats: an SSE register (every x86-64 has them) and an AVX one.
+typedef float Float4 __attribute__((vector_size(16)));
+typedef float Float8 __attribute__((vector_size(32)));
+typedef std::int16_t Short8 __attribute__((vector_size(16)));
+typedef std::int32_t Int4 __attribute__((vector_size(16)));
+typedef std::int32_t Int8 __attribute__((vector_size(32)));
+
+// data[i] = samples[i] × window[i] over the frame, in float as Chromaprint computes it.
+void ApplyWindowGeneric(const std::int16_t* samples, const float* window, float* data) {
+  for (int i = 0; i < kFrameSize; i += 8) {
+    Short8 raw;
+    Float4 w0, w1;
+    std::memcpy(&raw, samples + i, sizeof raw);
+    std::memcpy(&w0, window + i, sizeof w0);
+    std::memcpy(&w1, window + i + 4, sizeof w1);
+    // Widened to 32 bits first: GCC converts 16-bit lanes to float one at a time otherwise.
+    const Int4 low = __builtin_convertvector(__builtin_shufflevector(raw, raw, 0, 1, 2, 3), Int4);
+    const Int4 high = __builtin_convertvector(__builtin_shufflevector(raw, raw, 4, 5, 6, 7), Int4);
+    const Float4 v0 = __builtin_convertvector(low, Float4) * w0, v1 = __builtin_convertvector(high, Float4) * w1;
+    std::memcpy(data + i, &v0, sizeof v0);
+    std::memcpy(data + i + 4, &v1, sizeof v1);
+  }
+}
+
+__attribute__((target("avx2"))) void ApplyWindowAvx2(const std::int16_t* samples, const float* window, float* data) {
+  for (int i = 0; i < kFrameSize; i += 8) {
+    Short8 raw;
+    Float8 w;
+    std::memcpy(&raw, samples + i, sizeof raw);
+    std::memcpy(&w, window + i, sizeof w);
+    const Float8 v = __builtin_convertvector(__builtin_convertvector(raw, Int8), Float8) * w;
+    std::memcpy(data + i, &v, sizeof v);
+  }
+}
+
+// From the complex FFT (of n/2 points) of a frame's even and odd samples, the power of the real
+// FFT's bins 8 to n/2 − 8 (the chroma bands start at bin 10), as av_rdft (FFmpeg 5.1's
+// rdft_calc_c) would leave them: bins i and n/2 − i are separated from the pair with its
+// operations in its order, so the same floats to the last bit, and each bin's power is then
+// computed in float as Chromaprint's FFT frame computes it. Element by element, so in vectors.
+// Bin n/4, its own mirror, is left to the caller.
+template <typename Vector>
+[[gnu::always_inline]] inline void SeparateBins(const Vector& a_re, const Vector& a_im, const Vector& b_re,
+                                                const Vector& b_im, const Vector& cosine, const Vector& sine,
+                                                Vector* low, Vector* high) {
+  const Vector half = Vector{} + 0.5f;
+  const Vector even_re = half * (a_re + b_re), odd_im = half * (b_re - a_re);
+  const Vector even_im = half * (a_im - b_im), odd_re = half * (a_im + b_im);
+  const Vector turned_re = odd_re * cosine + odd_im * sine, turned_im = odd_im * cosine - odd_re * sine;
+  const Vector low_re = even_re + turned_re, low_im = even_im + turned_im;
+  const Vector high_re = even_re - turned_re, high_im = turned_im - even_im;
+  *low = low_re * low_re + low_im * low_im;
+  *high = high_re * high_re + high_im * high_im;
+}
+
+void SeparatedPowerGeneric(const float* data, const float* cosines, const float* sines, float* power) {
+  for (int i = 8; i < kFrameSize / 4; i += 4) {  // bins i..i+3 and n/2 − i − 3..n/2 − i
+    Float4 a0, a1, b0, b1, cosine, sine, low, high;
+    std::memcpy(&a0, data + 2 * i, sizeof a0);
+    std::memcpy(&a1, data + 2 * i + 4, sizeof a1);
+    std::memcpy(&b0, data + kFrameSize - 2 * i - 6, sizeof b0);
+    std::memcpy(&b1, data + kFrameSize - 2 * i - 2, sizeof b1);
+    std::memcpy(&cosine, cosines + i, sizeof cosine);
+    std::memcpy(&sine, sines + i, sizeof sine);
+    SeparateBins(__builtin_shufflevector(a0, a1, 0, 2, 4, 6), __builtin_shufflevector(a0, a1, 1, 3, 5, 7),
+                 __builtin_shufflevector(b0, b1, 6, 4, 2, 0), __builtin_shufflevector(b0, b1, 7, 5, 3, 1), cosine,
+                 sine, &low, &high);
+    const Float4 high_ascending = __builtin_shufflevector(high, high, 3, 2, 1, 0);
+    std::memcpy(power + i, &low, sizeof low);
+    std::memcpy(power + kFrameSize / 2 - i - 3, &high_ascending, sizeof high_ascending);
+  }
+}
+
+__attribute__((target("avx2"))) void SeparatedPowerAvx2(const float* data, const float* cosines, const float* sines,
+                                                        float* power) {
+  for (int i = 8; i < kFrameSize / 4; i += 8) {  // bins i..i+7 and n/2 − i − 7..n/2 − i
+    Float8 a0, a1, b0, b1, cosine, sine, low, high;
+    std::memcpy(&a0, data + 2 * i, sizeof a0);
+    std::memcpy(&a1, data + 2 * i + 8, sizeof a1);
+    std::memcpy(&b0, data + kFrameSize - 2 * i - 14, sizeof b0);
+    std::memcpy(&b1, data + kFrameSize - 2 * i - 6, sizeof b1);
+    std::memcpy(&cosine, cosines + i, sizeof cosine);
+    std::memcpy(&sine, sines + i, sizeof sine);
+    SeparateBins(__builtin_shufflevector(a0, a1, 0, 2, 4, 6, 8, 10, 12, 14),
+                 __builtin_shufflevector(a0, a1, 1, 3, 5, 7, 9, 11, 13, 15),
+                 __builtin_shufflevector(b0, b1, 14, 12, 10, 8, 6, 4, 2, 0),
+                 __builtin_shufflevector(b0, b1, 15, 13, 11, 9, 7, 5, 3, 1), cosine, sine, &low, &high);
+    const Float8 high_ascending = __builtin_shufflevector(high, high, 7, 6, 5, 4, 3, 2, 1, 0);
+    std::memcpy(power + i, &low, sizeof low);
+    std::memcpy(power + kFrameSize / 2 - i - 7, &high_ascending, sizeof high_ascending);
+  }
+}
+static_assert((kFrameSize / 4 - 8) % 8 == 0, "whole vectors from bin 8 to n/4");
+
 }  // namespace
 
 struct Test2Calculator::Fft {
-  RDFTContext* rdft = av_rdft_init(kFrameBits, DFT_R2C);
+  // The complex FFT of half the frame's length, which FFmpeg's real FFT (av_rdft) runs inside.
+  FFTContext* fft = av_fft_init(kFrameBits - 1, 0);
   std::unique_ptr<float, AvFree> window{static_cast<float*>(av_malloc(sizeof(float) * kFrameSize))};
   std::unique_ptr<float, AvFree> data{static_cast<float*>(av_malloc(sizeof(float) * kFrameSize))};
   std::unique_ptr<float, AvFree> power{static_cast<float*>(av_malloc(sizeof(float) * (kFrameSize / 2 + 8)))};
+  // av_rdft's twiddle factors, as FFmpeg tabulates them (float cosines of i·2π/n).
+  std::array<float, kFrameSize / 4> cosines{}, sines{};
   std::vector<RunGroup> groups;
   int min_bin = 0, max_bin = 0;
 
@@ -77,6 +173,11 @@ struct Test2Calculator::Fft {
     // Hamming, scaled to 16-bit full scale, rounded to float as the FFT's input is.
     for (int i = 0; i < kFrameSize; ++i) {
       window.get()[i] = static_cast<float>((1.0 / INT16_MAX) * (0.54 - 0.46 * std::cos(i * 2.0 * M_PI / (kFrameSize - 1))));
+    }
+    const double step = 2 * M_PI / kFrameSize;
+    for (int i = 0; i < kFrameSize / 4; ++i) {
+      cosines[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(i * step));
+      sines[static_cast<std::size_t>(i)] = static_cast<float>(std::cos((kFrameSize / 4 - i) * step));
     }
     min_bin = std::max(1, FreqToIndex(kMinHz));
     max_bin = std::min(kFrameSize / 2, FreqToIndex(kMaxHz));
@@ -104,7 +205,7 @@ struct Test2Calculator::Fft {
       groups.push_back(group);
     }
   }
-  ~Fft() { av_rdft_end(rdft); }
+  ~Fft() { av_fft_end(fft); }
   Fft(const Fft&) = delete;
   Fft& operator=(const Fft&) = delete;
 };
@@ -145,33 +246,25 @@ void Test2Calculator::Reset() {
 void Test2Calculator::Frame(const std::int16_t* samples) {
   float* data = fft_->data.get();
   const float* window = fft_->window.get();
-  for (int i = 0; i < kFrameSize; i += 8) {
-    Short8 raw;
-    Float4 w0, w1;
-    std::memcpy(&raw, samples + i, sizeof raw);
-    std::memcpy(&w0, window + i, sizeof w0);
-    std::memcpy(&w1, window + i + 4, sizeof w1);
-    // Widened to 32 bits first: GCC converts 16-bit lanes to float one at a time otherwise.
-    const Int4 low = __builtin_convertvector(__builtin_shufflevector(raw, raw, 0, 1, 2, 3), Int4);
-    const Int4 high = __builtin_convertvector(__builtin_shufflevector(raw, raw, 4, 5, 6, 7), Int4);
-    const Float4 v0 = __builtin_convertvector(low, Float4) * w0, v1 = __builtin_convertvector(high, Float4) * w1;
-    std::memcpy(data + i, &v0, sizeof v0);
-    std::memcpy(data + i + 4, &v1, sizeof v1);
+  if (CpuHasAvx2()) {
+    ApplyWindowAvx2(samples, window, data);
+  } else {
+    ApplyWindowGeneric(samples, window, data);
   }
-  av_rdft_calc(fft_->rdft, data);
-
-  // Each bin's power, in float as Chromaprint's FFT frame computes it (element by element, so the
-  // same to the last bit in vectors).
+  // The real FFT as av_rdft computes it: the complex FFT of the frame's even and odd samples,
+  // then each pair of bins separated again (SeparatedPower).
+  av_fft_permute(fft_->fft, reinterpret_cast<FFTComplex*>(data));
+  av_fft_calc(fft_->fft, reinterpret_cast<FFTComplex*>(data));
   float* power = fft_->power.get();
-  for (int i = fft_->min_bin & ~3; i < fft_->max_bin; i += 4) {
-    Float4 a, b;
-    std::memcpy(&a, data + 2 * i, sizeof a);
-    std::memcpy(&b, data + 2 * i + 4, sizeof b);
-    const Float4 re = __builtin_shufflevector(a, b, 0, 2, 4, 6);
-    const Float4 im = __builtin_shufflevector(a, b, 1, 3, 5, 7);
-    const Float4 p = re * re + im * im;
-    std::memcpy(power + i, &p, sizeof p);
+  if (CpuHasAvx2()) {
+    SeparatedPowerAvx2(data, fft_->cosines.data(), fft_->sines.data(), power);
+  } else {
+    SeparatedPowerGeneric(data, fft_->cosines.data(), fft_->sines.data(), power);
   }
+  // Bin n/4 is its own mirror: av_rdft only flips the sign of its imaginary part.
+  const float quarter_re = data[kFrameSize / 2], quarter_im = data[kFrameSize / 2 + 1];
+  power[kFrameSize / 4] = quarter_re * quarter_re + quarter_im * quarter_im;
+
   // Each band is the sum of its bins' power, added in bin order from zero: the order Chromaprint
   // adds them in, so the sums are the same to the last bit. Runs of bins in one band are summed
   // in registers, four runs of four different bands side by side (independent sums), rather than
