@@ -35,6 +35,40 @@ Decoded& Audio() {
   return decoded;
 }
 
+std::string& Path() {
+  static std::string path;
+  return path;
+}
+
+// Decodes the file again, calling fn(frame) for each decoded frame as it comes out of the decoder.
+template <typename Fn>
+void DecodeEach(Fn fn) {
+  AVFormatContext* raw = nullptr;
+  if (avformat_open_input(&raw, Path().c_str(), nullptr, nullptr) < 0) return;
+  plyr::media::InputFormatPtr input(raw);
+  avformat_find_stream_info(raw, nullptr);
+  const AVCodec* codec = nullptr;
+  const int stream = av_find_best_stream(raw, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+  plyr::media::CodecContextPtr decoder(avcodec_alloc_context3(codec));
+  avcodec_parameters_to_context(decoder.get(), raw->streams[stream]->codecpar);
+  avcodec_open2(decoder.get(), codec, nullptr);
+  plyr::media::PacketPtr packet(av_packet_alloc());
+  FramePtr frame(av_frame_alloc());
+  auto drain = [&] {
+    while (avcodec_receive_frame(decoder.get(), frame.get()) >= 0) {
+      fn(*frame);
+      av_frame_unref(frame.get());
+    }
+  };
+  while (av_read_frame(raw, packet.get()) >= 0) {
+    if (packet->stream_index == stream) avcodec_send_packet(decoder.get(), packet.get());
+    av_packet_unref(packet.get());
+    drain();
+  }
+  avcodec_send_packet(decoder.get(), nullptr);
+  drain();
+}
+
 bool Decode(const std::string& path) {
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) return false;
@@ -162,6 +196,33 @@ void BM_Stage(benchmark::State& state) {
 }
 BENCHMARK(BM_Stage)->Unit(benchmark::kMillisecond);
 
+// The decode alone, and the decode with the stage run on each frame as it is decoded: their
+// difference is the stage's cost on frames fresh from the decoder, as in a job.
+void BM_DecodeOnly(benchmark::State& state) {
+  for (auto _ : state) DecodeEach([](const AVFrame& frame) { benchmark::DoNotOptimize(frame.nb_samples); });
+}
+BENCHMARK(BM_DecodeOnly)->Unit(benchmark::kMillisecond);
+
+void BM_DecodeWithStage(benchmark::State& state) {
+  const Decoded& audio = Audio();
+  plyr::media::Fingerprinter fingerprinter;
+  std::vector<std::int16_t> samples;
+  for (auto _ : state) {
+    auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
+    (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
+    DecodeEach([&](const AVFrame& frame) {
+      samples.clear();
+      input->Convert(frame, &samples);
+      (void)fingerprinter.Feed(samples);
+    });
+    samples.clear();
+    input->Finish(&samples);
+    (void)fingerprinter.Feed(samples);
+    benchmark::DoNotOptimize(fingerprinter.Finish());
+  }
+}
+BENCHMARK(BM_DecodeWithStage)->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,6 +231,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: %s AUDIO_FILE [--benchmark_...]\n", argv[0]);
     return 2;
   }
+  Path() = argv[1];
   if (!Decode(argv[1])) {
     std::fprintf(stderr, "cannot decode %s\n", argv[1]);
     return 1;

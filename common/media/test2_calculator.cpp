@@ -52,8 +52,8 @@ struct BandRun {
 
 // Up to four runs of different bands, summed side by side.
 struct RunGroup {
-  std::array<int, 4> band, begin, length;
-  int longest;
+  std::array<int, 4> band, begin, length;  // an unused slot: band kBands, length 0
+  int shortest, longest;
 };
 
 
@@ -202,6 +202,7 @@ struct Test2Calculator::Fft {
         group.length[static_cast<std::size_t>(slots)] = run.end - run.begin;
         group.longest = std::max(group.longest, run.end - run.begin);
       }
+      group.shortest = *std::min_element(group.length.begin(), group.length.end());
       groups.push_back(group);
     }
   }
@@ -210,21 +211,32 @@ struct Test2Calculator::Fft {
   Fft& operator=(const Fft&) = delete;
 };
 
-Test2Calculator::Test2Calculator() : fft_(std::make_unique<Fft>()), image_(kImageRows * kBands, 0.0) {}
+Test2Calculator::Test2Calculator()
+    : fft_(std::make_unique<Fft>()), joined_(kFrameSize), image_(kImageRows * kBands, 0.0) {}
 
 Test2Calculator::~Test2Calculator() = default;
 
 void Test2Calculator::Feed(std::span<const std::int16_t> samples) {
-  pending_.insert(pending_.end(), samples.begin(), samples.end());
-  while (next_frame_ + kFrameSize <= pending_.size()) {
-    Frame(pending_.data() + next_frame_);
-    next_frame_ += kFrameStep;
+  // Frames start every kFrameStep samples, counted from the start of pending_ (the samples kept
+  // from the last call, from the next frame's start) followed by the new ones. Frames wholly in
+  // the new samples are read where they are; one that spans both is put together first.
+  const std::size_t kept = pending_.size(), total = kept + samples.size();
+  std::size_t at = 0;
+  for (; at + kFrameSize <= total; at += kFrameStep) {
+    if (at >= kept) {
+      Frame(samples.data() + (at - kept));
+      continue;
+    }
+    std::copy(pending_.begin() + static_cast<std::ptrdiff_t>(at), pending_.end(), joined_.begin());
+    std::copy_n(samples.begin(), kFrameSize - (kept - at), joined_.begin() + static_cast<std::ptrdiff_t>(kept - at));
+    Frame(joined_.data());
   }
-  // Keep what later frames still need.
-  if (next_frame_ > 0 && next_frame_ >= pending_.size() / 2) {
-    const std::size_t keep_from = std::min(next_frame_, pending_.size());
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(keep_from));
-    next_frame_ -= keep_from;
+  // Fewer than a frame's samples remain from `at` on.
+  if (at >= kept) {
+    pending_.assign(samples.begin() + static_cast<std::ptrdiff_t>(at - kept), samples.end());
+  } else {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(at));
+    pending_.insert(pending_.end(), samples.begin(), samples.end());
   }
 }
 
@@ -236,7 +248,6 @@ std::vector<std::uint32_t> Test2Calculator::Finish() {
 
 void Test2Calculator::Reset() {
   pending_.clear();
-  next_frame_ = 0;
   recent_next_ = recent_count_ = 0;
   std::fill(image_.begin(), image_.end(), 0.0);
   rows_ = 0;
@@ -271,13 +282,24 @@ void Test2Calculator::Frame(const std::int16_t* samples) {
   // one bin at a time through memory.
   std::array<double, kBands + 1> features{};  // the last: where a group's unused slots add
   for (const RunGroup& group : fft_->groups) {
+    const float* p0 = power + group.begin[0];
+    const float* p1 = power + group.begin[1];
+    const float* p2 = power + group.begin[2];
+    const float* p3 = power + group.begin[3];
     double s0 = features[group.band[0]], s1 = features[group.band[1]], s2 = features[group.band[2]],
            s3 = features[group.band[3]];
-    for (int k = 0; k < group.longest; ++k) {
-      if (k < group.length[0]) s0 += static_cast<double>(power[group.begin[0] + k]);
-      if (k < group.length[1]) s1 += static_cast<double>(power[group.begin[1] + k]);
-      if (k < group.length[2]) s2 += static_cast<double>(power[group.begin[2] + k]);
-      if (k < group.length[3]) s3 += static_cast<double>(power[group.begin[3] + k]);
+    int k = 0;
+    for (; k < group.shortest; ++k) {
+      s0 += static_cast<double>(p0[k]);
+      s1 += static_cast<double>(p1[k]);
+      s2 += static_cast<double>(p2[k]);
+      s3 += static_cast<double>(p3[k]);
+    }
+    for (; k < group.longest; ++k) {
+      if (k < group.length[0]) s0 += static_cast<double>(p0[k]);
+      if (k < group.length[1]) s1 += static_cast<double>(p1[k]);
+      if (k < group.length[2]) s2 += static_cast<double>(p2[k]);
+      if (k < group.length[3]) s3 += static_cast<double>(p3[k]);
     }
     features[group.band[0]] = s0;
     features[group.band[1]] = s1;

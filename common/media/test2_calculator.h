@@ -46,8 +46,8 @@ class Test2Calculator {
 
   struct Fft;
   std::unique_ptr<Fft> fft_;
-  std::vector<std::int16_t> pending_;  // samples not yet past every frame they belong to
-  std::size_t next_frame_ = 0;         // where in pending_ the next frame starts
+  std::vector<std::int16_t> pending_;  // from the next frame's start: fewer than a frame's samples
+  std::vector<std::int16_t> joined_;   // a frame that spans pending_ and the samples fed
   std::array<Bands, 8> recent_{};      // the last chroma vectors, for the 5-tap filter
   std::size_t recent_next_ = 0, recent_count_ = 0;
   std::vector<double> image_;  // kImageRows rolling rows of the integral image, kBands each
