@@ -1,7 +1,8 @@
-// The transcoder job's fingerprint stage, in parts, on one file decoded once into memory: the
+// The transcoder job's fingerprint stage in parts, on one file decoded once into memory: the
 // conversion to Chromaprint's input (ChromaprintInput), the items at speed 1 (Fingerprinter, and
-// libchromaprint's own pass for comparison), and the stage as a whole, as the stage runs them. The stage's figure of record is `fingerprint_cpu_s` of
-// `plyr-core transcode` (bench/fingerprint/run.sh); this separates its parts.
+// libchromaprint's own pass for comparison), and the stage as a whole; also the decode alone and
+// with the stage on each frame as it is decoded. The stage's figure of record is
+// `fingerprint_cpu_s` of `plyr-core transcode` (bench/fingerprint/run.sh); this separates its parts.
 //
 // In a job each decoded frame reaches the stage while it is still in cache, so the frames are
 // walked as the first two seconds of the file over and over, for as long as the whole file:
@@ -175,15 +176,16 @@ void BM_LibchromaprintPass(benchmark::State& state) {
 }
 BENCHMARK(BM_LibchromaprintPass)->Unit(benchmark::kMillisecond);
 
-// As the stage runs: each decoded chunk converted, then fed.
-void BM_Stage(benchmark::State& state) {
+// The stage as a job runs it, on the frames `for_each_frame` hands out: each converted, then fed.
+template <typename ForEachFrameFn>
+void RunStage(benchmark::State& state, ForEachFrameFn for_each_frame) {
   const Decoded& audio = Audio();
   plyr::media::Fingerprinter fingerprinter;
   std::vector<std::int16_t> samples;
   for (auto _ : state) {
     auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
     (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
-    ForEachFrame([&](const AVFrame& frame) {
+    for_each_frame([&](const AVFrame& frame) {
       samples.clear();
       input->Convert(frame, &samples);
       (void)fingerprinter.Feed(samples);
@@ -194,32 +196,21 @@ void BM_Stage(benchmark::State& state) {
     benchmark::DoNotOptimize(fingerprinter.Finish());
   }
 }
+
+void BM_Stage(benchmark::State& state) {
+  RunStage(state, [](auto fn) { ForEachFrame(fn); });
+}
 BENCHMARK(BM_Stage)->Unit(benchmark::kMillisecond);
 
 // The decode alone, and the decode with the stage run on each frame as it is decoded: their
-// difference is the stage's cost on frames fresh from the decoder, as in a job.
+// difference is the stage's cost on frames fresh from the decoder.
 void BM_DecodeOnly(benchmark::State& state) {
   for (auto _ : state) DecodeEach([](const AVFrame& frame) { benchmark::DoNotOptimize(frame.nb_samples); });
 }
 BENCHMARK(BM_DecodeOnly)->Unit(benchmark::kMillisecond);
 
 void BM_DecodeWithStage(benchmark::State& state) {
-  const Decoded& audio = Audio();
-  plyr::media::Fingerprinter fingerprinter;
-  std::vector<std::int16_t> samples;
-  for (auto _ : state) {
-    auto input = plyr::transcoder::ChromaprintInput::Create(audio.rate, audio.format, audio.channels);
-    (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
-    DecodeEach([&](const AVFrame& frame) {
-      samples.clear();
-      input->Convert(frame, &samples);
-      (void)fingerprinter.Feed(samples);
-    });
-    samples.clear();
-    input->Finish(&samples);
-    (void)fingerprinter.Feed(samples);
-    benchmark::DoNotOptimize(fingerprinter.Finish());
-  }
+  RunStage(state, [](auto fn) { DecodeEach(fn); });
 }
 BENCHMARK(BM_DecodeWithStage)->Unit(benchmark::kMillisecond);
 
