@@ -41,18 +41,20 @@ std::string& Path() {
   return path;
 }
 
-// Decodes the file again, calling fn(frame) for each decoded frame as it comes out of the decoder.
+// Decodes the file, calling fn(frame) for each decoded frame as it comes out of the decoder;
+// false when the file cannot be opened or has no audio.
 template <typename Fn>
-void DecodeEach(Fn fn) {
+bool DecodeEach(Fn fn) {
   AVFormatContext* raw = nullptr;
-  if (avformat_open_input(&raw, Path().c_str(), nullptr, nullptr) < 0) return;
+  if (avformat_open_input(&raw, Path().c_str(), nullptr, nullptr) < 0) return false;
   plyr::media::InputFormatPtr input(raw);
-  avformat_find_stream_info(raw, nullptr);
+  if (avformat_find_stream_info(raw, nullptr) < 0) return false;
   const AVCodec* codec = nullptr;
   const int stream = av_find_best_stream(raw, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+  if (stream < 0 || !codec) return false;
   plyr::media::CodecContextPtr decoder(avcodec_alloc_context3(codec));
   avcodec_parameters_to_context(decoder.get(), raw->streams[stream]->codecpar);
-  avcodec_open2(decoder.get(), codec, nullptr);
+  if (avcodec_open2(decoder.get(), codec, nullptr) < 0) return false;
   plyr::media::PacketPtr packet(av_packet_alloc());
   FramePtr frame(av_frame_alloc());
   auto drain = [&] {
@@ -68,39 +70,19 @@ void DecodeEach(Fn fn) {
   }
   avcodec_send_packet(decoder.get(), nullptr);
   drain();
+  return true;
 }
 
-bool Decode(const std::string& path) {
-  AVFormatContext* raw = nullptr;
-  if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) return false;
-  plyr::media::InputFormatPtr input(raw);
-  if (avformat_find_stream_info(raw, nullptr) < 0) return false;
-  const AVCodec* codec = nullptr;
-  const int stream = av_find_best_stream(raw, AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
-  if (stream < 0 || !codec) return false;
-  plyr::media::CodecContextPtr decoder(avcodec_alloc_context3(codec));
-  avcodec_parameters_to_context(decoder.get(), raw->streams[stream]->codecpar);
-  if (avcodec_open2(decoder.get(), codec, nullptr) < 0) return false;
-  plyr::media::PacketPtr packet(av_packet_alloc());
+// Decodes the file into Audio().
+bool Decode() {
   Decoded& out = Audio();
-  auto drain = [&] {
-    for (;;) {
-      FramePtr frame(av_frame_alloc());
-      if (avcodec_receive_frame(decoder.get(), frame.get()) < 0) return;
-      out.rate = frame->sample_rate;
-      out.channels = frame->ch_layout.nb_channels;
-      out.format = static_cast<AVSampleFormat>(frame->format);
-      out.frames.push_back(std::move(frame));
-    }
-  };
-  while (av_read_frame(raw, packet.get()) >= 0) {
-    if (packet->stream_index == stream) avcodec_send_packet(decoder.get(), packet.get());
-    av_packet_unref(packet.get());
-    drain();
-  }
-  avcodec_send_packet(decoder.get(), nullptr);
-  drain();
-  return !out.frames.empty();
+  const bool opened = DecodeEach([&](const AVFrame& frame) {
+    out.rate = frame.sample_rate;
+    out.channels = frame.ch_layout.nb_channels;
+    out.format = static_cast<AVSampleFormat>(frame.format);
+    out.frames.emplace_back(av_frame_clone(&frame));
+  });
+  return opened && !out.frames.empty();
 }
 
 std::int64_t AudioSamples() {
@@ -223,7 +205,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   Path() = argv[1];
-  if (!Decode(argv[1])) {
+  if (!Decode()) {
     std::fprintf(stderr, "cannot decode %s\n", argv[1]);
     return 1;
   }
