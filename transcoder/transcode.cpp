@@ -22,12 +22,11 @@
 #include "common/comma_list.h"
 #include "common/media/chromaprint.h"
 #include "common/media/ffmpeg_util.h"
+#include "transcoder/avfilter_library.h"
 #include "transcoder/chromaprint_input.h"
 #include "transcoder/true_peak.h"
 
 extern "C" {
-#include <libavfilter/buffersink.h>
-#include <libavfilter/buffersrc.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
 }
@@ -290,27 +289,31 @@ class Analyzer final : public Consumer {
     std::unique_ptr<Analyzer> a(new Analyzer());
     a->channels_ = format.layout.nb_channels;
     a->slice_samples_ = std::max(1, format.rate / kPeakSlicesPerSecond);
-    a->graph_.reset(avfilter_graph_alloc());
+    auto library = AvfilterLibrary::Get();
+    if (!library.ok()) return library.status();
+    const AvfilterLibrary& filters = **library;
+    a->filters_ = &filters;
+    a->graph_ = FilterGraphPtr(filters.graph_alloc(), FilterGraphDeleter{&filters});
     if (!a->graph_) return Status(StatusCode::kResourceExhausted, "out of memory");
     char layout[128];
     av_channel_layout_describe(&format.layout, layout, sizeof layout);
     const std::string args = "time_base=1/" + std::to_string(format.rate) + ":sample_rate=" +
                              std::to_string(format.rate) + ":sample_fmt=flt:channel_layout=" + layout;
     AVFilterContext* r128 = nullptr;
-    int r = avfilter_graph_create_filter(&a->source_, avfilter_get_by_name("abuffer"), "in", args.c_str(), nullptr,
-                                         a->graph_.get());
+    int r = filters.graph_create_filter(&a->source_, filters.get_by_name("abuffer"), "in", args.c_str(), nullptr,
+                                        a->graph_.get());
     if (r >= 0) {
       // Integrated loudness and range only: the true peak is TruePeakMeter's (true_peak.h says why).
-      r = avfilter_graph_create_filter(&r128, avfilter_get_by_name("ebur128"), "r128", "peak=none:metadata=1",
-                                       nullptr, a->graph_.get());
+      r = filters.graph_create_filter(&r128, filters.get_by_name("ebur128"), "r128", "peak=none:metadata=1", nullptr,
+                                      a->graph_.get());
     }
     if (r >= 0) {
-      r = avfilter_graph_create_filter(&a->sink_, avfilter_get_by_name("abuffersink"), "out", nullptr, nullptr,
-                                       a->graph_.get());
+      r = filters.graph_create_filter(&a->sink_, filters.get_by_name("abuffersink"), "out", nullptr, nullptr,
+                                      a->graph_.get());
     }
-    if (r >= 0) r = avfilter_link(a->source_, 0, r128, 0);
-    if (r >= 0) r = avfilter_link(r128, 0, a->sink_, 0);
-    if (r >= 0) r = avfilter_graph_config(a->graph_.get(), nullptr);
+    if (r >= 0) r = filters.link(a->source_, 0, r128, 0);
+    if (r >= 0) r = filters.link(r128, 0, a->sink_, 0);
+    if (r >= 0) r = filters.graph_config(a->graph_.get(), nullptr);
     if (r < 0) return FfmpegFailure("cannot set up the loudness meter", r);
     a->out_.reset(av_frame_alloc());
     if (!a->out_) return Status(StatusCode::kResourceExhausted, "out of memory");
@@ -326,11 +329,11 @@ class Analyzer final : public Consumer {
       if (!copy) return Status(StatusCode::kResourceExhausted, "out of memory");
       copy->pts = samples_;
       samples_ += frame->nb_samples;
-      if (int r = av_buffersrc_add_frame(source_, copy.get()); r < 0) return FfmpegFailure("loudness meter", r);
+      if (int r = filters_->buffersrc_add_frame(source_, copy.get()); r < 0) return FfmpegFailure("loudness meter", r);
       if (auto s = Drain(); !s.ok()) return s;
     }
     if (chunk.eof) {
-      if (int r = av_buffersrc_add_frame(source_, nullptr); r < 0) return FfmpegFailure("loudness meter", r);
+      if (int r = filters_->buffersrc_add_frame(source_, nullptr); r < 0) return FfmpegFailure("loudness meter", r);
       if (auto s = Drain(); !s.ok()) return s;
       if (slice_fill_ > 0) slices_.push_back({slice_min_, slice_max_});
     }
@@ -381,7 +384,7 @@ class Analyzer final : public Consumer {
   // Pulls the meter's output; each frame at a 100 ms block boundary carries the figures so far.
   Status Drain() {
     for (;;) {
-      int r = av_buffersink_get_frame(sink_, out_.get());
+      int r = filters_->buffersink_get_frame(sink_, out_.get());
       if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return OkStatus();
       if (r < 0) return FfmpegFailure("loudness meter", r);
       auto read = [&](const char* key, std::optional<double>& into) {
@@ -394,6 +397,7 @@ class Analyzer final : public Consumer {
   }
 
   int channels_ = 0;
+  const AvfilterLibrary* filters_ = nullptr;
   FilterGraphPtr graph_;
   AVFilterContext* source_ = nullptr;  // owned by graph_
   AVFilterContext* sink_ = nullptr;    // owned by graph_
