@@ -13,8 +13,15 @@
 #include <regex>
 #include <sstream>
 
+#include <dlfcn.h>
+
 #include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
+
+extern "C" {
+#include <libavfilter/version.h>
+#include <libavutil/macros.h>
+}
 
 #include "common/media/chromaprint.h"
 #include "tests/support/process.h"
@@ -389,6 +396,26 @@ TEST_F(TranscodeTest, FingerprintsComeFromTheSharedDecode) {
   // Its CPU is measured and is part of the whole.
   EXPECT_GT(result->fingerprint_cpu_seconds, 0);
   EXPECT_LT(result->fingerprint_cpu_seconds, result->cpu_seconds);
+}
+
+TEST_F(TranscodeTest, LibavfilterIsLoadedOnlyWhenAJobMeasuresLoudness) {
+  // Each test runs in a process of its own (ctest), so nothing has loaded it before.
+  const std::string soname = "libavfilter.so." AV_STRINGIFY(LIBAVFILTER_VERSION_MAJOR);
+  const auto loaded = [&] {
+    void* handle = dlopen(soname.c_str(), RTLD_NOW | RTLD_NOLOAD);
+    if (handle) dlclose(handle);  // drops only the reference RTLD_NOLOAD took
+    return handle != nullptr;
+  };
+  const fs::path input = MakeMelody(dir_.path(), "melody.flac", 5);
+  TranscodeRequest without;
+  without.analyze = false;
+  ASSERT_TRUE(Transcode(input, "wav", without).ok());
+  EXPECT_FALSE(loaded()) << "a job without the loudness meter loaded " << soname;
+  auto measured = Transcode(input, "wav");
+  ASSERT_TRUE(measured.ok()) << measured.status().ToString();
+  EXPECT_TRUE(loaded());
+  ASSERT_TRUE(measured->facts.integrated_lufs.has_value());
+  EXPECT_LT(*measured->facts.integrated_lufs, 0);
 }
 
 TEST_F(TranscodeTest, WithoutFingerprintSpeedsNothingChanges) {
