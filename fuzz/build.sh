@@ -19,11 +19,11 @@ stream_ticket_fuzz      | streamer/stream_ticket.cpp common/comma_list.cpp | -ls
 ws_frame_fuzz           | labeler/ws_frame.cpp | 
 multipart_fuzz          | transcoder/multipart_reader.cpp common/status.cpp | -lfmt
 label_fields_fuzz       | labeler/label.cpp common/status.cpp | -lboost_json -lcrypto -lfmt
-fingerprint_string_fuzz | common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavutil -lfmt
+fingerprint_string_fuzz | common/media/chromaprint.cpp common/media/test2_calculator.cpp common/media/cpu.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavcodec -lavutil -lfmt
 proxy_and_log_fuzz      | common/trusted_proxies.cpp common/log.cpp common/json_text.cpp common/comma_list.cpp common/status.cpp | -lboost_json -lspdlog -lfmt
-job_options_fuzz        | transcoder/rendition.cpp common/media/chromaprint.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavutil -lfmt
+job_options_fuzz        | transcoder/rendition.cpp common/media/chromaprint.cpp common/media/test2_calculator.cpp common/media/cpu.cpp common/comma_list.cpp common/status.cpp | -lchromaprint -lswresample -lavcodec -lavutil -lfmt
 label_input_fuzz        | labeler/label.cpp labeler/label_cbor.cpp common/status.cpp | -lcrypto -lcbor -lfmt
-audio_decode_fuzz       | fingerprint/audio_fingerprint.cpp common/media/chromaprint.cpp common/media/ffmpeg_util.cpp common/comma_list.cpp common/status.cpp | -lavformat -lavcodec -lswresample -lavutil -lchromaprint -lspdlog -lfmt
+audio_decode_fuzz       | fingerprint/audio_fingerprint.cpp common/media/chromaprint.cpp common/media/test2_calculator.cpp common/media/cpu.cpp common/media/ffmpeg_util.cpp common/comma_list.cpp common/status.cpp | -lavformat -lavcodec -lswresample -lavutil -lchromaprint -lspdlog -lfmt
 request_target_fuzz     | common/router.cpp common/url_impl.cpp | 
 xrpc_query_fuzz         | labeler/xrpc_params.cpp labeler/label.cpp common/comma_list.cpp common/status.cpp common/url_impl.cpp | -lboost_json -lcrypto -lfmt
 '
