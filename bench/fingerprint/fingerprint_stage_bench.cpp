@@ -145,6 +145,19 @@ void BM_ChromaprintPass(benchmark::State& state) {
 }
 BENCHMARK(BM_ChromaprintPass)->Unit(benchmark::kMillisecond);
 
+// The three speeds a job fingerprints by default (1, 0.98, 1.02): each variant is resampled from
+// the 11025 Hz samples, then given its own pass.
+void BM_ThreeSpeeds(benchmark::State& state) {
+  const std::vector<std::int16_t> samples = Convert();
+  plyr::media::Fingerprinter fingerprinter({1.0, 0.98, 1.02});
+  for (auto _ : state) {
+    (void)fingerprinter.Start(plyr::media::kChromaprintRate, 1);
+    (void)fingerprinter.Feed(samples);
+    benchmark::DoNotOptimize(fingerprinter.Finish());
+  }
+}
+BENCHMARK(BM_ThreeSpeeds)->Unit(benchmark::kMillisecond);
+
 // libchromaprint's own pass over the same samples (the anchor for Test2Calculator).
 void BM_LibchromaprintPass(benchmark::State& state) {
   const std::vector<std::int16_t> samples = Convert();
