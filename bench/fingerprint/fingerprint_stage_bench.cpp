@@ -1,7 +1,7 @@
 // The transcoder job's fingerprint stage in parts, on one file decoded once into memory: the
 // conversion to Chromaprint's input (ChromaprintInput), the items at speed 1 (Fingerprinter, and
-// libchromaprint's own pass for comparison), and the stage as a whole; also the decode alone and
-// with the stage on each frame as it is decoded. The stage's figure of record is
+// libchromaprint's own pass for comparison) and at the three speeds a job uses by default, and the
+// stage as a whole; also the decode alone and with the stage on each frame as it is decoded. The stage's figure of record is
 // `fingerprint_cpu_s` of `plyr-core transcode` (bench/fingerprint/run.sh); this separates its parts.
 //
 // In a job each decoded frame reaches the stage while it is still in cache, so the frames are
