@@ -56,11 +56,9 @@ struct RunGroup {
   int shortest, longest;
 };
 
-
 struct AvFree {
   void operator()(float* p) const { av_free(p); }
 };
-
 
 // Four and eight floats: an SSE register (every x86-64 has them) and an AVX one.
 typedef float Float4 __attribute__((vector_size(16)));
@@ -179,6 +177,7 @@ struct Test2Calculator::Fft {
       cosines[static_cast<std::size_t>(i)] = static_cast<float>(std::cos(i * step));
       sines[static_cast<std::size_t>(i)] = static_cast<float>(std::cos((kFrameSize / 4 - i) * step));
     }
+    // Bins 10 to 1307: inside the 8 to n/2 − 8 that SeparatedPower computes.
     min_bin = std::max(1, FreqToIndex(kMinHz));
     max_bin = std::min(kFrameSize / 2, FreqToIndex(kMaxHz));
     std::vector<BandRun> runs;
