@@ -165,7 +165,6 @@ struct Test2Calculator::Fft {
   // av_rdft's twiddle factors, as FFmpeg tabulates them (float cosines of i·2π/n).
   std::array<float, kFrameSize / 4> cosines{}, sines{};
   std::vector<RunGroup> groups;
-  int min_bin = 0, max_bin = 0;
 
   Fft() {
     // Hamming, scaled to 16-bit full scale, rounded to float as the FFT's input is.
@@ -178,8 +177,8 @@ struct Test2Calculator::Fft {
       sines[static_cast<std::size_t>(i)] = static_cast<float>(std::cos((kFrameSize / 4 - i) * step));
     }
     // Bins 10 to 1307: inside the 8 to n/2 − 8 that SeparatedPower computes.
-    min_bin = std::max(1, FreqToIndex(kMinHz));
-    max_bin = std::min(kFrameSize / 2, FreqToIndex(kMaxHz));
+    const int min_bin = std::max(1, FreqToIndex(kMinHz));
+    const int max_bin = std::min(kFrameSize / 2, FreqToIndex(kMaxHz));
     std::vector<BandRun> runs;
     for (int i = min_bin; i < max_bin; ++i) {
       const double hz = static_cast<double>(i) * kSampleRate / kFrameSize;
