@@ -390,16 +390,13 @@ StatusOr<std::vector<StoredLabel>> SqliteLabelStore::ReadAfter(std::int64_t afte
 }
 
 StatusOr<std::vector<StoredLabel>> SqliteLabelStore::Query(const LabelQuery& query) {
-  auto patterns = SplitUriPatterns(query.uri_patterns);
-  if (!patterns.ok()) return patterns.status();
-  if (patterns->none()) return std::vector<StoredLabel>{};
-  const bool match_all = patterns->match_all;
-  const std::vector<std::string>& exact = patterns->exact;
-  const std::vector<std::string>& prefixes = patterns->prefixes;
-  const std::vector<std::string> sources = Distinct(query.sources);
-  if (exact.size() + 2 * prefixes.size() + sources.size() + 2 > kMaxQueryParams) {
-    return Status(StatusCode::kInvalidArgument, "too many patterns and sources in one query");
-  }
+  auto terms = SortOutQueryTerms(query.uri_patterns, query.sources, kMaxQueryParams);
+  if (!terms.ok()) return terms.status();
+  if (terms->patterns.none()) return std::vector<StoredLabel>{};
+  const bool match_all = terms->patterns.match_all;
+  const std::vector<std::string>& exact = terms->patterns.exact;
+  const std::vector<std::string>& prefixes = terms->patterns.prefixes;
+  const std::vector<std::string>& sources = terms->sources;
 
   SqlBuilder sql("SELECT " + std::string(kColumns) + " FROM labels WHERE seq > ");
   sql.Param(query.after_seq);

@@ -148,16 +148,13 @@ class PgLabelStore final : public LabelStore {
   }
 
   StatusOr<std::vector<StoredLabel>> Query(const LabelQuery& query) override {
-    auto patterns = SplitUriPatterns(query.uri_patterns);
-    if (!patterns.ok()) return patterns.status();
-    if (patterns->none()) return std::vector<StoredLabel>{};
-    const bool match_all = patterns->match_all;
-    const std::vector<std::string>& exact = patterns->exact;
-    const std::vector<std::string>& prefixes = patterns->prefixes;
-    const std::vector<std::string> sources = Distinct(query.sources);
-    if (exact.size() + 2 * prefixes.size() + sources.size() + 2 > 60'000) {
-      return Status(StatusCode::kInvalidArgument, "too many patterns and sources in one query");
-    }
+    auto terms = SortOutQueryTerms(query.uri_patterns, query.sources, 60'000);
+    if (!terms.ok()) return terms.status();
+    if (terms->patterns.none()) return std::vector<StoredLabel>{};
+    const bool match_all = terms->patterns.match_all;
+    const std::vector<std::string>& exact = terms->patterns.exact;
+    const std::vector<std::string>& prefixes = terms->patterns.prefixes;
+    const std::vector<std::string>& sources = terms->sources;
     SqlBuilder sql("SELECT " + std::string(kColumns) + " FROM labeler_labels WHERE seq > ", SqlBuilder::Style::kPostgres);
     sql.Param(query.after_seq);
     if (!match_all) {

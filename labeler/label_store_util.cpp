@@ -83,6 +83,19 @@ StatusOr<UriPatterns> SplitUriPatterns(const std::vector<std::string>& patterns)
   return out;
 }
 
+StatusOr<QueryTerms> SortOutQueryTerms(const std::vector<std::string>& uri_patterns,
+                                       const std::vector<std::string>& sources, std::size_t max_params) {
+  auto patterns = SplitUriPatterns(uri_patterns);
+  if (!patterns.ok()) return patterns.status();
+  QueryTerms terms{std::move(*patterns), {}};
+  if (terms.patterns.none()) return terms;
+  terms.sources = Distinct(sources);
+  if (terms.patterns.exact.size() + 2 * terms.patterns.prefixes.size() + terms.sources.size() + 2 > max_params) {
+    return Status(StatusCode::kInvalidArgument, "too many patterns and sources in one query");
+  }
+  return terms;
+}
+
 Status InvalidLabel() {
   return Status(StatusCode::kInvalidArgument, "a label without its signature or CBOR, or with an unreadable exp");
 }

@@ -39,6 +39,17 @@ struct UriPatterns {
 };
 StatusOr<UriPatterns> SplitUriPatterns(const std::vector<std::string>& patterns);
 
+// A queryLabels request's terms, sorted out for one statement: its patterns (as above) and its
+// sources without duplicates. When the patterns match nothing (none()), sources is left empty and
+// nothing is counted; otherwise InvalidArgument when the statement would bind more than
+// `max_params` values.
+struct QueryTerms {
+  UriPatterns patterns;
+  std::vector<std::string> sources;
+};
+StatusOr<QueryTerms> SortOutQueryTerms(const std::vector<std::string>& uri_patterns,
+                                       const std::vector<std::string>& sources, std::size_t max_params);
+
 // IN lists are cut into chunks of at most this many values, far below SQLite's variable limit.
 inline constexpr std::size_t kMaxInChunk = 500;
 
