@@ -776,12 +776,8 @@ class Pipeline : public std::enable_shared_from_this<Pipeline> {
     }
 
     // The consumers that run with the decoder; only this step touches them until they finish.
-    bool failed_before = false;
-    {
-      std::lock_guard lock(mutex_);
-      failed_before = !failure_.ok();
-    }
-    for (std::size_t i = 0; status.ok() && !failed_before && i < consumers_.size(); ++i) {
+    // (`status` already carries a failure recorded before this step.)
+    for (std::size_t i = 0; status.ok() && i < consumers_.size(); ++i) {
       Consumer& c = *consumers_[i];
       if (!c.with_decoder) continue;
       const double consumer_cpu_start = ThreadCpuSeconds();
