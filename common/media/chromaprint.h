@@ -2,10 +2,11 @@
 // and the compressed text form AcoustID and `fpcalc` print.
 //
 // A fingerprint is a sequence of 32-bit items, one per 1365 samples at 11025 Hz (about 8.08 per
-// second), each describing the chroma of the 0.37 s around it. Feeding 11025 Hz mono skips
-// Chromaprint's own resampler and channel mix.
+// second), each describing the chroma of the 0.37 s around it. The items are computed by our own
+// TEST2 pass (test2_calculator.h: libchromaprint's items, bit for bit); audio fed at 11025 Hz mono
+// goes to it as it is, any other rate or channel count through swresample with fpcalc's filter.
 //
-// Speed variants: a context started at rate R/s instead of R hears the audio slowed down by s.
+// Speed variants: audio declared at rate R/s instead of R is heard slowed down by s.
 // Fingerprinting one decode at several declared rates yields, for a copy that was sped up by s
 // (pitch and tempo together, like a tape played fast), a variant in which the change is undone;
 // item j of that variant lies at j·kItemSeconds/s in the audio fed. The fingerprint service uses
